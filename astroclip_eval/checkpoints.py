@@ -1,0 +1,118 @@
+"""Safe checkpoint loading and promotion of the best checkpoint of a training run.
+
+A checkpoint is a pickle; everything here loads with `weights_only=True` and an explicit allow-list, so a
+crafted file cannot run code. The best checkpoint is chosen by the score the ModelCheckpoint callback stored
+*inside* each file (`current_score`), never by its file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import copy_file, write_json
+from .errors import UserError
+
+
+def _allowed_globals() -> list[Any]:
+    """Types the project's own Lightning checkpoints hold besides tensors and builtins."""
+    from pytorch_lightning.utilities.parsing import AttributeDict
+
+    return [AttributeDict]
+
+
+def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load with weights_only=True; any failure becomes one UserError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        with torch.serialization.safe_globals(_allowed_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"{path}: refused to load: it needs types outside the safe allow-list ({first[:200]}); "
+            "only load checkpoints you trust"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise UserError(f"{path}: unreadable checkpoint (truncated or corrupt?): {str(exc).splitlines()[0][:200]}") from None
+
+
+@dataclass(frozen=True)
+class CheckpointScore:
+    path: Path
+    epoch: int | None
+    monitor: str | None
+    score: float | None
+
+
+def stored_score(path: str | os.PathLike) -> CheckpointScore:
+    """The monitored metric and its value as the ModelCheckpoint callback saved them inside the file."""
+    ckpt = safe_load(path)
+    if not isinstance(ckpt, dict):
+        raise UserError(f"{path}: not a Lightning checkpoint (expected a dict with 'state_dict')")
+    monitor, score = None, None
+    for key, state in (ckpt.get("callbacks") or {}).items():
+        if str(key).startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("monitor"):
+            if "'mode': 'max'" in str(key):
+                raise UserError(f"{path}: ModelCheckpoint monitored {state['monitor']} with mode 'max'; expected a loss (mode 'min')")
+            monitor = str(state["monitor"])
+            value = state.get("current_score")
+            score = float(value) if value is not None else None
+            break
+    return CheckpointScore(Path(path), ckpt.get("epoch"), monitor, score)
+
+
+def select_best(run_dir: str | os.PathLike) -> CheckpointScore:
+    """The `-min` checkpoint of a run directory with the lowest stored monitored score."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: checkpoint_dir not found (expected a Lightning run directory)")
+    all_ckpts = sorted(run_dir.glob("*.ckpt"))
+    candidates = [p for p in all_ckpts if "-min" in p.stem]
+    if not candidates:
+        if any("-last" in p.stem for p in all_ckpts):
+            raise UserError(
+                f"{run_dir}: only '-last' checkpoints, no '-min' checkpoint to promote; to promote a '-last' file "
+                "on purpose, set `checkpoint: <that file>` instead of `checkpoint_dir` for this model"
+            )
+        raise UserError(f"{run_dir}: no '*-min*.ckpt' checkpoint in the run directory")
+    scored = [stored_score(p) for p in candidates]
+    unscored = [s.path.name for s in scored if s.score is None]
+    if unscored:
+        raise UserError(f"{run_dir}: no monitored score stored in {', '.join(unscored)} (ModelCheckpoint state missing)")
+    return min(scored, key=lambda s: (s.score, s.path.name))
+
+
+def sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def promote(source: str | os.PathLike, dest_ckpt: str | os.PathLike, dest_json: str | os.PathLike) -> CheckpointScore:
+    """Copy the best checkpoint of a run directory (or a given checkpoint file) into the cache, atomically."""
+    source = Path(source)
+    chosen = select_best(source) if source.is_dir() else stored_score(source)
+    copy_file(chosen.path, dest_ckpt)
+    write_json(
+        dest_json,
+        {
+            "source": str(chosen.path),
+            "epoch": chosen.epoch,
+            "monitor": chosen.monitor,
+            "score": chosen.score,
+            "sha256": sha256(dest_ckpt),
+        },
+    )
+    return chosen

@@ -1,0 +1,239 @@
+"""The reference AstroCLIP model: a compact image CNN and a spectrum 1D-CNN with attention pooling, trained with
+a CLIP (InfoNCE) loss into one L2-normalised space.
+
+The model does its own preprocessing from raw survey rows (images (n, H, W, 3) in nanomaggies, spectra
+(n, 7781) in 1e-17 erg/s/cm^2/A), so the embedding step needs nothing but the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import SPECTRUM_LENGTH
+from .valid import valid_mask
+
+IMAGE_SOFTENING = (0.01, 0.02, 0.05)  # arcsinh softening per band (g, r, z), near the sky noise
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x + self.body(x))
+
+
+class ImageEncoder(nn.Module):
+    """ResNet-style CNN: a stride-2 stem, then stages that halve the resolution, widen, and add a residual block.
+
+    No residual block at full stem resolution: on CPUs that layer would dominate the step time.
+    """
+
+    def __init__(self, widths: tuple[int, ...], out_dim: int):
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, widths[0], 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.GELU(),
+        ]
+        for w_in, w_out in zip(widths[:-1], widths[1:]):
+            layers += [
+                nn.Conv2d(w_in, w_out, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(w_out),
+                nn.GELU(),
+                ResBlock(w_out),
+            ]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(widths[-1], widths[-1]), nn.GELU(), nn.Linear(widths[-1], out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+class SpectrumEncoder(nn.Module):
+    """1D convolutions over the pooled spectrum, attention pooling, and an MLP that also sees the log amplitude."""
+
+    def __init__(self, widths: tuple[int, ...], out_dim: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for i, w in enumerate(widths):
+            layers += [
+                nn.Conv1d(c_in, w, kernel_size=7 if i == 0 else 5, stride=2, padding=3 if i == 0 else 2),
+                nn.BatchNorm1d(w),
+                nn.GELU(),
+            ]
+            c_in = w
+        self.features = nn.Sequential(*layers)
+        self.attention = nn.Conv1d(c_in, 1, kernel_size=1)
+        self.head = nn.Sequential(nn.Linear(c_in + 1, c_in), nn.GELU(), nn.Linear(c_in, out_dim))
+
+    def forward(self, x: torch.Tensor, log_amplitude: torch.Tensor) -> torch.Tensor:
+        h = self.features(x.unsqueeze(1))
+        weights = torch.softmax(self.attention(h), dim=-1)
+        pooled = (h * weights).sum(dim=-1)
+        return self.head(torch.cat([pooled, log_amplitude.unsqueeze(1)], dim=1))
+
+
+class ReferenceAstroCLIP(pl.LightningModule):
+    """Image and spectrum encoders into a shared `embedding_dim` space, trained with a CLIP loss."""
+
+    def __init__(
+        self,
+        embedding_dim: int = 128,
+        image_crop: int = 32,
+        spectrum_pool: int = 16,
+        image_widths: tuple[int, ...] = (16, 32, 64),
+        spectrum_widths: tuple[int, ...] = (16, 32, 64, 64),
+        lr: float = 2e-3,
+        weight_decay: float = 0.05,
+        max_epochs: int = 30,
+        z_min: float = 0.0,
+        z_max: float = 0.8,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.image_encoder = ImageEncoder(tuple(image_widths), embedding_dim)
+        self.spectrum_encoder = SpectrumEncoder(tuple(spectrum_widths), embedding_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        # Normalisation statistics, filled from training data by `fit_normalisation` and saved with the weights.
+        self.register_buffer("image_mean", torch.zeros(3))
+        self.register_buffer("image_std", torch.ones(3))
+        self.register_buffer("log_amp_mean", torch.zeros(()))
+        self.register_buffer("log_amp_std", torch.ones(()))
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.hparams.embedding_dim)
+
+    # -- preprocessing ----------------------------------------------------------------------------------
+    def crop_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Centre crop of (n, H, W, 3) images to image_crop pixels (a no-op on already cropped images)."""
+        c = self.hparams.image_crop
+        h, w = images.shape[1:3]
+        if h < c or w < c:
+            raise ValueError(f"images are {h}x{w}, smaller than the model's centre crop of {c}")
+        y0, x0 = (h - c) // 2, (w - c) // 2
+        return images[:, y0 : y0 + c, x0 : x0 + c, :]
+
+    def _image_features(self, images: torch.Tensor) -> torch.Tensor:
+        soft = torch.tensor(IMAGE_SOFTENING, device=images.device, dtype=images.dtype)
+        x = torch.asinh(self.crop_images(images) / soft).permute(0, 3, 1, 2)
+        return x
+
+    def _spectrum_features(self, spectra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if spectra.shape[1] != SPECTRUM_LENGTH:
+            raise ValueError(f"spectra have {spectra.shape[1]} bins, expected {SPECTRUM_LENGTH}")
+        p = self.hparams.spectrum_pool
+        x = torch.nan_to_num(spectra, nan=0.0, posinf=0.0, neginf=0.0)
+        x = x[:, : (x.shape[1] // p) * p].reshape(x.shape[0], -1, p).mean(dim=2)
+        amplitude = x.abs().mean(dim=1).clamp_min(1e-3)
+        return x / amplitude.unsqueeze(1), torch.log(amplitude)
+
+    @torch.no_grad()
+    def fit_normalisation(self, images: torch.Tensor, spectra: torch.Tensor) -> None:
+        """Per-channel image statistics and log-amplitude statistics from a sample of training rows."""
+        x = self._image_features(images)
+        self.image_mean.copy_(x.mean(dim=(0, 2, 3)))
+        self.image_std.copy_(x.std(dim=(0, 2, 3)).clamp_min(1e-6))
+        _, log_amp = self._spectrum_features(spectra)
+        self.log_amp_mean.copy_(log_amp.mean())
+        self.log_amp_std.copy_(log_amp.std().clamp_min(1e-6))
+
+    def _standard_images(self, images: torch.Tensor) -> torch.Tensor:
+        x = self._image_features(images)
+        return (x - self.image_mean[None, :, None, None]) / self.image_std[None, :, None, None]
+
+    def _standard_spectra(self, spectra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, log_amp = self._spectrum_features(spectra)
+        return x, (log_amp - self.log_amp_mean) / self.log_amp_std
+
+    # -- embedding --------------------------------------------------------------------------------------
+    def encode_images(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_encoder(x), dim=1)
+
+    def encode_spectra(self, x: torch.Tensor, log_amp: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.spectrum_encoder(x, log_amp), dim=1)
+
+    def embed_images(self, images: torch.Tensor) -> torch.Tensor:
+        """(n, H, W, 3) raw images -> (n, D) unit vectors."""
+        return self.encode_images(self._standard_images(images))
+
+    def embed_spectra(self, spectra: torch.Tensor) -> torch.Tensor:
+        """(n, 7781) raw spectra -> (n, D) unit vectors."""
+        return self.encode_spectra(*self._standard_spectra(spectra))
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.embed_images(batch["images"]), self.embed_spectra(batch["spectra"])
+
+    # -- training ---------------------------------------------------------------------------------------
+    def _augment(self, x_img: torch.Tensor, x_spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotations and flips of images; noise on both, so the model cannot memorise training pairs."""
+        k = int(torch.randint(0, 4, ()).item())
+        x_img = torch.rot90(x_img, k, dims=(2, 3))
+        if torch.rand(()) < 0.5:
+            x_img = x_img.flip(3)
+        x_img = x_img + 0.1 * torch.randn_like(x_img)
+        x_spec = x_spec + 0.3 * torch.randn_like(x_spec) * x_spec.std(dim=1, keepdim=True)
+        return x_img, x_spec
+
+    def _loss(self, batch: dict[str, torch.Tensor], augment: bool) -> torch.Tensor | None:
+        mask = valid_mask(batch["spectra"].cpu().numpy(), batch["redshifts"].cpu().numpy(), self.hparams.z_min, self.hparams.z_max)
+        keep = torch.from_numpy(mask).to(batch["spectra"].device)
+        if keep.sum() < 2:
+            return None
+        x_img = self._standard_images(batch["images"][keep])
+        x_spec, log_amp = self._standard_spectra(batch["spectra"][keep])
+        if augment:
+            x_img, x_spec = self._augment(x_img, x_spec)
+        z_img, z_spec = self.encode_images(x_img), self.encode_spectra(x_spec, log_amp)
+        logits = self.logit_scale.clamp(max=math.log(100)).exp() * z_img @ z_spec.T
+        target = torch.arange(logits.shape[0], device=logits.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        loss = self._loss(batch, augment=True)
+        if loss is not None:
+            self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=batch["redshifts"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss = self._loss(batch, augment=False)
+        if loss is not None:
+            self.log("val/loss", loss, on_epoch=True, batch_size=batch["redshifts"].shape[0])
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(self.hparams.max_epochs), 1))
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+
+def load_reference(path: str, device: str | torch.device = "cpu") -> ReferenceAstroCLIP:
+    """Rebuild the reference model from a (promoted) checkpoint, loaded safely, in eval mode."""
+    from .checkpoints import safe_load
+    from .errors import UserError
+
+    ckpt = safe_load(path, map_location="cpu")
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+        raise UserError(f"{path}: not a Lightning checkpoint of ReferenceAstroCLIP (no state_dict/hyper_parameters)")
+    try:
+        model = ReferenceAstroCLIP(**dict(ckpt["hyper_parameters"]))
+        model.load_state_dict(ckpt["state_dict"])
+    except (TypeError, RuntimeError) as exc:
+        raise UserError(
+            f"{path}: checkpoint does not match ReferenceAstroCLIP (from another model class?): "
+            f"{str(exc).splitlines()[0][:200]}"
+        ) from None
+    return model.to(device).eval()

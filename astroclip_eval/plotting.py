@@ -1,0 +1,115 @@
+"""Figures shared by the notebooks and the summary: one style, labelled axes with units, greyscale-safe maps."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .data import wavelength_grid
+from .redshift import MODALITIES, r2_score
+
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 200,
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "image.cmap": "viridis",
+}
+SOFTENING = np.array([0.01, 0.02, 0.05])  # arcsinh stretch per band (g, r, z), nanomaggies
+
+
+def use_style() -> None:
+    plt.rcParams.update(STYLE)
+
+
+def redshift_panels(
+    redshifts: np.ndarray, predictions: dict[tuple[str, str], np.ndarray], z_max: float = 0.8, bins: int = 60
+) -> plt.Figure:
+    """2x2 true-vs-predicted 2D histograms (rows: query modality; columns: neighbour modality) with R^2."""
+    use_style()
+    fig, axes = plt.subplots(2, 2, figsize=(8, 7.5), sharex=True, sharey=True, constrained_layout=True)
+    edges = np.linspace(0, z_max, bins + 1)
+    for i, query in enumerate(MODALITIES):
+        for j, target in enumerate(MODALITIES):
+            ax = axes[i, j]
+            pred = predictions[(query, target)]
+            hist, *_ = np.histogram2d(redshifts, pred, bins=[edges, edges])
+            mesh = ax.pcolormesh(edges, edges, np.log10(1 + hist.T), cmap="viridis", shading="flat")
+            ax.plot([0, z_max], [0, z_max], color="white", lw=0.8, ls="--")
+            ax.set_title(f"{query} query, {target} neighbours")
+            ax.text(0.04, 0.93, f"$R^2$ = {r2_score(redshifts, pred):.3f}", transform=ax.transAxes, color="white",
+                    fontsize=11, va="top")
+            if i == 1:
+                ax.set_xlabel("true redshift $z$")
+            if j == 0:
+                ax.set_ylabel("predicted redshift $z$ (kNN mean)")
+    fig.colorbar(mesh, ax=axes, shrink=0.8, label="log$_{10}$(1 + galaxies per bin)")
+    return fig
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """g/r/z image (H, W, 3) -> RGB in [0, 1] with an arcsinh stretch (z -> red, r -> green, g -> blue)."""
+    x = np.arcsinh(np.clip(image, 0, None) / SOFTENING) / np.arcsinh(1 / SOFTENING)
+    rgb = x[..., ::-1]
+    top = np.percentile(rgb, 99.5)
+    return np.clip(rgb / max(top, 1e-6), 0, 1)
+
+
+def image_grid(queries: list[int], hits: dict[int, list[int]], images: dict[int, np.ndarray], title: str) -> plt.Figure:
+    """One row per query: the query image, then its matches left to right by rank."""
+    use_style()
+    k = max(len(v) for v in hits.values())
+    fig, axes = plt.subplots(len(queries), k + 1, figsize=(1.6 * (k + 1), 1.7 * len(queries)), squeeze=False)
+    for r, q in enumerate(queries):
+        for c, idx in enumerate([q] + hits[q]):
+            ax = axes[r, c]
+            ax.imshow(to_rgb(images[idx]), origin="lower")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title("query" if c == 0 else f"#{c}", fontsize=8)
+            ax.set_xlabel(f"row {idx}", fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def spectrum_plot(
+    queries: list[int], hits: dict[int, list[int]], spectra: dict[int, np.ndarray], title: str, smooth: int = 16
+) -> plt.Figure:
+    """One panel per query: its spectrum (black) and its matches, smoothed and offset for legibility."""
+    use_style()
+    wave = wavelength_grid()
+    kernel = np.ones(smooth) / smooth
+    k = max(len(v) for v in hits.values())
+    fig, axes = plt.subplots(len(queries), 1, figsize=(8, (1.0 + 0.7 * (k + 1)) * len(queries)), squeeze=False, sharex=True)
+    for ax, q in zip(axes[:, 0], queries):
+        for n, idx in enumerate([q] + hits[q]):
+            flux = np.convolve(np.nan_to_num(spectra[idx]), kernel, mode="same")
+            scale = np.percentile(np.abs(flux), 95) or 1.0
+            label = f"query (row {idx})" if n == 0 else f"#{n} (row {idx})"
+            ax.plot(wave, flux / scale - 1.5 * n, lw=0.7, color="black" if n == 0 else f"C{n - 1}", label=label)
+        ax.set_ylabel("norm. flux + offset")
+        ax.legend(fontsize=7, loc="upper right", ncol=2)
+    axes[-1, 0].set_xlabel("observed wavelength [Å]")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def r2_vs_dim(summary: pd.DataFrame) -> plt.Figure:
+    """R^2 against embedding dimension, one line per query/neighbour combination."""
+    use_style()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    styles = ["o-", "s--", "^-.", "D:"]
+    for style, ((query, target), grp) in zip(styles, summary.groupby(["query", "target"], sort=True)):
+        grp = grp.sort_values("embedding_dim")
+        ax.plot(grp["embedding_dim"], grp["r2"], style, label=f"{query} query, {target} neighbours")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("embedding dimension")
+    ax.set_ylabel("kNN redshift $R^2$")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,114 @@
+"""Train the reference model on the training split and write Lightning checkpoints like the reproduction does.
+
+A run directory holds `astroclip-epoch=NN-min.ckpt` files (ModelCheckpoint monitoring `val/loss`, mode min),
+the last epoch's `astroclip-epoch=NN-last.ckpt`, and `metrics.csv` with per-epoch losses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+from torch.utils.data import DataLoader, Dataset
+
+from .data import Survey
+from .model import ReferenceAstroCLIP
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    embedding_dim: int = 128
+    max_epochs: int = 30
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    image_crop: int = 32
+    holdout_fraction: float = 0.1  # of the training split, for val/loss (the validation split stays unseen)
+    save_top_k: int = 2
+    seed: int = 0
+
+
+class PairDataset(Dataset):
+    """In-memory (image, spectrum, redshift) rows; images are stored already centre-cropped."""
+
+    def __init__(self, images: np.ndarray, spectra: np.ndarray, redshifts: np.ndarray):
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.spectra = torch.from_numpy(np.ascontiguousarray(spectra))
+        self.redshifts = torch.from_numpy(np.ascontiguousarray(redshifts))
+
+    def __len__(self) -> int:
+        return self.redshifts.shape[0]
+
+    def __getitems__(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        i = torch.as_tensor(idx)
+        return {"images": self.images[i], "spectra": self.spectra[i], "redshifts": self.redshifts[i]}
+
+
+def _identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return batch
+
+
+def train(dataset_path: str | os.PathLike, run_dir: str | os.PathLike, cfg: TrainConfig) -> Path:
+    """Train one model; return the run directory."""
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with Survey(dataset_path) as survey:
+        images = survey.read("train", "images", crop=cfg.image_crop)
+        spectra = survey.read("train", "spectra")
+        redshifts = survey.read("train", "redshifts")
+    n = redshifts.shape[0]
+    order = np.random.default_rng(cfg.seed).permutation(n)
+    n_hold = max(int(cfg.holdout_fraction * n), 1)
+    hold, fit = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+    log.info("training on %d rows, %d held out for val/loss", fit.size, hold.size)
+
+    model = ReferenceAstroCLIP(
+        embedding_dim=cfg.embedding_dim,
+        image_crop=cfg.image_crop,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        max_epochs=cfg.max_epochs,
+    )
+    sample = fit[:2048]
+    model.fit_normalisation(torch.from_numpy(images[sample]), torch.from_numpy(spectra[sample]))
+
+    train_dl = DataLoader(
+        PairDataset(images[fit], spectra[fit], redshifts[fit]),
+        batch_size=cfg.batch_size, shuffle=True, drop_last=True, collate_fn=_identity,
+    )
+    val_dl = DataLoader(
+        PairDataset(images[hold], spectra[hold], redshifts[hold]), batch_size=cfg.batch_size, collate_fn=_identity
+    )
+    best = ModelCheckpoint(
+        dirpath=run_dir,
+        filename="astroclip-{epoch:02d}-min",
+        monitor="val/loss",
+        mode="min",
+        save_top_k=cfg.save_top_k,
+        save_last=True,
+    )
+    best.CHECKPOINT_NAME_LAST = "astroclip-{epoch:02d}-last"
+    trainer = pl.Trainer(
+        max_epochs=cfg.max_epochs,
+        accelerator="auto",
+        devices=1,
+        callbacks=[best],
+        logger=CSVLogger(save_dir=run_dir, name="", version=""),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        log_every_n_steps=1,
+    )
+    trainer.fit(model, train_dl, val_dl)
+    log.info("best val/loss %.4f at %s", float(best.best_model_score), best.best_model_path)
+    return run_dir

@@ -1,0 +1,56 @@
+# Paths, input functions and config checks shared by the rules.
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+CACHE = config["cache_dir"]
+RESULTS = config["results_dir"]
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
+DATASET = config["dataset"]["path"]
+MODELS = list(config["models"])
+SIM_MODES = ["sp-sp", "im-im", "sp-im", "im-sp"]
+NOTEBOOKS = ["redshift", "similarity"]
+
+for _name, _entry in config["models"].items():
+    _given = [k for k in ("checkpoint_dir", "checkpoint", "train") if k in _entry]
+    if len(_given) != 1:
+        raise WorkflowError(
+            f"config: models.{_name} must give exactly one of checkpoint_dir, checkpoint, train (got {_given or 'none'})"
+        )
+
+
+wildcard_constraints:
+    model="|".join(MODELS),
+    notebook="|".join(NOTEBOOKS),
+
+
+def run_dir(model):
+    """Where a model's checkpoints are: its own run dir, one file, or the run dir the train rule writes."""
+    entry = config["models"][model]
+    if "train" in entry:
+        return f"{config['train_dir']}/astroclip_ckpt_{model}"
+    return entry.get("checkpoint_dir") or entry["checkpoint"]
+
+
+def promote_input(wildcards):
+    return run_dir(wildcards.model)
+
+
+def model_outputs(model):
+    return [
+        f"{CACHE}/{model}/astroclip_model.json",
+        f"{RESULTS}/{model}/redshift_r2.csv",
+        f"{RESULTS}/{model}/redshift_knn_regression.png",
+        f"{RESULTS}/{model}/similarity.csv",
+        *[f"{RESULTS}/{model}/{nb}.html" for nb in NOTEBOOKS],
+    ]
+
+
+def all_outputs():
+    return [
+        f"{CACHE}/valid_summary.json",
+        *[out for model in MODELS for out in model_outputs(model)],
+        f"{RESULTS}/summary/redshift_r2.csv",
+        f"{RESULTS}/summary/r2_vs_embedding_dim.png",
+    ]

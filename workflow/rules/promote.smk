@@ -1,0 +1,17 @@
+# Promote the lowest-val/loss checkpoint of a run into the cache, with where it came from.
+
+
+rule promote_checkpoint:
+    input:
+        promote_input,
+    output:
+        ckpt=f"{CACHE}/{{model}}/astroclip_model.ckpt",
+        meta=f"{CACHE}/{{model}}/astroclip_model.json",
+    log:
+        f"{LOGS}/promote_checkpoint/{{model}}.log",
+    benchmark:
+        f"{BENCH}/promote_checkpoint/{{model}}.tsv"
+    localrule: True
+    shell:
+        "{PYTHON} workflow/scripts/promote_checkpoint.py --source {input} --ckpt {output.ckpt} "
+        "--meta {output.meta} --log {log}"

@@ -1,0 +1,19 @@
+# The embedded demo's survey file, only when the config has a `simulate` section.
+import json
+
+if "simulate" in config:
+
+    rule simulate_survey:
+        output:
+            DATASET,
+        params:
+            survey=json.dumps(config["simulate"]),
+        log:
+            f"{LOGS}/simulate_survey.log",
+        benchmark:
+            f"{BENCH}/simulate_survey.tsv"
+        threads: config["simulate"]["processes"]
+        resources:
+            mem_mb=8000,
+        shell:
+            "{PYTHON} workflow/scripts/simulate_survey.py --params '{params.survey}' --output {output} --log {log}"

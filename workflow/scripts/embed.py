@@ -1,0 +1,29 @@
+"""Embed every image and spectrum of the validation split with a promoted checkpoint (the GPU step)."""
+
+import argparse
+
+from astroclip_eval.atomic import save_torch
+from astroclip_eval.cli import run
+from astroclip_eval.data import Survey
+from astroclip_eval.embed import embed_split, resolve_device
+from astroclip_eval.model import load_reference
+
+
+def main(args: argparse.Namespace) -> None:
+    device = resolve_device(args.device)
+    model = load_reference(args.checkpoint, device)
+    with Survey(args.dataset) as survey:
+        images, spectra = embed_split(model, survey, args.split, args.batch_size, device)
+    save_torch(args.image_out, images)
+    save_torch(args.spectrum_out, spectra)
+
+
+parser = argparse.ArgumentParser(prog="embed", description=__doc__)
+parser.add_argument("--checkpoint", required=True)
+parser.add_argument("--dataset", required=True)
+parser.add_argument("--split", default="valid", choices=["train", "valid"])
+parser.add_argument("--batch-size", type=int, default=256)
+parser.add_argument("--device", default="auto")
+parser.add_argument("--image-out", required=True)
+parser.add_argument("--spectrum-out", required=True)
+run(main, parser)

@@ -1,0 +1,18 @@
+"""Train one reference AstroCLIP model into a Lightning run directory."""
+
+import argparse
+import json
+
+from astroclip_eval.cli import run
+from astroclip_eval.train import TrainConfig, train
+
+
+def main(args: argparse.Namespace) -> None:
+    train(args.dataset, args.run_dir, TrainConfig(**json.loads(args.params)))
+
+
+parser = argparse.ArgumentParser(prog="train_model", description=__doc__)
+parser.add_argument("--dataset", required=True)
+parser.add_argument("--run-dir", required=True)
+parser.add_argument("--params", required=True, help="JSON object of TrainConfig fields")
+run(main, parser)
