@@ -13,6 +13,8 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 PYTHON = sys.executable  # the interpreter running Snakemake, so jobs use the same environment
+SCRIPTS = f"{workflow.basedir}/workflow/scripts"
+NOTEBOOK_DIR = f"{workflow.basedir}/workflow/notebooks"
 
 
 include: "workflow/rules/common.smk"

@@ -21,6 +21,6 @@ rule embed:
         mem_mb=lambda wc, attempt: 8000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
     shell:
-        "{PYTHON} workflow/scripts/embed.py --checkpoint {input.ckpt} --dataset {input.dataset} "
+        "{PYTHON} {SCRIPTS}/embed.py --checkpoint {input.ckpt} --dataset {input.dataset} "
         "--batch-size {params.batch_size} --device {params.device} "
         "--image-out {output.image} --spectrum-out {output.spectrum} --log {log}"

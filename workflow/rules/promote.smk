@@ -13,5 +13,5 @@ rule promote_checkpoint:
         f"{BENCH}/promote_checkpoint/{{model}}.tsv"
     localrule: True
     shell:
-        "{PYTHON} workflow/scripts/promote_checkpoint.py --source {input} --ckpt {output.ckpt} "
+        "{PYTHON} {SCRIPTS}/promote_checkpoint.py --source {input} --ckpt {output.ckpt} "
         "--meta {output.meta} --log {log}"

@@ -3,7 +3,7 @@
 
 rule redshift_notebook:
     input:
-        notebook="workflow/notebooks/redshift.ipynb",
+        notebook=f"{NOTEBOOK_DIR}/redshift.ipynb",
         dataset=DATASET,
         image=f"{CACHE}/{{model}}/image_embeddings.pt",
         spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
@@ -59,4 +59,4 @@ rule notebook_html:
         f"{BENCH}/notebook_html/{{model}}_{{notebook}}.tsv"
     localrule: True
     shell:
-        "{PYTHON} workflow/scripts/notebook_html.py {input} {output} --log {log}"
+        "{PYTHON} {SCRIPTS}/notebook_html.py {input} {output} --log {log}"

@@ -4,7 +4,7 @@ import json
 
 rule similarity_notebook:
     input:
-        notebook="workflow/notebooks/similarity.ipynb",
+        notebook=f"{NOTEBOOK_DIR}/similarity.ipynb",
         dataset=DATASET,
         image=f"{CACHE}/{{model}}/image_embeddings.pt",
         spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",

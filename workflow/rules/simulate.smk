@@ -16,4 +16,4 @@ if "simulate" in config:
         resources:
             mem_mb=8000,
         shell:
-            "{PYTHON} workflow/scripts/simulate_survey.py --params '{params.survey}' --output {output} --log {log}"
+            "{PYTHON} {SCRIPTS}/simulate_survey.py --params '{params.survey}' --output {output} --log {log}"

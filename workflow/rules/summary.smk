@@ -26,5 +26,5 @@ rule summary:
         f"{BENCH}/summary.tsv"
     localrule: True
     shell:
-        "{PYTHON} workflow/scripts/summary.py --models {params.models} --tables {input.tables} "
+        "{PYTHON} {SCRIPTS}/summary.py --models {params.models} --tables {input.tables} "
         "--embeddings {input.embeddings} --table-out {output.table} --figure-out {output.figure} --log {log}"

@@ -23,5 +23,5 @@ rule train_model:
         mem_mb=lambda wc, attempt: 8000 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,
     shell:
-        "{PYTHON} workflow/scripts/train_model.py --dataset {input} --run-dir {output} "
+        "{PYTHON} {SCRIPTS}/train_model.py --dataset {input} --run-dir {output} "
         "--params '{params.train}' --log {log}"

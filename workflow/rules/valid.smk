@@ -17,5 +17,5 @@ rule valid_indices:
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} workflow/scripts/valid_indices.py --dataset {input} --z-min {params.z_min} "
+        "{PYTHON} {SCRIPTS}/valid_indices.py --dataset {input} --z-min {params.z_min} "
         "--z-max {params.z_max} --indices {output.indices} --summary {output.summary} --log {log}"

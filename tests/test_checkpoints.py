@@ -1,0 +1,105 @@
+"""Promotion by the score stored inside each checkpoint, safe loading, and clear errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from astroclip_eval.checkpoints import promote, safe_load, select_best, sha256
+from astroclip_eval.errors import UserError
+
+CALLBACK_KEY = "ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min', 'every_n_train_steps': 0, 'every_n_epochs': 1, 'train_time_interval': None}"
+
+
+def lightning_ckpt(path: Path, epoch: int, score: float) -> None:
+    """What ModelCheckpoint saves: the callback state with the monitored score of that epoch."""
+    torch.save(
+        {
+            "epoch": epoch,
+            "state_dict": {"w": torch.full((2,), float(epoch))},
+            "callbacks": {CALLBACK_KEY: {"monitor": "val/loss", "current_score": torch.tensor(score), "best_model_score": torch.tensor(score)}},
+        },
+        path,
+    )
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    run = tmp_path / "astroclip_ckpt_run"
+    run.mkdir()
+    # Names that sort opposite to their scores: the best is epoch 03, not the newest or the first.
+    lightning_ckpt(run / "astroclip-epoch=09-min.ckpt", 9, 0.91)
+    lightning_ckpt(run / "astroclip-epoch=03-min.ckpt", 3, 0.42)
+    lightning_ckpt(run / "astroclip-epoch=05-min-v1.ckpt", 5, 0.57)
+    lightning_ckpt(run / "astroclip-epoch=11-last.ckpt", 11, 0.95)
+    return run
+
+
+def test_picks_lowest_stored_score(run_dir, tmp_path):
+    best = select_best(run_dir)
+    assert best.path.name == "astroclip-epoch=03-min.ckpt" and best.score == pytest.approx(0.42) and best.epoch == 3
+    ckpt, meta = tmp_path / "cache/m/astroclip_model.ckpt", tmp_path / "cache/m/astroclip_model.json"
+    promote(run_dir, ckpt, meta)
+    assert ckpt.read_bytes() == (run_dir / "astroclip-epoch=03-min.ckpt").read_bytes()
+    info = json.loads(meta.read_text())
+    assert info == {
+        "source": str(run_dir / "astroclip-epoch=03-min.ckpt"),
+        "epoch": 3,
+        "monitor": "val/loss",
+        "score": pytest.approx(0.42),
+        "sha256": sha256(ckpt),
+    }
+    assert [p.name for p in ckpt.parent.iterdir()] != [] and not list(ckpt.parent.glob(".*.tmp"))
+
+
+def test_explicit_checkpoint_file_is_promoted_as_is(run_dir, tmp_path):
+    src = run_dir / "astroclip-epoch=11-last.ckpt"
+    chosen = promote(src, tmp_path / "a.ckpt", tmp_path / "a.json")
+    assert chosen.path == src and chosen.score == pytest.approx(0.95)
+
+
+def _error(source: Path, tmp_path: Path) -> str:
+    with pytest.raises(UserError) as err:
+        promote(source, tmp_path / "out/a.ckpt", tmp_path / "out/a.json")
+    assert not (tmp_path / "out/a.ckpt").exists() and not (tmp_path / "out/a.json").exists()
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+def test_run_dir_errors(tmp_path):
+    assert "not found" in _error(tmp_path / "nowhere", tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert str(empty) in _error(empty, tmp_path) and "no '*-min*.ckpt'" in _error(empty, tmp_path)
+    last_only = tmp_path / "last_only"
+    last_only.mkdir()
+    lightning_ckpt(last_only / "astroclip-epoch=04-last.ckpt", 4, 0.3)
+    message = _error(last_only, tmp_path)
+    assert "only '-last'" in message and "checkpoint:" in message
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    lightning_ckpt(corrupt / "astroclip-epoch=01-min.ckpt", 1, 0.3)
+    data = (corrupt / "astroclip-epoch=01-min.ckpt").read_bytes()
+    (corrupt / "astroclip-epoch=01-min.ckpt").write_bytes(data[: len(data) // 2])
+    assert "astroclip-epoch=01-min.ckpt" in _error(corrupt, tmp_path) and "unreadable" in _error(corrupt, tmp_path)
+
+
+class _Exploit:
+    """Unpickling this would create a file: the attack a crafted checkpoint carries."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_malicious_checkpoint_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": _Exploit(str(marker))}, evil)
+    assert not marker.exists()
+    with pytest.raises(UserError, match="refused to load"):
+        safe_load(evil)
+    assert not marker.exists()

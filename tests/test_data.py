@@ -1,0 +1,93 @@
+"""The reader: the published split rule, column and row selection, crops, and clear errors."""
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from astroclip_eval.data import Survey, split_sizes, wavelength_grid
+from astroclip_eval.errors import UserError
+from conftest import write_groups
+
+
+def test_wavelength_grid_is_desi():
+    w = wavelength_grid()
+    assert w.shape == (7781,) and w[0] == 3600.0 and w[-1] == 9824.0
+    assert np.allclose(np.diff(w), 0.8)
+
+
+def test_split_rule_row_bookkeeping(grouped_file):
+    path, cols = grouped_file
+    # groups of 10, 7, 5 rows: int(0.8 n) = 8, 5, 4 train rows; validation = the tails in group order.
+    assert [split_sizes(n) for n in (10, 7, 5)] == [(8, 2), (5, 2), (4, 1)]
+    expected_valid = np.array([8, 9, 15, 16, 21])
+    expected_train = np.array([0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 17, 18, 19, 20])
+    with Survey(path) as s:
+        assert s.layout == "published"
+        assert s.n_rows("valid") == 5 and s.n_rows("train") == 17
+        assert np.array_equal(s.read("valid", "targetids"), cols["targetids"][expected_valid])
+        assert np.array_equal(s.read("train", "targetids"), cols["targetids"][expected_train])
+        # A range that crosses a group boundary.
+        assert np.array_equal(s.read("valid", "redshifts", 1, 4), cols["redshifts"][[9, 15, 16]])
+        assert np.array_equal(s.read("valid", "spectra", 2, 3), cols["spectra"][[15]])
+
+
+def test_chunks_rows_and_crop(grouped_file):
+    path, cols = grouped_file
+    with Survey(path) as s:
+        blocks = list(s.iter_chunks("valid", ["redshifts", "images"], chunk_rows=2, crop=8))
+        assert [lo for lo, _ in blocks] == [0, 2, 4]
+        images = np.concatenate([b["images"] for _, b in blocks])
+        assert images.shape == (5, 8, 8, 3)
+        assert np.array_equal(images, cols["images"][[8, 9, 15, 16, 21], 4:12, 4:12, :])
+        picked = s.read_rows("valid", "redshifts", [4, 0, 4, 2])
+        assert np.array_equal(picked, cols["redshifts"][[21, 8, 21, 15]])
+
+
+def test_flat_file_is_all_validation(tmp_path):
+    path = tmp_path / "flat.h5"
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as f:
+        f["image"] = rng.normal(size=(6, 12, 12, 3)).astype(np.float32)
+        f["spectrum"] = rng.normal(size=(6, 7781)).astype(np.float32)
+        f["redshift"] = np.linspace(0, 0.5, 6).astype(np.float32)
+        f["targetid"] = np.arange(6)
+    with Survey(path) as s:
+        assert s.layout == "flat" and s.n_rows("valid") == 6 and s.n_rows("train") == 0
+        assert np.allclose(s.read("valid", "redshifts"), np.linspace(0, 0.5, 6))
+
+
+def _expect_error(path: Path, *fragments: str) -> None:
+    with pytest.raises(UserError) as err:
+        Survey(path)
+    message = str(err.value)
+    assert str(path) in message and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_reader_errors(tmp_path):
+    _expect_error(tmp_path / "missing.h5", "not found")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    _expect_error(tmp_path / "text.h5", "not an HDF5 file")
+    write_groups(tmp_path / "whole.h5", [10])
+    data = (tmp_path / "whole.h5").read_bytes()
+    (tmp_path / "truncated.h5").write_bytes(data[: len(data) // 3])
+    with pytest.raises(UserError, match="truncated.h5"):
+        with Survey(tmp_path / "truncated.h5") as s:
+            s.read("valid", "spectra")
+    write_groups(tmp_path / "short.h5", [10], spectrum_length=7000)
+    _expect_error(tmp_path / "short.h5", "7781")
+    write_groups(tmp_path / "nogroup.h5", [10])
+    with h5py.File(tmp_path / "nogroup.h5", "a") as f:
+        del f["0/redshifts"]
+    _expect_error(tmp_path / "nogroup.h5", "missing dataset '0/redshifts'")
+    write_groups(tmp_path / "counts.h5", [10])
+    with h5py.File(tmp_path / "counts.h5", "a") as f:
+        del f["0/targetids"]
+        f["0/targetids"] = np.arange(9)
+    _expect_error(tmp_path / "counts.h5", "row counts disagree", "targetids=9")
+    write_groups(tmp_path / "small.h5", [10], image_size=16)
+    with Survey(tmp_path / "small.h5") as s, pytest.raises(UserError, match="smaller than the centre crop"):
+        s.read("valid", "images", crop=32)

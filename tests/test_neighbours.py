@@ -1,0 +1,85 @@
+"""kNN redshift and similarity search against direct, independent computations."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import r2_score as sk_r2
+from sklearn.neighbors import NearestNeighbors
+
+from astroclip_eval.errors import UserError
+from astroclip_eval.redshift import evaluate, knn_redshift
+from astroclip_eval.similarity import search
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def emb():
+    rng = np.random.default_rng(3)
+    n, d = 400, 8
+    z = rng.uniform(0, 0.8, n).astype(np.float32)
+    base = rng.normal(size=(n, d))
+    base[:, :2] += 8 * (z[:, None] - 0.3)  # redshift along two of eight directions, centred
+    return {"spectrum": _unit(base + 0.3 * rng.normal(size=(n, d))), "image": _unit(base + 0.8 * rng.normal(size=(n, d)))}, z
+
+
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_knn_r2_matches_scikit_learn(emb, exclude_self):
+    embeddings, z = emb
+    valid = np.sort(np.random.default_rng(0).choice(400, 350, replace=False))
+    table, predictions = evaluate(embeddings, z, valid, k=16, exclude_self=exclude_self)
+    assert table[["query", "target"]].values.tolist() == [
+        ["spectrum", "spectrum"], ["spectrum", "image"], ["image", "spectrum"], ["image", "image"]
+    ]
+    zv = z[valid]
+    for (query, target), r2 in zip(table[["query", "target"]].values.tolist(), table["r2"]):
+        q, t = embeddings[query][valid], embeddings[target][valid]
+        drop = exclude_self and query == target
+        nn = NearestNeighbors(n_neighbors=16 + drop).fit(t)  # Euclidean on unit vectors ranks like cosine
+        _, idx = nn.kneighbors(q)
+        if drop:
+            idx = np.array([[j for j in row if j != i][:16] for i, row in enumerate(idx)])
+        expected = zv[idx].mean(axis=1)
+        np.testing.assert_allclose(predictions[(query, target)], expected, rtol=1e-6)
+        assert r2 == pytest.approx(sk_r2(zv, expected), abs=1e-6)
+    assert table.set_index(["query", "target"]).loc[("spectrum", "spectrum"), "r2"] > 0.5
+
+
+def test_seed_behaviour_includes_self(emb):
+    embeddings, z = emb
+    pred = knn_redshift(embeddings["spectrum"], embeddings["spectrum"], z, k=1, exclude_self=False)
+    np.testing.assert_allclose(pred, z)  # each query's nearest neighbour is itself
+
+
+def test_k_bounds(emb):
+    embeddings, z = emb
+    with pytest.raises(ValueError, match="n_neighbours"):
+        evaluate(embeddings, z, np.arange(10), k=10, exclude_self=True)
+
+
+def test_similarity_top_k_brute_force(emb):
+    embeddings, _ = emb
+    valid = np.arange(0, 400, 2)
+    queries = [10, 52]
+    table = search(embeddings, valid, queries, k=3)
+    assert len(table) == 4 * 2 * 3
+    pairs = {"sp-sp": ("spectrum", "spectrum"), "im-im": ("image", "image"), "sp-im": ("spectrum", "image"), "im-sp": ("image", "spectrum")}
+    for mode, (qm, tm) in pairs.items():
+        for q in queries:
+            cos = embeddings[tm][valid] @ embeddings[qm][q]
+            order = [int(valid[j]) for j in np.argsort(-cos, kind="stable")]
+            if qm == tm:
+                order.remove(q)
+            got = table[(table["mode"] == mode) & (table["query"] == q)].sort_values("rank")
+            assert got["index"].tolist() == order[:3]
+            np.testing.assert_allclose(got["cosine"], [embeddings[tm][i] @ embeddings[qm][q] for i in order[:3]], rtol=1e-5)
+            assert got["rank"].tolist() == [1, 2, 3]
+
+
+def test_invalid_query_is_refused(emb):
+    embeddings, _ = emb
+    with pytest.raises(UserError, match="row 11 is not a valid row"):
+        search(embeddings, np.arange(0, 400, 2), [11], k=3)
+    with pytest.raises(UserError, match="outside the validation set"):
+        search(embeddings, np.arange(0, 400, 2), [400], k=3)

@@ -1,0 +1,34 @@
+"""Valid rows against a hand-built file with every kind of invalid row."""
+
+import numpy as np
+
+from astroclip_eval.data import Survey
+from astroclip_eval.valid import valid_rows
+from conftest import write_groups
+import h5py
+
+
+def test_each_invalid_kind(tmp_path):
+    path = tmp_path / "s.h5"
+    write_groups(path, [20, 20])  # validation rows: local rows 16..19 of each group
+    with h5py.File(path, "a") as f:
+        spectra0, z0 = f["0/spectra"], f["0/redshifts"]
+        spectra0[16] = 0.0  # all-zero spectrum (valid row 0)
+        row = spectra0[17]
+        row[100] = np.nan  # one NaN (valid row 1)
+        spectra0[17] = row
+        z0[18] = 0.85  # beyond z_max (valid row 2)
+        spectra1, z1 = f["1/spectra"], f["1/redshifts"]
+        z1[16] = -0.01  # below z_min (valid row 4)
+        row = spectra1[17]
+        row[5] = np.inf  # infinite flux and out of range too (valid row 5)
+        spectra1[17] = row
+        z1[17] = 0.9
+        z1[18] = 0.8  # exactly z_max: kept (valid row 6)
+        z1[19] = np.nan  # NaN redshift (valid row 7)
+    with Survey(path) as s:
+        indices, summary = valid_rows(s, 0.0, 0.8, chunk_rows=3)
+    assert indices.dtype == np.int64
+    assert indices.tolist() == [3, 6]
+    assert summary["n_rows"] == 8 and summary["n_valid"] == 2 and summary["n_invalid"] == 6
+    assert summary["invalid_by_reason"] == {"zero_spectrum": 1, "nonfinite_spectrum": 2, "redshift_out_of_range": 4}
