@@ -95,14 +95,15 @@ def train(dataset_path: str | os.PathLike, run_dir: str | os.PathLike, cfg: Trai
         monitor="val/loss",
         mode="min",
         save_top_k=cfg.save_top_k,
-        save_last=True,
     )
-    best.CHECKPOINT_NAME_LAST = "astroclip-{epoch:02d}-last"
+    # Lightning's save_last only fires on epochs that also saved a top-k file; a monitor-less callback keeping
+    # one file gives the true last epoch.
+    last = ModelCheckpoint(dirpath=run_dir, filename="astroclip-{epoch:02d}-last", save_top_k=1)
     trainer = pl.Trainer(
         max_epochs=cfg.max_epochs,
         accelerator="auto",
         devices=1,
-        callbacks=[best],
+        callbacks=[best, last],
         logger=CSVLogger(save_dir=run_dir, name="", version=""),
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -1,4 +1,5 @@
 # Paths, input functions and config checks shared by the rules.
+import json
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -9,6 +10,7 @@ LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 DATASET = config["dataset"]["path"]
 MODELS = list(config["models"])
+ENV = "../envs/astroclip.yaml"  # relative to the rule files
 SIM_MODES = ["sp-sp", "im-im", "sp-im", "im-sp"]
 NOTEBOOKS = ["redshift", "similarity"]
 
@@ -54,3 +56,12 @@ def all_outputs():
         f"{RESULTS}/summary/redshift_r2.csv",
         f"{RESULTS}/summary/r2_vs_embedding_dim.png",
     ]
+
+
+def script_cmd(name):
+    """The command line that runs one of workflow/scripts with the workflow's interpreter."""
+    return f"{PYTHON} {SCRIPTS}/{name}"
+
+
+def train_params(wildcards):
+    return json.dumps({**config["train"], **config["models"][wildcards.model]["train"]})

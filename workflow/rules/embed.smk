@@ -9,8 +9,11 @@ rule embed:
         image=f"{CACHE}/{{model}}/image_embeddings.pt",
         spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
     params:
+        cmd=script_cmd("embed.py"),
         batch_size=config["embedding"]["batch_size"],
         device=config["embedding"]["device"],
+    conda:
+        ENV
     log:
         f"{LOGS}/embed/{{model}}.log",
     benchmark:
@@ -21,6 +24,6 @@ rule embed:
         mem_mb=lambda wc, attempt: 8000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
     shell:
-        "{PYTHON} {SCRIPTS}/embed.py --checkpoint {input.ckpt} --dataset {input.dataset} "
+        "{params.cmd} --checkpoint {input.ckpt} --dataset {input.dataset} "
         "--batch-size {params.batch_size} --device {params.device} "
         "--image-out {output.image} --spectrum-out {output.spectrum} --log {log}"

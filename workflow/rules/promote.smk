@@ -7,11 +7,15 @@ rule promote_checkpoint:
     output:
         ckpt=f"{CACHE}/{{model}}/astroclip_model.ckpt",
         meta=f"{CACHE}/{{model}}/astroclip_model.json",
+    params:
+        cmd=script_cmd("promote_checkpoint.py"),
+    conda:
+        ENV
     log:
         f"{LOGS}/promote_checkpoint/{{model}}.log",
     benchmark:
         f"{BENCH}/promote_checkpoint/{{model}}.tsv"
     localrule: True
     shell:
-        "{PYTHON} {SCRIPTS}/promote_checkpoint.py --source {input} --ckpt {output.ckpt} "
+        "{params.cmd} --source {input} --ckpt {output.ckpt} "
         "--meta {output.meta} --log {log}"

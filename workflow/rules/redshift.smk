@@ -25,9 +25,12 @@ rule redshift_notebook:
             labels={"model": "{model}", "table": "R^2"},
         ),
     params:
+        papermill=f"{PYTHON} -m papermill",
         k=config["redshift"]["n_neighbours"],
         exclude_self=config["redshift"]["exclude_self"],
         z_max=config["valid"]["z_max"],
+    conda:
+        ENV
     log:
         f"{LOGS}/redshift_notebook/{{model}}.log",
     benchmark:
@@ -35,7 +38,7 @@ rule redshift_notebook:
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} -m papermill {input.notebook} {output.notebook} -k python3 --cwd . "
+        "{params.papermill} {input.notebook} {output.notebook} -k python3 --cwd . "
         "-p model {wildcards.model} -p dataset {input.dataset} -p image_embeddings {input.image} "
         "-p spectrum_embeddings {input.spectrum} -p valid_indices {input.valid} -p n_neighbours {params.k} "
         "-p exclude_self {params.exclude_self} -p z_max {params.z_max} "
@@ -53,10 +56,14 @@ rule notebook_html:
             subcategory="Notebooks",
             labels={"model": "{model}", "notebook": "{notebook}"},
         ),
+    params:
+        cmd=script_cmd("notebook_html.py"),
+    conda:
+        ENV
     log:
         f"{LOGS}/notebook_html/{{model}}_{{notebook}}.log",
     benchmark:
         f"{BENCH}/notebook_html/{{model}}_{{notebook}}.tsv"
     localrule: True
     shell:
-        "{PYTHON} {SCRIPTS}/notebook_html.py {input} {output} --log {log}"
+        "{params.cmd} {input} {output} --log {log}"

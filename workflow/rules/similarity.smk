@@ -18,24 +18,24 @@ rule similarity_notebook:
             subcategory="Similarity",
             labels={"model": "{model}", "figure": "matches (table)"},
         ),
-        images=report(
-            expand(f"{RESULTS}/{{{{model}}}}/similarity_images_{{mode}}.png", mode=SIM_MODES),
-            caption="../report/similarity_images.rst",
-            category="{model}",
-            subcategory="Similarity",
-            labels=lambda wc, path: {"model": wc.model, "figure": "images " + Path(path).stem.rsplit("_", 1)[1]},
-        ),
-        spectra=report(
-            expand(f"{RESULTS}/{{{{model}}}}/similarity_spectra_{{mode}}.png", mode=SIM_MODES),
-            caption="../report/similarity_spectra.rst",
-            category="{model}",
-            subcategory="Similarity",
-            labels=lambda wc, path: {"model": wc.model, "figure": "spectra " + Path(path).stem.rsplit("_", 1)[1]},
-        ),
+        **{
+            f"{kind}_{mode}": report(
+                f"{RESULTS}/{{model}}/similarity_{kind}_{mode}.png",
+                caption=f"../report/similarity_{kind}.rst",
+                category="{model}",
+                subcategory="Similarity",
+                labels={"model": "{model}", "figure": f"{kind} {mode}"},
+            )
+            for kind in ("images", "spectra")
+            for mode in SIM_MODES
+        },
     params:
+        papermill=f"{PYTHON} -m papermill",
         queries=json.dumps(config["similarity"]["query_indices"]),
         top_k=config["similarity"]["top_k"],
         figure_dir=lambda wc: f"{RESULTS}/{wc.model}",
+    conda:
+        ENV
     log:
         f"{LOGS}/similarity_notebook/{{model}}.log",
     benchmark:
@@ -43,7 +43,7 @@ rule similarity_notebook:
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} -m papermill {input.notebook} {output.notebook} -k python3 --cwd . "
+        "{params.papermill} {input.notebook} {output.notebook} -k python3 --cwd . "
         "-p model {wildcards.model} -p dataset {input.dataset} -p image_embeddings {input.image} "
         "-p spectrum_embeddings {input.spectrum} -p valid_indices {input.valid} "
         "-y 'query_indices: {params.queries}' -p top_k {params.top_k} "

@@ -7,7 +7,10 @@ if "simulate" in config:
         output:
             DATASET,
         params:
+            cmd=script_cmd("simulate_survey.py"),
             survey=json.dumps(config["simulate"]),
+        conda:
+            ENV
         log:
             f"{LOGS}/simulate_survey.log",
         benchmark:
@@ -16,4 +19,4 @@ if "simulate" in config:
         resources:
             mem_mb=8000,
         shell:
-            "{PYTHON} {SCRIPTS}/simulate_survey.py --params '{params.survey}' --output {output} --log {log}"
+            "{params.cmd} --params '{params.survey}' --output {output} --log {log}"

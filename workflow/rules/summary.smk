@@ -19,12 +19,15 @@ rule summary:
             labels={"figure": "R^2 vs embedding dimension"},
         ),
     params:
+        cmd=script_cmd("summary.py"),
         models=MODELS,
+    conda:
+        ENV
     log:
         f"{LOGS}/summary.log",
     benchmark:
         f"{BENCH}/summary.tsv"
     localrule: True
     shell:
-        "{PYTHON} {SCRIPTS}/summary.py --models {params.models} --tables {input.tables} "
+        "{params.cmd} --models {params.models} --tables {input.tables} "
         "--embeddings {input.embeddings} --table-out {output.table} --figure-out {output.figure} --log {log}"

@@ -1,9 +1,4 @@
 # Train the reference model for models with a `train` entry (the demo), like the reproduction's training script.
-import json
-
-
-def train_params(wildcards):
-    return json.dumps({**config["train"], **config["models"][wildcards.model]["train"]})
 
 
 rule train_model:
@@ -12,7 +7,10 @@ rule train_model:
     output:
         directory(f"{config['train_dir']}/astroclip_ckpt_{{model}}"),
     params:
+        cmd=script_cmd("train_model.py"),
         train=train_params,
+    conda:
+        ENV
     log:
         f"{LOGS}/train_model/{{model}}.log",
     benchmark:
@@ -23,5 +21,5 @@ rule train_model:
         mem_mb=lambda wc, attempt: 8000 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,
     shell:
-        "{PYTHON} {SCRIPTS}/train_model.py --dataset {input} --run-dir {output} "
+        "{params.cmd} --dataset {input} --run-dir {output} "
         "--params '{params.train}' --log {log}"

@@ -8,8 +8,11 @@ rule valid_indices:
         indices=f"{CACHE}/valid_indices.pt",
         summary=f"{CACHE}/valid_summary.json",
     params:
+        cmd=script_cmd("valid_indices.py"),
         z_min=config["valid"]["z_min"],
         z_max=config["valid"]["z_max"],
+    conda:
+        ENV
     log:
         f"{LOGS}/valid_indices.log",
     benchmark:
@@ -17,5 +20,5 @@ rule valid_indices:
     resources:
         mem_mb=4000,
     shell:
-        "{PYTHON} {SCRIPTS}/valid_indices.py --dataset {input} --z-min {params.z_min} "
+        "{params.cmd} --dataset {input} --z-min {params.z_min} "
         "--z-max {params.z_max} --indices {output.indices} --summary {output.summary} --log {log}"

@@ -1,0 +1,76 @@
+"""A short training run, its checkpoint files, and embeddings: shape, order, normalisation, determinism."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from astroclip_eval import simulate as sim
+from astroclip_eval.checkpoints import select_best, stored_score
+from astroclip_eval.data import Survey
+from astroclip_eval.embed import embed_split, resolve_device
+from astroclip_eval.errors import UserError
+from astroclip_eval.model import load_reference
+from astroclip_eval.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    cfg = sim.SurveyConfig(n_galaxies=200, image_size=24, processes=1, seed=3)
+    survey = tmp / "survey.h5"
+    sim.write_survey(survey, sim.simulate(cfg), cfg.n_groups)
+    run = train(survey, tmp / "astroclip_ckpt_tiny", TrainConfig(embedding_dim=8, max_epochs=3, batch_size=32, image_crop=16))
+    return survey, run
+
+
+def test_checkpoint_names_and_losses(trained):
+    _, run = trained
+    names = sorted(p.name for p in run.glob("*.ckpt"))
+    mins = [n for n in names if n.endswith("-min.ckpt")]
+    assert "astroclip-epoch=02-last.ckpt" in names
+    assert len(mins) == 2 and all(n.startswith("astroclip-epoch=0") for n in mins)
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    val = {int(r["epoch"]): float(r["val/loss"]) for r in rows if r.get("val/loss")}
+    assert sorted(val) == [0, 1, 2]
+    # The two kept '-min' files are the two best epochs, and each stores its own epoch's score.
+    best_two = sorted(val, key=val.get)[:2]
+    assert sorted(int(n[16:18]) for n in mins) == sorted(best_two)
+    for n in mins:
+        s = stored_score(run / n)
+        assert s.monitor == "val/loss" and s.score == pytest.approx(val[s.epoch], rel=1e-5)
+    assert select_best(run).epoch == best_two[0]
+
+
+def test_embeddings_shape_order_normalisation(trained):
+    survey_path, run = trained
+    model = load_reference(str(select_best(run).path))
+    with Survey(survey_path) as survey:
+        n = survey.n_rows("valid")
+        images, spectra = embed_split(model, survey, "valid", batch_size=7, device=torch.device("cpu"), progress=False)
+        assert images.shape == spectra.shape == (n, 8) and images.dtype == torch.float32
+        np.testing.assert_allclose(images.norm(dim=1).numpy(), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(spectra.norm(dim=1).numpy(), 1.0, rtol=1e-5)
+        # Row i is validation row i: embed rows 5 and 31 on their own.
+        rows = [5, 31]
+        with torch.no_grad():
+            direct_img = model.embed_images(torch.from_numpy(survey.read_rows("valid", "images", rows)))
+            direct_spec = model.embed_spectra(torch.from_numpy(survey.read_rows("valid", "spectra", rows)))
+        np.testing.assert_allclose(images[rows].numpy(), direct_img.numpy(), atol=1e-5)
+        np.testing.assert_allclose(spectra[rows].numpy(), direct_spec.numpy(), atol=1e-5)
+        again, _ = embed_split(model, survey, "valid", batch_size=7, device=torch.device("cpu"), progress=False)
+        assert torch.equal(images, again)  # bit-identical on CPU
+
+
+def test_wrong_model_class_and_device(trained, tmp_path):
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"encoder.weight": torch.zeros(3)}, "hyper_parameters": {"embedding_dim": 8}}, other)
+    with pytest.raises(UserError, match="does not match ReferenceAstroCLIP"):
+        load_reference(str(other))
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA GPU"):
+            resolve_device("cuda")
+        assert resolve_device("auto").type == "cpu"
