@@ -6,6 +6,7 @@ Row i of each output is row i of the split, invalid rows included, so indices st
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import numpy as np
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 def resolve_device(requested: str) -> torch.device:
     """'auto' picks a GPU when present (with a warning when not); 'cuda' without a GPU is an error."""
+    log.info("CUDA_VISIBLE_DEVICES=%s", os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -102,7 +102,6 @@ class ReferenceAstroCLIP(pl.LightningModule):
         max_epochs: int = 30,
         z_min: float = 0.0,
         z_max: float = 0.8,
-        spectrum_ssl_weight: float = 0.5,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -190,31 +189,20 @@ class ReferenceAstroCLIP(pl.LightningModule):
         x_spec = x_spec + 0.3 * torch.randn_like(x_spec) * x_spec.std(dim=1, keepdim=True)
         return x_img, x_spec
 
-    @staticmethod
-    def _info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        logits = scale * a @ b.T
-        target = torch.arange(logits.shape[0], device=logits.device)
-        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-
     def _loss(self, batch: dict[str, torch.Tensor], augment: bool) -> torch.Tensor | None:
-        """CLIP loss between modalities; in training, plus a spectrum-to-spectrum term between two noisy views.
-
-        The in-modal term stands in for the pretrained spectrum encoder of AstroCLIP: it makes the spectrum
-        embedding keep what identifies a spectrum (line positions, the 4000 A break), not only what the image shares.
-        """
+        """Symmetric CLIP (InfoNCE) loss over the batch's valid pairs."""
         mask = valid_mask(batch["spectra"].cpu().numpy(), batch["redshifts"].cpu().numpy(), self.hparams.z_min, self.hparams.z_max)
         keep = torch.from_numpy(mask).to(batch["spectra"].device)
         if keep.sum() < 2:
             return None
         x_img = self._standard_images(batch["images"][keep])
         x_spec, log_amp = self._standard_spectra(batch["spectra"][keep])
-        scale = self.logit_scale.clamp(max=math.log(100)).exp()
-        if not augment:
-            return self._info_nce(self.encode_images(x_img), self.encode_spectra(x_spec, log_amp), scale)
-        x_img, view1 = self._augment(x_img, x_spec)
-        _, view2 = self._augment(x_img, x_spec)
-        z_img, z_spec1, z_spec2 = self.encode_images(x_img), self.encode_spectra(view1, log_amp), self.encode_spectra(view2, log_amp)
-        return self._info_nce(z_img, z_spec1, scale) + self.hparams.spectrum_ssl_weight * self._info_nce(z_spec1, z_spec2, scale)
+        if augment:
+            x_img, x_spec = self._augment(x_img, x_spec)
+        z_img, z_spec = self.encode_images(x_img), self.encode_spectra(x_spec, log_amp)
+        logits = self.logit_scale.clamp(max=math.log(100)).exp() * z_img @ z_spec.T
+        labels = torch.arange(logits.shape[0], device=logits.device)
+        return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         loss = self._loss(batch, augment=True)

@@ -26,4 +26,4 @@ rule embed:
     shell:
         "{params.cmd} --checkpoint {input.ckpt} --dataset {input.dataset} "
         "--batch-size {params.batch_size} --device {params.device} "
-        "--image-out {output.image} --spectrum-out {output.spectrum} --log {log}"
+        "--image-out {output.image} --spectrum-out {output.spectrum} --threads {threads} --log {log}"

@@ -22,4 +22,4 @@ rule train_model:
         runtime=lambda wc, attempt: 120 * attempt,
     shell:
         "{params.cmd} --dataset {input} --run-dir {output} "
-        "--params '{params.train}' --log {log}"
+        "--params '{params.train}' --threads {threads} --log {log}"

@@ -2,6 +2,8 @@
 
 import argparse
 
+import torch
+
 from astroclip_eval.atomic import save_torch
 from astroclip_eval.cli import run
 from astroclip_eval.data import Survey
@@ -10,6 +12,7 @@ from astroclip_eval.model import load_reference
 
 
 def main(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)  # as many as the rule declares; more oversubscribes shared cores
     device = resolve_device(args.device)
     model = load_reference(args.checkpoint, device)
     with Survey(args.dataset) as survey:
@@ -26,4 +29,5 @@ parser.add_argument("--batch-size", type=int, default=256)
 parser.add_argument("--device", default="auto")
 parser.add_argument("--image-out", required=True)
 parser.add_argument("--spectrum-out", required=True)
+parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
 run(main, parser)

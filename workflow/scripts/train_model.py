@@ -1,6 +1,8 @@
 """Train one reference AstroCLIP model into a Lightning run directory."""
 
 import argparse
+
+import torch
 import json
 
 from astroclip_eval.cli import run
@@ -8,6 +10,7 @@ from astroclip_eval.train import TrainConfig, train
 
 
 def main(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)  # as many as the rule declares; more oversubscribes shared cores
     train(args.dataset, args.run_dir, TrainConfig(**json.loads(args.params)))
 
 
@@ -15,4 +18,5 @@ parser = argparse.ArgumentParser(prog="train_model", description=__doc__)
 parser.add_argument("--dataset", required=True)
 parser.add_argument("--run-dir", required=True)
 parser.add_argument("--params", required=True, help="JSON object of TrainConfig fields")
+parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
 run(main, parser)
