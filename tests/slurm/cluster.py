@@ -17,6 +17,7 @@ from pathlib import Path
 
 PACKAGES = ("slurm-wlm", "munge")
 NODE = "localhost"
+CTLD_PORT = 16817
 
 
 class Unavailable(Exception):
@@ -48,7 +49,7 @@ SlurmctldPidFile={root}/slurmctld.pid
 SlurmdPidFile={root}/slurmd.pid
 SlurmctldLogFile={root}/slurmctld.log
 SlurmdLogFile={root}/slurmd.log
-SlurmctldPort=16817
+SlurmctldPort={CTLD_PORT}
 SlurmdPort=16818
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -56,6 +57,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 GresTypes=gpu
 SlurmdParameters=config_overrides
+SlurmctldParameters=enable_configless
 ReturnToService=2
 MinJobAge=300
 DefMemPerCPU=1000
@@ -85,7 +87,7 @@ class Cluster:
     def run(self, *cmd: str) -> str:
         return subprocess.run(list(cmd), env=self.env, check=True, capture_output=True, text=True).stdout
 
-    def start(self, cpus: int = 2, memory_mb: int = 8000) -> Cluster:
+    def start(self, cpus: int = 2, memory_mb: int = 20000) -> Cluster:
         ensure_packages()
         shutil.rmtree(self.root, ignore_errors=True)  # a drained state must not survive a bring-up
         for sub in ("state", "spool", "munge"):
@@ -107,7 +109,8 @@ class Cluster:
         self._wait(lambda: socket.exists(), "munged socket")
         self._spawn(["slurmctld", "-D", "-i", "-f", str(self.root / "slurm.conf")], "slurmctld")
         self._wait(lambda: self._ok("scontrol", "ping"), "slurmctld")
-        self._spawn(["slurmd", "-D", "-f", str(self.root / "slurm.conf")], "slurmd")
+        # Configless slurmd: jobs then see the config slurmd fetched (SLURM_CONF), so srun inside a job works.
+        self._spawn(["slurmd", "-D", "--conf-server", f"{NODE}:{CTLD_PORT}"], "slurmd")
         self._wait(lambda: "idle" in self._out("sinfo", "-h", "-n", NODE, "-o", "%T"), "node idle")
         return self
 

@@ -72,7 +72,7 @@ def jobs(cluster: Cluster) -> dict[int, dict[str, str]]:
 
 
 def rule_of(job: dict[str, str]) -> str:
-    match = re.search(r"rule_([A-Za-z_]+?)_wildcards", job.get("Comment", ""))
+    match = re.search(r"rule_([A-Za-z_]+?)(?:_wildcards|$)", job.get("Comment", ""))
     return match.group(1) if match else job.get("Comment", "")
 
 
@@ -103,7 +103,7 @@ def test_demo_through_slurm(cluster, slurm_run, tmp_path):
     assert not {"promote_checkpoint", "notebook_html", "summary"} & set(by_rule)
     assert all(j["JobState"] == "COMPLETED" for js in by_rule.values() for j in js)
     (embed,) = by_rule["embed"]
-    assert embed["Partition"] == "gpu" and "gpu" in (embed.get("TresPerNode", "") + embed.get("TRES", ""))
+    assert embed["Partition"] == "gpu" and embed.get("TresPerJob") == "gres:gpu:1"
     assert by_rule["valid_indices"][0]["Partition"] == "cpu"
     embed_log = (work / "results/logs/embed/tiny.log").read_text()
     assert "CUDA_VISIBLE_DEVICES=0" in embed_log
