@@ -159,6 +159,7 @@ def test_cancelled_embedding_job_is_retried(cluster, slurm_run):
 def test_cancelled_without_retries_fails_then_resumes(cluster, slurm_run):
     work, _, _, _ = slurm_run
     keep = (work / "cache/valid_indices.pt").stat().st_mtime_ns
+    shutil.rmtree(work / "results/tiny")  # as in a first run: nothing downstream of the embeddings exists yet
     cancelled: list[int] = []
     stop = threading.Event()
     watcher = threading.Thread(target=_cancel_when_running, args=(cluster, "embed", cancelled, stop))
@@ -174,4 +175,4 @@ def test_cancelled_without_retries_fails_then_resumes(cluster, slurm_run):
     resumed = snakemake(cluster, work)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert (work / "cache/valid_indices.pt").stat().st_mtime_ns == keep  # finished outputs kept
-    assert (work / "cache/tiny/image_embeddings.pt").exists()
+    assert (work / "cache/tiny/image_embeddings.pt").exists() and (work / "results/tiny/redshift_r2.csv").exists()
