@@ -51,7 +51,8 @@ def redshift_panels(
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
     """g/r/z image (H, W, 3) -> RGB in [0, 1] with an arcsinh stretch (z -> red, r -> green, g -> blue)."""
-    x = np.arcsinh(np.clip(image, 0, None) / SOFTENING) / np.arcsinh(1 / SOFTENING)
+    # The black point one softening unit above zero (about the sky noise) keeps the background dark.
+    x = np.arcsinh(np.clip(image - SOFTENING, 0, None) / SOFTENING) / np.arcsinh(1 / SOFTENING)
     rgb = x[..., ::-1]
     top = np.percentile(rgb, 99.5)
     return np.clip(rgb / max(top, 1e-6), 0, 1)
