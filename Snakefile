@@ -2,7 +2,11 @@
 # notebooks -> summary across models -> HTML report (`snakemake --report`).
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from astroclip_eval.config import check as check_config
+from astroclip_eval.errors import UserError
 
 min_version("9.0")
 
@@ -10,7 +14,11 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:  # one clear line naming the key, instead of a schema dump
+    check_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+except UserError as error:
+    raise WorkflowError(str(error)) from None
+validate(config, "workflow/schemas/config.schema.yaml")  # fills in the defaults
 
 PYTHON = sys.executable  # the interpreter running Snakemake, so jobs use the same environment
 SCRIPTS = f"{workflow.basedir}/workflow/scripts"

@@ -2,7 +2,6 @@
 import json
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
 
 CACHE = config["cache_dir"]
 RESULTS = config["results_dir"]
@@ -13,14 +12,6 @@ MODELS = list(config["models"])
 ENV = "../envs/astroclip.yaml"  # relative to the rule files
 SIM_MODES = ["sp-sp", "im-im", "sp-im", "im-sp"]
 NOTEBOOKS = ["redshift", "similarity"]
-
-for _name, _entry in config["models"].items():
-    _given = [k for k in ("checkpoint_dir", "checkpoint", "train") if k in _entry]
-    if len(_given) != 1:
-        raise WorkflowError(
-            f"config: models.{_name} must give exactly one of checkpoint_dir, checkpoint, train (got {_given or 'none'})"
-        )
-
 
 wildcard_constraints:
     model="|".join(MODELS),

@@ -1,0 +1,64 @@
+"""Bad configs end in one line naming the key, both from the package check and through `snakemake -n`."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from astroclip_eval.config import check
+from astroclip_eval.errors import UserError
+from conftest import ROOT
+
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+DEMO = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+
+
+def _with(path: str, value) -> dict:
+    cfg = copy.deepcopy(DEMO)
+    *parents, leaf = path.split(".")
+    node = cfg
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+    return cfg
+
+
+CASES = [
+    (_with("redshift.n_neighbors", 16), "n_neighbors", "redshift"),
+    (_with("redshift.n_neighbours", "sixteen"), "redshift.n_neighbours", "integer"),
+    (_with("redshift.n_neighbours", 0), "redshift.n_neighbours", "minimum"),
+    (_with("similarity.top_k", 0), "similarity.top_k", "minimum"),
+    (_with("valid.z_min", 0.9), "valid.z_min", "larger than 'valid.z_max'"),
+    (_with("similarity.query_indices", [3, -1]), "similarity.query_indices", "[-1]"),
+    (_with("models", {"m": {}}), "models.m", "exactly one of"),
+    (_with("models", {"m": {"checkpoint": "a.ckpt", "checkpoint_dir": "out"}}), "models.m", "exactly one of"),
+    (_with("embedding.device", "gpu"), "embedding.device", "does not match"),
+]
+
+
+@pytest.mark.parametrize("cfg,key,fragment", CASES)
+def test_check_names_the_key(cfg, key, fragment):
+    with pytest.raises(UserError) as err:
+        check(cfg, SCHEMA)
+    message = str(err.value)
+    assert key in message and fragment in message and "\n" not in message
+
+
+def test_demo_config_passes():
+    check(copy.deepcopy(DEMO), SCHEMA)
+
+
+def test_snakemake_dry_run_shows_one_line_and_plans_nothing(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(_with("redshift.n_neighbours", 0)))
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n"],
+        capture_output=True, text=True, timeout=120,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "config: 'redshift.n_neighbours': 0 is less than the minimum of 1" in out
+    assert "Traceback" not in out
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
