@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .errors import UserError
 from .neighbours import top_k
 
 MODALITIES = ("spectrum", "image")
@@ -31,8 +32,10 @@ def evaluate(
     `embeddings` maps modality -> (N, D) over all rows; `valid` selects the rows used as queries and targets.
     Self-exclusion applies only in-modal: cross-modally a galaxy's other half is a legitimate neighbour.
     """
+    if valid.size == 0:
+        raise UserError("valid_indices: no valid rows (every spectrum is empty or non-finite, or every redshift is out of range)")
     if k < 1 or k > valid.size - 1:
-        raise ValueError(f"redshift.n_neighbours={k} must be between 1 and the number of valid rows minus 1 ({valid.size - 1})")
+        raise UserError(f"redshift.n_neighbours: {k} needs at least k + 1 = {k + 1} valid rows, there are {valid.size}")
     z = redshifts[valid]
     rows, predictions = [], {}
     for query in MODALITIES:

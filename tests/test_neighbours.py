@@ -54,8 +54,10 @@ def test_seed_behaviour_includes_self(emb):
 
 def test_k_bounds(emb):
     embeddings, z = emb
-    with pytest.raises(ValueError, match="n_neighbours"):
+    with pytest.raises(UserError, match="needs at least k \\+ 1 = 11 valid rows, there are 10"):
         evaluate(embeddings, z, np.arange(10), k=10, exclude_self=True)
+    with pytest.raises(UserError, match="no valid rows"):
+        evaluate(embeddings, z, np.arange(0), k=3, exclude_self=True)
 
 
 def test_similarity_top_k_brute_force(emb):

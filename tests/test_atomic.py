@@ -1,0 +1,42 @@
+"""Outputs appear whole or not at all, and scripts turn bad input into one line and exit 1."""
+
+import subprocess
+import sys
+
+import pytest
+
+from astroclip_eval.atomic import atomic_path, write_json
+from conftest import ROOT
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    dest = tmp_path / "out" / "embeddings.pt"
+    with pytest.raises(OSError):
+        with atomic_path(dest) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError(28, "No space left on device")  # what a full disk raises mid-write
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+
+
+def test_success_replaces_and_keeps_permissions(tmp_path):
+    dest = tmp_path / "summary.json"
+    write_json(dest, {"a": 1})
+    write_json(dest, {"a": 2})
+    assert dest.read_text().strip().endswith("}") and '"a": 2' in dest.read_text()
+    assert dest.stat().st_mode & 0o044  # readable by group/others like any other output, not 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_script_error_is_one_line(tmp_path):
+    bad = tmp_path / "astroclip_model.ckpt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    out = tmp_path / "image.pt"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "workflow/scripts/embed.py"), "--checkpoint", str(bad), "--dataset", "x.h5",
+         "--device", "cpu", "--image-out", str(out), "--spectrum-out", str(tmp_path / "spectrum.pt")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 1
+    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and str(bad) in errors[0] and "unreadable checkpoint" in errors[0]
+    assert "Traceback" not in run.stderr and not out.exists()
