@@ -1,0 +1,63 @@
+"""A run killed mid-embedding (SIGKILL of Snakemake and its job) resumes with --rerun-incomplete to the same bytes."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from conftest import ROOT
+
+TINY = ROOT / "tests/slurm/config.yaml"
+
+
+def _workdir(path: Path) -> Path:
+    (path / "config").mkdir(parents=True)
+    shutil.copy(TINY, path / "config/config.yaml")
+    return path
+
+
+def _cmd(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+
+
+def _running(pattern: str, workdir: Path) -> bool:
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    for pid in out:
+        try:
+            if Path(f"/proc/{pid}/cwd").resolve() == workdir.resolve():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_sigkill_mid_embedding_then_rerun_incomplete(tmp_path):
+    reference = _workdir(tmp_path / "reference")
+    done = subprocess.run(_cmd(reference, "--until", "embed"), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    killed = _workdir(tmp_path / "killed")
+    prep = subprocess.run(_cmd(killed, "--until", "promote_checkpoint"), capture_output=True, text=True, timeout=600)
+    assert prep.returncode == 0, prep.stderr[-3000:]
+    run = subprocess.Popen(_cmd(killed, "--until", "embed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not _running("workflow/scripts/embed.py", killed):
+        assert run.poll() is None and time.monotonic() < deadline, "the embedding job never started"
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)  # the scheduler and the job die together, as on a preempted node
+    run.wait()
+    assert not (killed / "cache/tiny/image_embeddings.pt").exists()
+
+    # What a user does after a kill: release the stale lock, then rerun what was incomplete.
+    unlock = subprocess.run(_cmd(killed, "--unlock"), capture_output=True, text=True, timeout=120)
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    resumed = subprocess.run(_cmd(killed, "--until", "embed", "--rerun-incomplete"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for name in ("image_embeddings.pt", "spectrum_embeddings.pt"):
+        assert torch.equal(torch.load(killed / f"cache/tiny/{name}"), torch.load(reference / f"cache/tiny/{name}"))
