@@ -40,3 +40,22 @@ def test_script_error_is_one_line(tmp_path):
     errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and str(bad) in errors[0] and "unreadable checkpoint" in errors[0]
     assert "Traceback" not in run.stderr and not out.exists()
+
+
+def test_notebook_html_loads_nothing_from_the_network(tmp_path):
+    import re
+
+    import nbformat
+
+    from astroclip_eval.notebooks import to_html
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title with $z$"), nbformat.v4.new_code_cell("1 + 1")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "2"}, execution_count=1)]
+    src = tmp_path / "nb.ipynb"
+    nbformat.write(nb, src)
+    to_html(src, tmp_path / "nb.html")
+    html = (tmp_path / "nb.html").read_text()
+    assert "Title with" in html and ">2<" in html.replace("\n", "")
+    assert not re.findall(r'(?:src|href)="(?:https?:)?//', html)
+    assert "import(\"http" not in html and '<script src="">' not in html
