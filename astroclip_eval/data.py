@@ -25,6 +25,9 @@ TRAIN_FRACTION = 0.8
 COLUMNS = ("images", "spectra", "redshifts", "targetids")
 FLAT_NAMES = {"images": "image", "spectra": "spectrum", "redshifts": "redshift", "targetids": "targetid"}
 SPLITS = ("train", "valid")
+# arcsinh softening per band (g, r, z) in nanomaggies, near the Legacy Survey sky noise: the model's input stretch
+# and the figures' display stretch.
+ARCSINH_SOFTENING = (0.01, 0.02, 0.05)
 
 
 def wavelength_grid() -> np.ndarray:

@@ -14,10 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import SPECTRUM_LENGTH
+from .data import ARCSINH_SOFTENING, SPECTRUM_LENGTH
 from .valid import valid_mask
 
-IMAGE_SOFTENING = (0.01, 0.02, 0.05)  # arcsinh softening per band (g, r, z), near the sky noise
 
 
 class ResBlock(nn.Module):
@@ -129,7 +128,7 @@ class ReferenceAstroCLIP(pl.LightningModule):
         return images[:, y0 : y0 + c, x0 : x0 + c, :]
 
     def _image_features(self, images: torch.Tensor) -> torch.Tensor:
-        soft = torch.tensor(IMAGE_SOFTENING, device=images.device, dtype=images.dtype)
+        soft = torch.tensor(ARCSINH_SOFTENING, device=images.device, dtype=images.dtype)
         x = torch.asinh(self.crop_images(images) / soft).permute(0, 3, 1, 2)
         return x
 

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .data import wavelength_grid
+from .data import ARCSINH_SOFTENING, wavelength_grid
 from .redshift import MODALITIES, r2_score
 
 STYLE = {
@@ -17,7 +17,7 @@ STYLE = {
     "axes.labelsize": 10,
     "image.cmap": "viridis",
 }
-SOFTENING = np.array([0.01, 0.02, 0.05])  # arcsinh stretch per band (g, r, z), nanomaggies
+SOFTENING = np.array(ARCSINH_SOFTENING)
 
 
 def use_style() -> None:

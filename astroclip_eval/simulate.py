@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from .atomic import atomic_path
-from .data import COLUMNS, split_sizes, wavelength_grid
+from .data import COLUMNS, wavelength_grid
 
 BANDS = ("g", "r", "z")
 PIXEL_SCALE = 0.262  # arcsec, Legacy Survey
@@ -312,12 +312,3 @@ def write_survey(path: str | os.PathLike, columns: dict[str, np.ndarray], n_grou
                 grp.create_dataset(name, data=columns[name][bounds[g] : bounds[g + 1]])
         f.attrs["simulator"] = "astroclip_eval.simulate"
 
-
-def validation_rows(n: int, n_groups: int) -> np.ndarray:
-    """Indices into the simulated columns of the validation split, in split order (for tests and truth)."""
-    bounds = np.linspace(0, n, n_groups + 1).astype(int)
-    rows = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        n_train, _ = split_sizes(hi - lo)
-        rows.append(np.arange(lo + n_train, hi))
-    return np.concatenate(rows)

@@ -37,7 +37,8 @@ def test_layout_and_selection(small, tmp_path):
     path = tmp_path / "survey.h5"
     sim.write_survey(path, cols, cfg.n_groups)
     with Survey(path) as s:
-        rows = sim.validation_rows(300, cfg.n_groups)
+        # 10 groups of 30 rows: the last 6 rows of each are validation rows.
+        rows = np.concatenate([np.arange(30 * g + 24, 30 * g + 30) for g in range(10)])
         assert s.n_rows("valid") == rows.size == 60
         assert np.array_equal(s.read("valid", "targetids"), cols["targetids"][rows])
     # ~1% dead fibres, a tail beyond z = 0.8, everything brighter than the z-band limit.
