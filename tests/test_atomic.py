@@ -59,3 +59,20 @@ def test_notebook_html_loads_nothing_from_the_network(tmp_path):
     assert "Title with" in html and ">2<" in html.replace("\n", "")
     assert not re.findall(r'(?:src|href)="(?:https?:)?//', html)
     assert "import(\"http" not in html and '<script src="">' not in html
+
+
+def test_invalid_query_stops_before_the_notebook(tmp_path):
+    import json
+
+    import torch
+
+    torch.save(torch.tensor([0, 1, 3], dtype=torch.int64), tmp_path / "valid.pt")
+    (tmp_path / "summary.json").write_text(json.dumps({"n_rows": 5}))
+    base = [sys.executable, str(ROOT / "workflow/scripts/check_queries.py"), "--valid", str(tmp_path / "valid.pt"),
+            "--summary", str(tmp_path / "summary.json"), "--queries"]
+    ok = subprocess.run([*base, "[0, 3]"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    for queries, fragment in (("[2]", "row 2 is not a valid row"), ("[7]", "7 is outside the validation set of 5 rows")):
+        bad = subprocess.run([*base, queries], capture_output=True, text=True, timeout=120)
+        errors = [line for line in bad.stderr.splitlines() if "ERROR" in line]
+        assert bad.returncode == 1 and len(errors) == 1 and fragment in errors[0] and "similarity.query_indices" in errors[0]

@@ -9,6 +9,7 @@ rule similarity_notebook:
         image=f"{CACHE}/{{model}}/image_embeddings.pt",
         spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
         valid=f"{CACHE}/valid_indices.pt",
+        summary=f"{CACHE}/valid_summary.json",
     output:
         notebook=f"{RESULTS}/{{model}}/similarity.ipynb",
         table=report(
@@ -30,6 +31,7 @@ rule similarity_notebook:
             for mode in SIM_MODES
         },
     params:
+        check=script_cmd("check_queries.py"),
         papermill=f"{PYTHON} -m papermill",
         queries=json.dumps(config["similarity"]["query_indices"]),
         top_k=config["similarity"]["top_k"],
@@ -43,8 +45,9 @@ rule similarity_notebook:
     resources:
         mem_mb=4000,
     shell:
+        "{params.check} --valid {input.valid} --summary {input.summary} --queries '{params.queries}' --log {log} && "
         "{params.papermill} {input.notebook} {output.notebook} -k python3 --cwd . "
         "-p model {wildcards.model} -p dataset {input.dataset} -p image_embeddings {input.image} "
         "-p spectrum_embeddings {input.spectrum} -p valid_indices {input.valid} "
         "-y 'query_indices: {params.queries}' -p top_k {params.top_k} "
-        "-p table {output.table} -p figure_dir {params.figure_dir} > {log} 2>&1"
+        "-p table {output.table} -p figure_dir {params.figure_dir} >> {log} 2>&1"
