@@ -13,10 +13,11 @@ MODES = {"sp-sp": ("spectrum", "spectrum"), "im-im": ("image", "image"), "sp-im"
 
 
 def check_queries(query_indices: list[int], valid: np.ndarray, n_rows: int) -> None:
+    valid_set = set(valid.tolist())
     for q in query_indices:
         if not 0 <= q < n_rows:
             raise UserError(f"similarity.query_indices: {q} is outside the validation set of {n_rows} rows")
-        if q not in set(valid.tolist()):
+        if q not in valid_set:
             raise UserError(f"similarity.query_indices: row {q} is not a valid row (bad spectrum or redshift out of range)")
 
 
