@@ -11,7 +11,10 @@ from astroclip_eval.errors import UserError
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+if not workflow.config_settings.configfiles:  # the demo, unless the user names a config (not merged into it)
+
+    configfile: "config/config.yaml"
+
 
 
 try:  # one clear line naming the key, instead of a schema dump

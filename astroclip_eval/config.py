@@ -29,6 +29,9 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
         given = [k for k in ("checkpoint_dir", "checkpoint", "train") if k in entry]
         if len(given) != 1:
             raise UserError(f"config: 'models.{name}' must give exactly one of checkpoint_dir, checkpoint, train (got {given or 'none'})")
+        trained = entry.get("train", {}).get("embedding_dim")
+        if trained is not None and entry.get("embedding_dim", trained) != trained:
+            raise UserError(f"config: 'models.{name}.embedding_dim' ({entry['embedding_dim']}) differs from 'models.{name}.train.embedding_dim' ({trained})")
     valid = config.get("valid", {})
     if valid.get("z_min", 0.0) > valid.get("z_max", 0.8):
         raise UserError(f"config: 'valid.z_min' ({valid['z_min']}) is larger than 'valid.z_max' ({valid['z_max']})")

@@ -1,14 +1,17 @@
-"""Render executed notebooks to standalone HTML for the report: images embedded, no scripts from the network."""
+"""Execute the parameterised notebooks, and render them to standalone HTML for the report (offline, images embedded)."""
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbconvert import HTMLExporter
 
 from .atomic import atomic_path
+from .errors import UserError
 
 
 def to_html(notebook: str | os.PathLike, html: str | os.PathLike) -> None:
@@ -23,3 +26,34 @@ def to_html(notebook: str | os.PathLike, html: str | os.PathLike) -> None:
     body = re.sub(r'<script type="module">.*?</script>', "", body, flags=re.S)  # Mermaid from a CDN; no diagrams here
     with atomic_path(html) as tmp:
         tmp.write_text(body, encoding="utf-8")
+
+
+def execute(
+    notebook: str | os.PathLike, output: str | os.PathLike, parameters: dict[str, Any], failed_copy: str | os.PathLike
+) -> None:
+    """Run a parameterised notebook with papermill; `output` appears only if every cell succeeds.
+
+    A failing cell becomes one line naming the notebook, the cell and the error (a UserError raised inside the
+    notebook keeps its own message). The executed notebook, traceback included, is kept at `failed_copy`, outside
+    the rule's outputs, so the evidence survives Snakemake's cleanup of a failed job.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    output, failed_copy = Path(output), Path(failed_copy)
+    running = output.with_name(f".{output.stem}.running.ipynb")  # papermill wants an .ipynb name
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(running), parameters=parameters, kernel_name="python3", language="python", cwd=".", progress_bar=False
+        )
+    except PapermillExecutionError as exc:
+        failed_copy.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(running, failed_copy)
+        where = f"{notebook}, cell {exc.exec_count}"
+        if exc.ename == "UserError":
+            raise UserError(f"{exc.evalue} ({where}; executed notebook: {failed_copy})") from None
+        raise UserError(f"{where} raised {exc.ename}: {exc.evalue} (traceback in {failed_copy})") from None
+    except BaseException:  # a dead kernel or an interrupt: leave nothing half-written
+        running.unlink(missing_ok=True)
+        raise
+    os.replace(running, output)

@@ -1,7 +1,9 @@
 """Outputs appear whole or not at all, and scripts turn bad input into one line and exit 1."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -61,18 +63,41 @@ def test_notebook_html_loads_nothing_from_the_network(tmp_path):
     assert "import(\"http" not in html and '<script src="">' not in html
 
 
-def test_invalid_query_stops_before_the_notebook(tmp_path):
-    import json
+def test_a_failing_notebook_cell_is_one_line_and_leaves_no_output(tmp_path):
+    import nbformat
 
-    import torch
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("mode = 'ok'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "from astroclip_eval.errors import UserError\n"
+            "if mode == 'user':\n    raise UserError('similarity.query_indices: row 2 is not a valid row')\n"
+            "result = 1 / (mode != 'crash')"
+        ),
+    ]
+    notebook = tmp_path / "story.ipynb"
+    nbformat.write(nb, notebook)
+    script = ROOT / "workflow/scripts/run_notebook.py"
 
-    torch.save(torch.tensor([0, 1, 3], dtype=torch.int64), tmp_path / "valid.pt")
-    (tmp_path / "summary.json").write_text(json.dumps({"n_rows": 5}))
-    base = [sys.executable, str(ROOT / "workflow/scripts/check_queries.py"), "--valid", str(tmp_path / "valid.pt"),
-            "--summary", str(tmp_path / "summary.json"), "--queries"]
-    ok = subprocess.run([*base, "[0, 3]"], capture_output=True, text=True, timeout=120)
+    def run_with(mode: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
+        out, failed = tmp_path / f"{mode}.ipynb", tmp_path / "logs" / f"{mode}.failed.ipynb"
+        proc = subprocess.run(
+            [sys.executable, str(script), str(notebook), str(out), "--parameters", json.dumps({"mode": mode}),
+             "--failed-copy", str(failed)],
+            capture_output=True, text=True, timeout=300, cwd=ROOT,
+        )
+        return proc, out, failed
+
+    ok, out, failed = run_with("ok")
     assert ok.returncode == 0, ok.stderr
-    for queries, fragment in (("[2]", "row 2 is not a valid row"), ("[7]", "7 is outside the validation set of 5 rows")):
-        bad = subprocess.run([*base, queries], capture_output=True, text=True, timeout=120)
+    assert "mode = \"ok\"" in "".join(c.source for c in nbformat.read(out, as_version=4).cells)
+    assert not failed.exists()
+    for mode, fragment in (("user", "similarity.query_indices: row 2 is not a valid row"), ("crash", "raised ZeroDivisionError: division by zero")):
+        bad, out, failed = run_with(mode)
         errors = [line for line in bad.stderr.splitlines() if "ERROR" in line]
-        assert bad.returncode == 1 and len(errors) == 1 and fragment in errors[0] and "similarity.query_indices" in errors[0]
+        assert bad.returncode == 1 and len(errors) == 1 and fragment in errors[0], bad.stderr
+        assert str(failed) in errors[0] and "Traceback" not in bad.stderr
+        assert not out.exists() and not list(tmp_path.glob(".*running*"))
+        assert "ZeroDivisionError" in failed.read_text() or "UserError" in failed.read_text()

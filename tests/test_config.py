@@ -34,6 +34,8 @@ CASES = [
     (_with("similarity.query_indices", [3, -1]), "similarity.query_indices", "[-1]"),
     (_with("models", {"m": {}}), "models.m", "exactly one of"),
     (_with("models", {"m": {"checkpoint": "a.ckpt", "checkpoint_dir": "out"}}), "models.m", "exactly one of"),
+    (_with("models", {"m": {"train": {"embedding_dim": 8}, "embedding_dim": 16}}), "models.m.embedding_dim", "differs from"),
+    (_with("models", {"m": {"checkpoint": "a.ckpt", "embedding_dim": 0}}), "models.m.embedding_dim", "minimum"),
     (_with("embedding.device", "gpu"), "embedding.device", "does not match"),
 ]
 
@@ -62,3 +64,17 @@ def test_snakemake_dry_run_shows_one_line_and_plans_nothing(tmp_path):
     assert "config: 'redshift.n_neighbours': 0 is less than the minimum of 1" in out
     assert "Traceback" not in out
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_named_configfile_replaces_the_demo_config(tmp_path):
+    """`--configfile my.yaml` must not be merged into config/config.yaml (the demo's models would leak in)."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(DEMO))
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n",
+         "--configfile", str(ROOT / "config/desi-edr.yaml")],
+        capture_output=True, text=True, timeout=120,
+    )
+    out = run.stdout + run.stderr
+    assert "config:" not in out and "dim16" not in out
+    assert "Missing input files" in out and "data/astroclip_desi.h5" in out  # the template's dataset, not the demo's

@@ -1,6 +1,8 @@
 """A short training run, its checkpoint files, and embeddings: shape, order, normalisation, determinism."""
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from astroclip_eval.embed import embed_split, resolve_device
 from astroclip_eval.errors import UserError
 from astroclip_eval.model import load_reference
 from astroclip_eval.train import TrainConfig, train
+from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +77,19 @@ def test_wrong_model_class_and_device(trained, tmp_path):
         with pytest.raises(UserError, match="no CUDA GPU"):
             resolve_device("cuda")
         assert resolve_device("auto").type == "cpu"
+
+
+def test_embedding_dimension_must_match_the_model_entry(trained, tmp_path):
+    survey, run = trained
+    ckpt = select_best(run).path
+    outs = [tmp_path / "image.pt", tmp_path / "spectrum.pt"]
+    base = [sys.executable, str(ROOT / "workflow/scripts/embed.py"), "--checkpoint", str(ckpt), "--dataset", str(survey),
+            "--device", "cpu", "--image-out", str(outs[0]), "--spectrum-out", str(outs[1]), "--model", "mine"]
+    bad = subprocess.run([*base, "--expected-dim", "16"], capture_output=True, text=True, timeout=300)
+    errors = [line for line in bad.stderr.splitlines() if "ERROR" in line]
+    assert bad.returncode == 1 and len(errors) == 1 and "Traceback" not in bad.stderr
+    assert "models.mine.embedding_dim: the config expects 16" in errors[0] and f"{ckpt} embeds into 8 dimensions" in errors[0]
+    assert not any(p.exists() for p in outs)
+    ok = subprocess.run([*base, "--expected-dim", "8"], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert torch.load(outs[0]).shape[1] == 8

@@ -56,3 +56,10 @@ def script_cmd(name):
 
 def train_params(wildcards):
     return json.dumps({**config["train"], **config["models"][wildcards.model]["train"]})
+
+
+def expected_dim_args(wildcards):
+    """--expected-dim for the embed step when the model entry declares a dimension (trained models always do)."""
+    entry = config["models"][wildcards.model]
+    dim = entry.get("embedding_dim") or entry.get("train", {}).get("embedding_dim")
+    return f"--expected-dim {dim} --model {wildcards.model}" if dim else ""

@@ -12,6 +12,7 @@ rule embed:
         cmd=script_cmd("embed.py"),
         batch_size=config["embedding"]["batch_size"],
         device=config["embedding"]["device"],
+        expected_dim=expected_dim_args,
     conda:
         ENV
     log:
@@ -26,4 +27,4 @@ rule embed:
     shell:
         "{params.cmd} --checkpoint {input.ckpt} --dataset {input.dataset} "
         "--batch-size {params.batch_size} --device {params.device} "
-        "--image-out {output.image} --spectrum-out {output.spectrum} --threads {threads} --log {log}"
+        "--image-out {output.image} --spectrum-out {output.spectrum} --threads {threads} {params.expected_dim} --log {log}"

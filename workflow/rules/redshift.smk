@@ -1,4 +1,5 @@
 # Zero-shot kNN redshift, as a parameterised notebook executed with papermill.
+import json
 
 
 rule redshift_notebook:
@@ -25,10 +26,22 @@ rule redshift_notebook:
             labels={"model": "{model}", "table": "R^2"},
         ),
     params:
-        papermill=f"{PYTHON} -m papermill",
-        k=config["redshift"]["n_neighbours"],
-        exclude_self=config["redshift"]["exclude_self"],
-        z_max=config["valid"]["z_max"],
+        run=script_cmd("run_notebook.py"),
+        parameters=lambda wc, input, output: json.dumps(
+            {
+                "model": wc.model,
+                "dataset": input.dataset,
+                "image_embeddings": input.image,
+                "spectrum_embeddings": input.spectrum,
+                "valid_indices": input.valid,
+                "n_neighbours": config["redshift"]["n_neighbours"],
+                "exclude_self": config["redshift"]["exclude_self"],
+                "z_max": config["valid"]["z_max"],
+                "figure": output.figure,
+                "table": output.table,
+            }
+        ),
+        failed=f"{LOGS}/redshift_notebook/{{model}}.failed.ipynb",
     conda:
         ENV
     log:
@@ -38,11 +51,8 @@ rule redshift_notebook:
     resources:
         mem_mb=4000,
     shell:
-        "{params.papermill} {input.notebook} {output.notebook} -k python3 --cwd . "
-        "-p model {wildcards.model} -p dataset {input.dataset} -p image_embeddings {input.image} "
-        "-p spectrum_embeddings {input.spectrum} -p valid_indices {input.valid} -p n_neighbours {params.k} "
-        "-p exclude_self {params.exclude_self} -p z_max {params.z_max} "
-        "-p figure {output.figure} -p table {output.table} > {log} 2>&1"
+        "{params.run} {input.notebook} {output.notebook} --parameters {params.parameters:q} "
+        "--failed-copy {params.failed} --log {log}"
 
 
 rule notebook_html:

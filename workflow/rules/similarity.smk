@@ -9,7 +9,6 @@ rule similarity_notebook:
         image=f"{CACHE}/{{model}}/image_embeddings.pt",
         spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
         valid=f"{CACHE}/valid_indices.pt",
-        summary=f"{CACHE}/valid_summary.json",
     output:
         notebook=f"{RESULTS}/{{model}}/similarity.ipynb",
         table=report(
@@ -31,11 +30,21 @@ rule similarity_notebook:
             for mode in SIM_MODES
         },
     params:
-        check=script_cmd("check_queries.py"),
-        papermill=f"{PYTHON} -m papermill",
-        queries=json.dumps(config["similarity"]["query_indices"]),
-        top_k=config["similarity"]["top_k"],
-        figure_dir=lambda wc: f"{RESULTS}/{wc.model}",
+        run=script_cmd("run_notebook.py"),
+        parameters=lambda wc, input, output: json.dumps(
+            {
+                "model": wc.model,
+                "dataset": input.dataset,
+                "image_embeddings": input.image,
+                "spectrum_embeddings": input.spectrum,
+                "valid_indices": input.valid,
+                "query_indices": config["similarity"]["query_indices"],
+                "top_k": config["similarity"]["top_k"],
+                "table": output.table,
+                "figure_dir": f"{RESULTS}/{wc.model}",
+            }
+        ),
+        failed=f"{LOGS}/similarity_notebook/{{model}}.failed.ipynb",
     conda:
         ENV
     log:
@@ -45,9 +54,5 @@ rule similarity_notebook:
     resources:
         mem_mb=4000,
     shell:
-        "{params.check} --valid {input.valid} --summary {input.summary} --queries '{params.queries}' --log {log} && "
-        "{params.papermill} {input.notebook} {output.notebook} -k python3 --cwd . "
-        "-p model {wildcards.model} -p dataset {input.dataset} -p image_embeddings {input.image} "
-        "-p spectrum_embeddings {input.spectrum} -p valid_indices {input.valid} "
-        "-y 'query_indices: {params.queries}' -p top_k {params.top_k} "
-        "-p table {output.table} -p figure_dir {params.figure_dir} >> {log} 2>&1"
+        "{params.run} {input.notebook} {output.notebook} --parameters {params.parameters:q} "
+        "--failed-copy {params.failed} --log {log}"
