@@ -1,12 +1,13 @@
 # make demo: bootstrap .venv, run the embedded demo end to end, build the report.
 # make test: bootstrap .venv, run the whole test suite.
+# make bench: bootstrap .venv, run the benchmarks (benchmarks/README.md) and print their table.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: venv demo report test dry-run clean
+.PHONY: venv demo report test bench dry-run clean
 
 venv: $(STAMP)
 
@@ -29,6 +30,9 @@ dry-run: venv
 
 test: venv
 	$(BIN)/python -m pytest -v
+
+bench: venv
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf cache results out data/demo .snakemake

@@ -1,4 +1,4 @@
-"""Embed every row of a split with a trained model, streaming contiguous row blocks from the file.
+"""Embed every row of a split with a trained model, streaming contiguous row blocks from the file, in shards.
 
 Row i of each output is row i of the split, invalid rows included, so indices stay aligned with the data.
 """
@@ -6,20 +6,25 @@ Row i of each output is row i of the split, invalid rows included, so indices st
 from __future__ import annotations
 
 import logging
+import math
 import os
+import queue
 import sys
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .checkpoints import safe_load
-
 from .data import Survey
 from .errors import UserError
 from .model import ReferenceAstroCLIP
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -35,6 +40,61 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+PRECISIONS = {"32": None, "bf16": torch.bfloat16}
+
+
+def shard_rows(n_rows: int, batch_size: int, shard: int, shards: int) -> tuple[int, int]:
+    """Rows [lo, hi) of shard `shard` of `shards`: contiguous and cut on batch boundaries.
+
+    Every batch is then the same rows whatever the number of shards, so on the CPU the embeddings are bitwise
+    independent of the sharding.
+    """
+    if not 0 <= shard < shards:
+        raise UserError(f"embedding shard {shard} is outside 0..{shards - 1}")
+    n_batches = math.ceil(n_rows / batch_size)
+    lo, hi = shard * n_batches // shards, (shard + 1) * n_batches // shards
+    return min(lo * batch_size, n_rows), min(hi * batch_size, n_rows)
+
+
+def prefetch(blocks: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Produce the next blocks in a thread while the caller computes: HDF5 reads overlap the forward passes."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for block in blocks:
+                while not stop.is_set():
+                    try:
+                        buffer.put(block, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(done)
+        except BaseException as exc:  # re-raised in the consumer, so a read error is not lost
+            buffer.put(exc)
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := buffer.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def prepare(model: ReferenceAstroCLIP, device: torch.device) -> ReferenceAstroCLIP:
+    """The model on its device, in eval mode; channels_last on a GPU, where convolutions run faster in it."""
+    model = model.to(device).eval()
+    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+
+
 @torch.no_grad()
 def embed_split(
     model: ReferenceAstroCLIP,
@@ -42,25 +102,58 @@ def embed_split(
     split: str,
     batch_size: int,
     device: torch.device,
+    precision: str = "32",
+    start: int = 0,
+    stop: int | None = None,
     progress: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(image, spectrum) embeddings, float32 (n, D) on the CPU, in split order."""
-    n = survey.n_rows(split)
+    """(image, spectrum) embeddings of rows [start, stop) of a split, float32 (n, D) on the CPU, in row order.
+
+    One pass over the file: contiguous blocks, images read as their centre crop only (cropped before the copy
+    to the device), pinned and copied without blocking on a GPU, the next block read while this one computes.
+    """
+    if precision not in PRECISIONS:
+        raise UserError(f"embedding.precision: '{precision}' is not one of {sorted(PRECISIONS)}")
+    stop = survey.n_rows(split) if stop is None else stop
+    n = stop - start
     crop = int(model.hparams.image_crop)
     images_out = torch.empty((n, model.embedding_dim), dtype=torch.float32)
     spectra_out = torch.empty((n, model.embedding_dim), dtype=torch.float32)
     pin = device.type == "cuda"
+    dtype = PRECISIONS[precision]
+
+    def blocks() -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        for lo, block in survey.iter_chunks(split, ("images", "spectra"), batch_size, start, stop, crop=crop):
+            images, spectra = torch.from_numpy(block["images"]), torch.from_numpy(block["spectra"])
+            yield lo, (images.pin_memory() if pin else images), (spectra.pin_memory() if pin else spectra)
+
     bar = tqdm(total=n, unit="galaxy", desc=f"embedding {split}", file=sys.stderr, disable=not progress, mininterval=5)
-    for lo, block in survey.iter_chunks(split, ("images", "spectra"), batch_size, crop=crop):
-        hi = lo + block["images"].shape[0]
-        images, spectra = torch.from_numpy(block["images"]), torch.from_numpy(block["spectra"])
-        if pin:
-            images, spectra = images.pin_memory(), spectra.pin_memory()
-        images_out[lo:hi] = model.embed_images(images.to(device, non_blocking=True)).float().cpu()
-        spectra_out[lo:hi] = model.embed_spectra(spectra.to(device, non_blocking=True)).float().cpu()
-        bar.update(hi - lo)
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        for lo, images, spectra in prefetch(blocks()):
+            rows = slice(lo - start, lo - start + images.shape[0])
+            images_out[rows] = model.embed_images(images.to(device, non_blocking=True)).float().cpu()
+            spectra_out[rows] = model.embed_spectra(spectra.to(device, non_blocking=True)).float().cpu()
+            bar.update(images.shape[0])
     bar.close()
     return images_out, spectra_out
+
+
+def merge_shards(paths: Sequence[str], n_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate shard files in order, checking that their row ranges tile [0, n) without gaps or overlaps."""
+    images, spectra, expected = [], [], 0
+    for path in paths:
+        shard = safe_load(path)
+        if not isinstance(shard, dict) or not {"rows", "image", "spectrum"} <= shard.keys():
+            raise UserError(f"{path}: not an embedding shard (expected rows, image, spectrum)")
+        lo, hi = (int(v) for v in shard["rows"])
+        if lo != expected or shard["image"].shape[0] != hi - lo or shard["spectrum"].shape[0] != hi - lo:
+            raise UserError(f"{path}: holds rows [{lo}, {hi}), expected a shard starting at row {expected}")
+        images.append(shard["image"])
+        spectra.append(shard["spectrum"])
+        expected = hi
+    if n_rows is not None and expected != n_rows:
+        raise UserError(f"{paths[-1]}: the shards end at row {expected}, the split has {n_rows} rows")
+    return torch.cat(images), torch.cat(spectra)
 
 
 def load_embeddings(image_path: str, spectrum_path: str) -> dict[str, np.ndarray]:

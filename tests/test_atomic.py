@@ -32,10 +32,10 @@ def test_success_replaces_and_keeps_permissions(tmp_path):
 def test_script_error_is_one_line(tmp_path):
     bad = tmp_path / "astroclip_model.ckpt"
     bad.write_bytes(b"PK\x03\x04 truncated")
-    out = tmp_path / "image.pt"
+    out = tmp_path / "0-of-1.pt"
     run = subprocess.run(
         [sys.executable, str(ROOT / "workflow/scripts/embed.py"), "--checkpoint", str(bad), "--dataset", "x.h5",
-         "--device", "cpu", "--image-out", str(out), "--spectrum-out", str(tmp_path / "spectrum.pt")],
+         "--device", "cpu", "--out", str(out)],
         capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 1

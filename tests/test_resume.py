@@ -38,13 +38,13 @@ def _running(pattern: str, workdir: Path) -> bool:
 
 def test_sigkill_mid_embedding_then_rerun_incomplete(tmp_path):
     reference = _workdir(tmp_path / "reference")
-    done = subprocess.run(_cmd(reference, "--until", "embed"), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(_cmd(reference, "--until", "merge_embeddings"), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
     killed = _workdir(tmp_path / "killed")
     prep = subprocess.run(_cmd(killed, "--until", "promote_checkpoint"), capture_output=True, text=True, timeout=600)
     assert prep.returncode == 0, prep.stderr[-3000:]
-    run = subprocess.Popen(_cmd(killed, "--until", "embed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    run = subprocess.Popen(_cmd(killed, "--until", "merge_embeddings"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     deadline = time.monotonic() + 120
     while not _running("workflow/scripts/embed.py", killed):
@@ -52,12 +52,12 @@ def test_sigkill_mid_embedding_then_rerun_incomplete(tmp_path):
         time.sleep(0.05)
     os.killpg(run.pid, signal.SIGKILL)  # the scheduler and the job die together, as on a preempted node
     run.wait()
-    assert not (killed / "cache/tiny/image_embeddings.pt").exists()
+    assert not list((killed / "cache/tiny").glob("embedding_shards/*.pt")) and not (killed / "cache/tiny/image_embeddings.pt").exists()
 
     # What a user does after a kill: release the stale lock, then rerun what was incomplete.
     unlock = subprocess.run(_cmd(killed, "--unlock"), capture_output=True, text=True, timeout=120)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
-    resumed = subprocess.run(_cmd(killed, "--until", "embed", "--rerun-incomplete"), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(_cmd(killed, "--until", "merge_embeddings", "--rerun-incomplete"), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for name in ("image_embeddings.pt", "spectrum_embeddings.pt"):
         assert torch.equal(torch.load(killed / f"cache/tiny/{name}"), torch.load(reference / f"cache/tiny/{name}"))

@@ -12,7 +12,7 @@ import torch
 from astroclip_eval import simulate as sim
 from astroclip_eval.checkpoints import select_best, stored_score
 from astroclip_eval.data import Survey
-from astroclip_eval.embed import embed_split, resolve_device
+from astroclip_eval.embed import embed_split, merge_shards, prefetch, resolve_device, shard_rows
 from astroclip_eval.errors import UserError
 from astroclip_eval.model import load_reference
 from astroclip_eval.train import TrainConfig, train
@@ -82,14 +82,76 @@ def test_wrong_model_class_and_device(trained, tmp_path):
 def test_embedding_dimension_must_match_the_model_entry(trained, tmp_path):
     survey, run = trained
     ckpt = select_best(run).path
-    outs = [tmp_path / "image.pt", tmp_path / "spectrum.pt"]
+    out = tmp_path / "0-of-1.pt"
     base = [sys.executable, str(ROOT / "workflow/scripts/embed.py"), "--checkpoint", str(ckpt), "--dataset", str(survey),
-            "--device", "cpu", "--image-out", str(outs[0]), "--spectrum-out", str(outs[1]), "--model", "mine"]
+            "--device", "cpu", "--out", str(out), "--model", "mine"]
     bad = subprocess.run([*base, "--expected-dim", "16"], capture_output=True, text=True, timeout=300)
     errors = [line for line in bad.stderr.splitlines() if "ERROR" in line]
     assert bad.returncode == 1 and len(errors) == 1 and "Traceback" not in bad.stderr
     assert "models.mine.embedding_dim: the config expects 16" in errors[0] and f"{ckpt} embeds into 8 dimensions" in errors[0]
-    assert not any(p.exists() for p in outs)
+    assert not out.exists()
     ok = subprocess.run([*base, "--expected-dim", "8"], capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
-    assert torch.load(outs[0]).shape[1] == 8
+    assert torch.load(out)["image"].shape[1] == 8
+
+
+@pytest.mark.parametrize("n_rows,batch,shards", [(40, 7, 3), (41, 8, 5), (5, 8, 3), (64, 8, 8)])
+def test_shards_tile_the_rows_on_batch_boundaries(n_rows, batch, shards):
+    ranges = [shard_rows(n_rows, batch, i, shards) for i in range(shards)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == n_rows
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert all(lo % batch == 0 for lo, _ in ranges)
+    sizes = [hi - lo for lo, hi in ranges]
+    assert max(sizes) - min(sizes) <= batch  # balanced to within one batch
+
+
+def test_sharded_embeddings_are_bitwise_those_of_one_pass(trained, tmp_path):
+    survey_path, run = trained
+    model = load_reference(str(select_best(run).path))
+    cpu = torch.device("cpu")
+    with Survey(survey_path) as survey:
+        n = survey.n_rows("valid")
+        whole = embed_split(model, survey, "valid", 7, cpu, progress=False)
+        paths = []
+        for i in range(3):
+            lo, hi = shard_rows(n, 7, i, 3)
+            images, spectra = embed_split(model, survey, "valid", 7, cpu, start=lo, stop=hi, progress=False)
+            paths.append(str(tmp_path / f"{i}-of-3.pt"))
+            torch.save({"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra}, paths[-1])
+    merged = merge_shards(paths, n)
+    assert torch.equal(merged[0], whole[0]) and torch.equal(merged[1], whole[1])
+    with pytest.raises(UserError, match="expected a shard starting at row"):
+        merge_shards([paths[0], paths[2]], n)
+    with pytest.raises(UserError, match=f"the split has {n} rows"):
+        merge_shards(paths[:2], n)
+
+
+def test_bf16_embeddings_are_close_to_float32(trained):
+    survey_path, run = trained
+    model = load_reference(str(select_best(run).path))
+    with Survey(survey_path) as survey:
+        full = embed_split(model, survey, "valid", 16, torch.device("cpu"), progress=False)
+        half = embed_split(model, survey, "valid", 16, torch.device("cpu"), precision="bf16", progress=False)
+    for a, b in zip(full, half):
+        cosine = (a * b).sum(dim=1)
+        assert cosine.min() > 0.98 and not torch.equal(a, b)
+    with pytest.raises(UserError, match="embedding.precision"):
+        with Survey(survey_path) as survey:
+            embed_split(model, survey, "valid", 16, torch.device("cpu"), precision="fp8", progress=False)
+
+
+def test_prefetch_keeps_order_and_reraises_read_errors():
+    assert list(prefetch(iter(range(100)), depth=2)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise OSError("truncated block")
+
+    got = []
+    with pytest.raises(OSError, match="truncated block"):
+        for item in prefetch(failing()):
+            got.append(item)
+    assert got == [1]
+    early = prefetch(iter(range(1000)), depth=1)
+    assert next(early) == 0
+    early.close()  # a consumer that stops early does not leave the reader thread blocked

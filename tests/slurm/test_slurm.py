@@ -71,6 +71,11 @@ def jobs(cluster: Cluster) -> dict[int, dict[str, str]]:
     return records
 
 
+def shard_of(job: dict[str, str]) -> int:
+    """The shard wildcard, last in the comment the executor writes (rule_embed_wildcards_<model>_<shard>)."""
+    return int(re.search(r"_(\d+)$", job.get("Comment", "")).group(1))
+
+
 def rule_of(job: dict[str, str]) -> str:
     match = re.search(r"rule_([A-Za-z_]+?)(?:_wildcards|$)", job.get("Comment", ""))
     return match.group(1) if match else job.get("Comment", "")
@@ -88,7 +93,7 @@ def slurm_run(cluster, tmp_path_factory):
 def test_dry_run_plans_and_submits_nothing(slurm_run):
     _, dry, submitted, _ = slurm_run
     assert dry.returncode == 0, dry.stderr[-3000:]
-    assert re.search(r"embed\s+1", dry.stdout + dry.stderr) and re.search(r"train_model\s+1", dry.stdout + dry.stderr)
+    assert re.search(r"embed\s+2", dry.stdout + dry.stderr) and re.search(r"train_model\s+1", dry.stdout + dry.stderr)
     assert submitted == {}
 
 
@@ -100,13 +105,14 @@ def test_demo_through_slurm(cluster, slurm_run, tmp_path):
         by_rule.setdefault(rule_of(job), []).append(job)
     # Heavy rules went through sbatch; light ones (promotion, notebook HTML, summary) stayed local.
     assert {"simulate_survey", "train_model", "embed", "valid_indices", "redshift_notebook", "similarity_notebook"} <= set(by_rule)
-    assert not {"promote_checkpoint", "notebook_html", "summary"} & set(by_rule)
+    assert not {"promote_checkpoint", "merge_embeddings", "notebook_html", "summary"} & set(by_rule)
     assert all(j["JobState"] == "COMPLETED" for js in by_rule.values() for j in js)
-    (embed,) = by_rule["embed"]
-    assert embed["Partition"] == "gpu" and embed.get("TresPerJob") == "gres:gpu:1"
+    # One GPU job per embedding shard (embedding.shards: 2 in the tiny config).
+    assert len(by_rule["embed"]) == 2
+    assert all(j["Partition"] == "gpu" and j.get("TresPerJob") == "gres:gpu:1" for j in by_rule["embed"])
     assert by_rule["valid_indices"][0]["Partition"] == "cpu"
-    embed_log = (work / "results/logs/embed/tiny.log").read_text()
-    assert "CUDA_VISIBLE_DEVICES=0" in embed_log
+    for shard in (0, 1):
+        assert "CUDA_VISIBLE_DEVICES=0" in (work / f"results/logs/embed/tiny/{shard}-of-2.log").read_text()
     assert list((work / "results/logs/slurm").rglob("*.log"))
     # The same outputs as a local run of the same config (bit-identical embeddings on CPU).
     local = _workdir(tmp_path)
@@ -140,39 +146,52 @@ def _cancel_when_running(cluster: Cluster, rule: str, cancelled: list[int], stop
 def test_cancelled_embedding_job_is_retried(cluster, slurm_run):
     work, _, _, _ = slurm_run
     reference = torch.load(work / "cache/tiny/image_embeddings.pt")
+    before = set(jobs(cluster)) or {0}
     cancelled: list[int] = []
     stop = threading.Event()
     watcher = threading.Thread(target=_cancel_when_running, args=(cluster, "embed", cancelled, stop))
     watcher.start()
     try:
-        run = snakemake(cluster, work, "--forcerun", "embed", "--retries", "1", "--until", "embed")
+        run = snakemake(cluster, work, "--forcerun", "embed", "--retries", "1", "--until", "merge_embeddings")
     finally:
         stop.set()
         watcher.join()
     assert run.returncode == 0, run.stderr[-3000:]
     assert len(cancelled) == 1
-    embeds = [j for i, j in jobs(cluster).items() if rule_of(j) == "embed" and i >= cancelled[0]]
-    assert [j["JobState"] for j in sorted(embeds, key=lambda j: int(j["JobId"]))] == ["CANCELLED", "COMPLETED"]
+    # Both shards ran again (forced); the cancelled one was resubmitted once and completed.
+    embeds = [j for i, j in jobs(cluster).items() if rule_of(j) == "embed" and i > max(before)]
+    assert sorted(j["JobState"] for j in embeds) == ["CANCELLED", "COMPLETED", "COMPLETED"]
     assert torch.equal(torch.load(work / "cache/tiny/image_embeddings.pt"), reference)
 
 
-def test_cancelled_without_retries_fails_then_resumes(cluster, slurm_run):
+def test_cancelled_shard_fails_then_only_it_is_resubmitted(cluster, slurm_run):
     work, _, _, _ = slurm_run
     keep = (work / "cache/valid_indices.pt").stat().st_mtime_ns
     shutil.rmtree(work / "results/tiny")  # as in a first run: nothing downstream of the embeddings exists yet
+    for stale in (work / "cache/tiny").glob("*_embeddings.pt"):
+        stale.unlink()
     cancelled: list[int] = []
     stop = threading.Event()
     watcher = threading.Thread(target=_cancel_when_running, args=(cluster, "embed", cancelled, stop))
     watcher.start()
-    try:
-        failed = snakemake(cluster, work, "--forcerun", "embed", "--retries", "0")
+    try:  # --keep-going: the other shard finishes although this one failed
+        failed = snakemake(cluster, work, "--forcerun", "embed", "--retries", "0", "--keep-going")
     finally:
         stop.set()
         watcher.join()
     assert failed.returncode != 0 and len(cancelled) == 1
     assert "Error in rule embed" in failed.stderr + failed.stdout
-    assert not (work / "cache/tiny/image_embeddings.pt").exists()  # no partial output left behind
+    lost = shard_of(jobs(cluster)[cancelled[0]])
+    shards = {p.name for p in (work / "cache/tiny/embedding_shards").glob("*.pt")}
+    assert shards == {f"{1 - lost}-of-2.pt"}  # the cancelled shard left nothing; the other one is complete
+    assert not (work / "cache/tiny/image_embeddings.pt").exists()
+    finished = (work / f"cache/tiny/embedding_shards/{1 - lost}-of-2.pt").stat().st_mtime_ns
+    before = set(jobs(cluster))
     resumed = snakemake(cluster, work)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resubmitted = [j for i, j in jobs(cluster).items() if i not in before and rule_of(j) == "embed"]
+    assert [shard_of(j) for j in resubmitted] == [lost]  # the finished shard is not recomputed
+    assert (work / f"cache/tiny/embedding_shards/{1 - lost}-of-2.pt").stat().st_mtime_ns == finished
     assert (work / "cache/valid_indices.pt").stat().st_mtime_ns == keep  # finished outputs kept
-    assert (work / "cache/tiny/image_embeddings.pt").exists() and (work / "results/tiny/redshift_r2.csv").exists()
+    assert (work / "results/tiny/redshift_r2.csv").exists()
+    assert torch.load(work / "cache/tiny/image_embeddings.pt").shape[0] == 80  # both shards merged

@@ -8,6 +8,7 @@ RESULTS = config["results_dir"]
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 DATASET = config["dataset"]["path"]
+SHARDS = config["embedding"]["shards"]
 MODELS = list(config["models"])
 ENV = "../envs/astroclip.yaml"  # relative to the rule files
 SIM_MODES = ["sp-sp", "im-im", "sp-im", "im-sp"]
@@ -16,6 +17,7 @@ NOTEBOOKS = ["redshift", "similarity"]
 wildcard_constraints:
     model="|".join(MODELS),
     notebook="|".join(NOTEBOOKS),
+    shard=r"\d+",
 
 
 def run_dir(model):
@@ -24,6 +26,11 @@ def run_dir(model):
     if "train" in entry:
         return f"{config['train_dir']}/astroclip_ckpt_{model}"
     return entry.get("checkpoint_dir") or entry["checkpoint"]
+
+
+def embedding_shards(wildcards):
+    """A model's shard files in row order."""
+    return [f"{CACHE}/{wildcards.model}/embedding_shards/{i}-of-{SHARDS}.pt" for i in range(SHARDS)]
 
 
 def promote_input(wildcards):

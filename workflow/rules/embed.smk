@@ -1,4 +1,5 @@
-# The GPU step: embed every validation row's image and spectrum.
+# The GPU step: embed every validation row's image and spectrum, in `embedding.shards` contiguous row ranges
+# (one GPU job each), then merge them in row order.
 
 
 rule embed:
@@ -6,25 +7,47 @@ rule embed:
         ckpt=f"{CACHE}/{{model}}/astroclip_model.ckpt",
         dataset=DATASET,
     output:
-        image=f"{CACHE}/{{model}}/image_embeddings.pt",
-        spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
+        f"{CACHE}/{{model}}/embedding_shards/{{shard}}-of-{SHARDS}.pt",
     params:
         cmd=script_cmd("embed.py"),
+        shards=SHARDS,
         batch_size=config["embedding"]["batch_size"],
+        precision=config["embedding"]["precision"],
         device=config["embedding"]["device"],
         expected_dim=expected_dim_args,
     conda:
         ENV
     log:
-        f"{LOGS}/embed/{{model}}.log",
+        f"{LOGS}/embed/{{model}}/{{shard}}-of-{SHARDS}.log",
     benchmark:
-        f"{BENCH}/embed/{{model}}.tsv"
+        f"{BENCH}/embed/{{model}}/{{shard}}-of-{SHARDS}.tsv"
     threads: 2
     resources:
         gpu=1,
         mem_mb=lambda wc, attempt: 8000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
     shell:
-        "{params.cmd} --checkpoint {input.ckpt} --dataset {input.dataset} "
-        "--batch-size {params.batch_size} --device {params.device} "
-        "--image-out {output.image} --spectrum-out {output.spectrum} --threads {threads} {params.expected_dim} --log {log}"
+        "{params.cmd} --checkpoint {input.ckpt} --dataset {input.dataset} --shard {wildcards.shard} --shards {params.shards} "
+        "--batch-size {params.batch_size} --precision {params.precision} --device {params.device} "
+        "--out {output} --threads {threads} {params.expected_dim} --log {log}"
+
+
+rule merge_embeddings:
+    input:
+        shards=embedding_shards,
+        dataset=DATASET,
+    output:
+        image=f"{CACHE}/{{model}}/image_embeddings.pt",
+        spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
+    params:
+        cmd=script_cmd("merge_embeddings.py"),
+    conda:
+        ENV
+    log:
+        f"{LOGS}/merge_embeddings/{{model}}.log",
+    benchmark:
+        f"{BENCH}/merge_embeddings/{{model}}.tsv"
+    localrule: True
+    shell:
+        "{params.cmd} {input.shards} --dataset {input.dataset} "
+        "--image-out {output.image} --spectrum-out {output.spectrum} --log {log}"

@@ -1,4 +1,4 @@
-"""Embed every image and spectrum of the validation split with a promoted checkpoint (the GPU step)."""
+"""Embed one shard (a contiguous row range) of a split's images and spectra with a promoted checkpoint: the GPU step."""
 
 import argparse
 
@@ -7,7 +7,7 @@ import torch
 from astroclip_eval.atomic import save_torch
 from astroclip_eval.cli import run
 from astroclip_eval.data import Survey
-from astroclip_eval.embed import embed_split, resolve_device
+from astroclip_eval.embed import embed_split, prepare, resolve_device, shard_rows
 from astroclip_eval.errors import UserError
 from astroclip_eval.model import load_reference
 
@@ -21,20 +21,23 @@ def main(args: argparse.Namespace) -> None:
             f"models.{args.model}.embedding_dim: the config expects {args.expected_dim}, "
             f"but {args.checkpoint} embeds into {model.embedding_dim} dimensions"
         )
+    model = prepare(model, device)
     with Survey(args.dataset) as survey:
-        images, spectra = embed_split(model, survey, args.split, args.batch_size, device)
-    save_torch(args.image_out, images)
-    save_torch(args.spectrum_out, spectra)
+        lo, hi = shard_rows(survey.n_rows(args.split), args.batch_size, args.shard, args.shards)
+        images, spectra = embed_split(model, survey, args.split, args.batch_size, device, args.precision, lo, hi)
+    save_torch(args.out, {"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra})
 
 
 parser = argparse.ArgumentParser(prog="embed", description=__doc__)
 parser.add_argument("--checkpoint", required=True)
 parser.add_argument("--dataset", required=True)
 parser.add_argument("--split", default="valid", choices=["train", "valid"])
+parser.add_argument("--shard", type=int, default=0, help="which shard, 0-based")
+parser.add_argument("--shards", type=int, default=1, help="how many shards the split is cut into")
 parser.add_argument("--batch-size", type=int, default=256)
+parser.add_argument("--precision", default="32", choices=["32", "bf16"])
 parser.add_argument("--device", default="auto")
-parser.add_argument("--image-out", required=True)
-parser.add_argument("--spectrum-out", required=True)
+parser.add_argument("--out", required=True, help="the shard file: {rows, image, spectrum}")
 parser.add_argument("--expected-dim", type=int, help="stop if the model's embedding dimension differs")
 parser.add_argument("--model", default="?", help="the model's name in the config, for messages")
 parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")

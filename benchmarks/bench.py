@@ -1,0 +1,242 @@
+"""Measure the embedding step, the valid-row pass, the kNN redshift and the dry run against their floors and
+against seed-style implementations, on data this script builds itself, and print one table.
+
+    python benchmarks/bench.py                     # CPU defaults (make bench)
+    python benchmarks/bench.py --device cuda --precision bf16 --architecture reproduction --rows 100000
+
+Every ratio is measured side by side in one run on one machine. Times are wall-clock, warm page cache (the file
+was just written), best of --repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+import yaml
+
+from astroclip_eval.data import SPECTRUM_LENGTH, Survey
+from astroclip_eval.embed import PRECISIONS, embed_split, prepare, resolve_device
+from astroclip_eval.model import ReferenceAstroCLIP
+from astroclip_eval.redshift import MODALITIES, evaluate
+from astroclip_eval.valid import valid_mask, valid_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def best_of(repeats: int, fn: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def build_survey(path: Path, n_rows: int, image_size: int, seed: int = 0, groups: int = 10) -> None:
+    """A file in the published layout whose HDF5 chunks hold one whole image (as the published file's do).
+
+    Contents are random (throughput does not depend on them): ~1% all-zero spectra, redshifts to 0.85.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = [n_rows // groups + (g < n_rows % groups) for g in range(groups)]
+    with h5py.File(path, "w") as f:
+        for g, n in enumerate(sizes):
+            grp = f.create_group(str(g))
+            images = grp.create_dataset("images", (n, image_size, image_size, 3), "f4", chunks=(1, image_size, image_size, 3))
+            spectra = grp.create_dataset("spectra", (n, SPECTRUM_LENGTH), "f4", chunks=(1, SPECTRUM_LENGTH))
+            for lo in range(0, n, 256):
+                hi = min(lo + 256, n)
+                images[lo:hi] = rng.normal(0.0, 0.05, (hi - lo, image_size, image_size, 3)).astype("f4")
+                block = rng.normal(1.0, 0.5, (hi - lo, SPECTRUM_LENGTH)).astype("f4")
+                block[rng.random(hi - lo) < 0.01] = 0.0
+                spectra[lo:hi] = block
+            grp["redshifts"] = rng.uniform(0.0, 0.85, n).astype("f4")
+            grp["targetids"] = np.arange(n, dtype="i8") + g * 10**9
+
+
+def seed_style_valid(path: Path, z_min: float, z_max: float) -> np.ndarray:
+    """The seed's way to find valid rows: a row-by-row pass that loads every column of every validation row."""
+    keep, offset = [], 0
+    with h5py.File(path, "r") as f:
+        for g in sorted(f, key=int):
+            grp = f[g]
+            cols = [grp[c] for c in ("images", "spectra", "redshifts", "targetids")]
+            n = cols[2].shape[0]
+            for i in range(int(0.8 * n), n):
+                _, spectrum, z, _ = (c[i] for c in cols)
+                if valid_mask(spectrum[None], np.atleast_1d(z), z_min, z_max)[0]:
+                    keep.append(offset)
+                offset += 1
+    return np.asarray(keep, dtype=np.int64)
+
+
+def seed_style_knn(query: np.ndarray, target: np.ndarray, z: np.ndarray, k: int, exclude_self: bool, rows: np.ndarray) -> np.ndarray:
+    """The seed's per-row kNN: for each query, cosine similarity to every target, a full sort, the mean of the top k."""
+    out = np.empty(rows.size, dtype=np.float32)
+    for j, i in enumerate(rows):
+        sims = target @ query[i]
+        if exclude_self:
+            sims[i] = -np.inf
+        out[j] = z[np.argsort(-sims, kind="stable")[:k]].mean()
+    return out
+
+
+def bench_embedding(args: argparse.Namespace, path: Path) -> list[tuple]:
+    device = resolve_device(args.device)
+    hparams = {"image_crop": 96, "spectrum_pool": 1} if args.architecture == "reproduction" else {}
+    torch.manual_seed(0)
+    model = ReferenceAstroCLIP(embedding_dim=128, architecture=args.architecture, **hparams)
+    model = prepare(model, device)
+    crop, batch = int(model.hparams.image_crop), args.batch_size
+    dtype = PRECISIONS[args.precision]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with Survey(path) as survey:
+        n = survey.n_rows("valid")
+
+        def read_floor() -> None:  # bytes from the file (the centre-crop band only) to the device, nothing else
+            for _, block in survey.iter_chunks("valid", ("images", "spectra"), batch, crop=crop):
+                for v in block.values():
+                    t = torch.from_numpy(v)
+                    t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t
+            sync()
+
+        images = torch.from_numpy(survey.read("valid", "images", crop=crop)).to(device)
+        spectra = torch.from_numpy(survey.read("valid", "spectra")).to(device)
+
+        @torch.no_grad()
+        def compute_floor() -> None:  # the encoders on tensors already on the device
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                for lo in range(0, n, batch):
+                    model.embed_images(images[lo : lo + batch]).float().cpu()
+                    model.embed_spectra(spectra[lo : lo + batch]).float().cpu()
+            sync()
+
+        def embed() -> None:
+            embed_split(model, survey, "valid", batch, device, args.precision, progress=False)
+
+        compute_floor()  # warm-up: kernels, allocator
+        t_read = best_of(args.repeats, read_floor)
+        t_compute = best_of(args.repeats, compute_floor)
+        t_embed = best_of(args.repeats, embed)
+    floor = min(n / t_read, n / t_compute)
+    return [
+        ("embedding: read floor (crop band, to device)", f"{n / t_read:,.0f} gal/s", "", "", ""),
+        ("embedding: compute floor (pre-loaded tensors)", f"{n / t_compute:,.0f} gal/s", "", "", ""),
+        ("embedding: the embed step", f"{n / t_embed:,.0f} gal/s", f"{floor:,.0f} gal/s (min floor)",
+         f"{(n / t_embed) / floor:.2f} of floor; {t_embed / t_compute:.2f}x compute time",
+         "CPU: <= 1.5x compute time; GPU: >= 0.80 of floor"),
+    ]
+
+
+def bench_valid(args: argparse.Namespace, path: Path) -> list[tuple]:
+    def ours() -> np.ndarray:
+        with Survey(path) as survey:
+            return valid_rows(survey, 0.0, 0.8)[0]
+
+    np.testing.assert_array_equal(ours(), seed_style_valid(path, 0.0, 0.8))
+    t_ours = best_of(args.repeats, ours)
+    t_seed = best_of(1, lambda: seed_style_valid(path, 0.0, 0.8))
+    return [("valid indices (spectra + redshifts only)", f"{t_ours:.3f} s", f"{t_seed:.3f} s (every column, row by row)",
+             f"{t_seed / t_ours:.1f}x faster", ">= 10x")]
+
+
+def bench_knn(args: argparse.Namespace) -> list[tuple]:
+    rng = np.random.default_rng(1)
+    n, d, k = args.knn_rows, 128, 16
+    z = rng.uniform(0, 0.8, n).astype(np.float32)
+    base = rng.normal(size=(n, d)).astype(np.float32)
+    base[:, :4] += 6 * (z[:, None] - 0.4)
+    emb = {m: base + s * rng.normal(size=(n, d)).astype(np.float32) for m, s in (("spectrum", 0.5), ("image", 1.0))}
+    emb = {m: (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32) for m, e in emb.items()}
+    valid = np.arange(n)
+    torch.set_num_threads(os.cpu_count() or 1)
+    t_ours = best_of(args.repeats, lambda: evaluate(emb, z, valid, k, exclude_self=True))
+    _, predictions = evaluate(emb, z, valid, k, exclude_self=True)
+    rows = np.random.default_rng(2).choice(n, min(args.knn_sample, n), replace=False)
+    t_seed = 0.0
+    for q in MODALITIES:
+        for t in MODALITIES:
+            t0 = time.perf_counter()
+            seed = seed_style_knn(emb[q], emb[t], z, k, q == t, rows)
+            t_seed += (time.perf_counter() - t0) * n / rows.size  # per-query time, scaled to all n queries
+            np.testing.assert_allclose(predictions[(q, t)][rows], seed, rtol=1e-6)  # same predictions
+    return [(f"kNN redshift, 4 combinations, {n:,} x {d}", f"{t_ours:.2f} s", f"{t_seed:.1f} s (per-row loop, from {rows.size:,} queries)",
+             f"{t_seed / t_ours:.1f}x faster", ">= 3x, same predictions")]
+
+
+def bench_dry_run(args: argparse.Namespace, workdir: Path) -> list[tuple]:
+    (workdir / "config").mkdir()
+    (workdir / "ckpt").mkdir()
+    (workdir / "survey.h5").touch()
+    models = {}
+    for i in range(7):
+        (workdir / f"ckpt/m{i}.ckpt").touch()
+        models[f"m{i}"] = {"checkpoint": f"ckpt/m{i}.ckpt"}
+    config = {"dataset": {"path": "survey.h5"}, "models": models, "embedding": {"shards": 64}}
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-n", "--cores", "2", "--quiet", "all"]
+
+    def dry() -> None:
+        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+
+    t = best_of(args.repeats, dry)
+    return [("snakemake -n, 7 models x 64 shards", f"{t:.2f} s", "", "", "< 5 s on 2 cores")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000, help="rows in the built file (20%% are the validation split)")
+    parser.add_argument("--image-size", type=int, default=152)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="32", choices=sorted(PRECISIONS))
+    parser.add_argument("--architecture", default="reference", choices=["reference", "reproduction"])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--knn-rows", type=int, default=40_000)
+    parser.add_argument("--knn-sample", type=int, default=1_000, help="queries timed for the per-row loop")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", nargs="*", default=["embedding", "valid", "knn", "dry-run"])
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+
+    rows: list[tuple] = []
+    with tempfile.TemporaryDirectory(prefix="astroclip-bench-") as tmp:
+        path = Path(tmp) / "survey.h5"
+        if {"embedding", "valid"} & set(args.only):
+            t0 = time.perf_counter()
+            build_survey(path, args.rows, args.image_size)
+            print(f"built {path.stat().st_size / 1e9:.2f} GB ({args.rows:,} rows, {args.image_size}px) in {time.perf_counter() - t0:.0f} s",
+                  file=sys.stderr)
+        if "embedding" in args.only:
+            rows += bench_embedding(args, path)
+        if "valid" in args.only:
+            rows += bench_valid(args, path)
+        if "knn" in args.only:
+            rows += bench_knn(args)
+        if "dry-run" in args.only:
+            (Path(tmp) / "dry").mkdir()
+            rows += bench_dry_run(args, Path(tmp) / "dry")
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else platform.processor() or "CPU"
+    print(f"\n{datetime.date.today()} | {platform.node()} | {device} | {os.cpu_count()} cores | torch {torch.__version__} | "
+          f"{args.architecture} model, precision {args.precision}, batch {args.batch_size}, "
+          f"{int(args.rows * 0.2):,} validation rows of {args.image_size}px\n")
+    print("| measure | ours | baseline | ratio | target |")
+    print("| --- | --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

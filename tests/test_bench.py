@@ -1,0 +1,27 @@
+"""The benchmark script on a tiny file: every row of its table appears, and its built-in equality checks hold
+(valid indices and kNN predictions identical to the seed-style implementations). Speed is `make bench`'s job."""
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_bench_table_on_tiny_inputs():
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/bench.py"), "--rows", "300", "--image-size", "40", "--knn-rows", "600",
+         "--knn-sample", "60", "--repeats", "1", "--device", "cpu", "--batch-size", "32"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    table = [line for line in run.stdout.splitlines() if line.startswith("| ")]
+    measures = [line.split(" | ")[0].lstrip("| ") for line in table[2:]]
+    assert measures == [
+        "embedding: read floor (crop band, to device)",
+        "embedding: compute floor (pre-loaded tensors)",
+        "embedding: the embed step",
+        "valid indices (spectra + redshifts only)",
+        "kNN redshift, 4 combinations, 600 x 128",
+        "snakemake -n, 7 models x 64 shards",
+    ]
+    assert all("x faster" in line for line in table if "valid indices" in line or "kNN" in line)
