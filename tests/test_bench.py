@@ -20,7 +20,8 @@ def test_bench_table_on_tiny_inputs():
         "embedding: read floor (crop band, to device)",
         "embedding: compute floor (pre-loaded tensors)",
         "embedding: the embed step",
-        "valid indices (spectra + redshifts only)",
+        "valid indices, warm page cache (spectra + redshifts only)",
+        "valid indices, cold page cache (spectra + redshifts only)",
         "kNN redshift, 4 combinations, 600 x 128",
         "snakemake -n, 7 models x 64 shards",
     ]

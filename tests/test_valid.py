@@ -3,7 +3,7 @@
 import numpy as np
 
 from astroclip_eval.data import Survey
-from astroclip_eval.valid import valid_rows
+from astroclip_eval.valid import reason_masks, valid_rows
 from conftest import write_groups
 import h5py
 
@@ -32,3 +32,24 @@ def test_each_invalid_kind(tmp_path):
     assert indices.tolist() == [3, 6]
     assert summary["n_rows"] == 8 and summary["n_valid"] == 2 and summary["n_invalid"] == 6
     assert summary["invalid_by_reason"] == {"zero_spectrum": 1, "nonfinite_spectrum": 2, "redshift_out_of_range": 4}
+
+
+def test_reason_masks_match_their_definition_on_awkward_rows():
+    rng = np.random.default_rng(5)
+    spectra = rng.normal(size=(40, 7781)).astype(np.float32)
+    spectra[0] = 0.0
+    spectra[1] = np.nan  # all NaN: zero (nothing but 0/NaN) and non-finite
+    spectra[2] = 0.0
+    spectra[2, 10] = np.nan  # zeros and one NaN
+    spectra[3] = 0.0
+    spectra[3, 5] = np.inf  # zeros and one inf: not zero, non-finite
+    spectra[4] = 0.0
+    spectra[4, 7780] = 1e-45  # one subnormal bin is still signal
+    spectra[5] = -np.inf
+    z = rng.uniform(-0.1, 1.0, 40)
+    masks = reason_masks(spectra, z, 0.0, 0.8)
+    expected_zero = np.array([not any(v != 0 and not np.isnan(v) for v in row) for row in spectra])
+    expected_nonfinite = np.array([not all(np.isfinite(v) for v in row) for row in spectra])
+    np.testing.assert_array_equal(masks["zero_spectrum"], expected_zero)
+    np.testing.assert_array_equal(masks["nonfinite_spectrum"], expected_nonfinite)
+    assert masks["zero_spectrum"][:6].tolist() == [True, True, True, False, False, False]
