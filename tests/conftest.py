@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -9,6 +12,22 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, timeout=1500)
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Path:
+    """The embedded demo run end to end once for the whole session (the workflow and browser tests share it)."""
+    work = tmp_path_factory.mktemp("demo")
+    (work / "config").mkdir()
+    shutil.copy(ROOT / "config/config.yaml", work / "config/config.yaml")
+    run = snakemake(work)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return work
 
 
 def write_groups(path: Path, sizes: list[int], image_size: int = 16, spectrum_length: int = 7781) -> dict[str, np.ndarray]:

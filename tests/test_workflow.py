@@ -1,37 +1,15 @@
 """The demo workflow end to end through Snakemake: outputs, values, a no-op rerun, a forced single job, the report."""
 
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import nbformat
 import numpy as np
 import pandas as pd
-import pytest
-import torch
 
 from astroclip_eval.data import Survey
 from astroclip_eval.embed import load_embeddings, load_indices
 from astroclip_eval.redshift import evaluate
-from conftest import ROOT
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, timeout=1500)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("demo")
-    (work / "config").mkdir()
-    shutil.copy(ROOT / "config/config.yaml", work / "config/config.yaml")
-    run = snakemake(work)
-    assert run.returncode == 0, run.stderr[-4000:]
-    return work
+from conftest import snakemake
 
 
 def test_demo_outputs_and_values(demo):

@@ -15,25 +15,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from system import Unavailable, ensure_packages
+
 PACKAGES = ("slurm-wlm", "munge")
 NODE = "localhost"
 CTLD_PORT = 16817
-
-
-class Unavailable(Exception):
-    """The cluster cannot run here (not root, no apt-get); the message says why."""
-
-
-def ensure_packages() -> None:
-    if all(shutil.which(tool) for tool in ("slurmctld", "slurmd", "munged", "sbatch")):
-        return
-    if os.geteuid() != 0:
-        raise Unavailable("SLURM is not installed and installing it needs root")
-    if not shutil.which("apt-get"):
-        raise Unavailable("SLURM is not installed and there is no apt-get to install it")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *PACKAGES], check=True, env=env, capture_output=True)
 
 
 def _conf(root: Path, cpus: int, memory_mb: int) -> str:
@@ -88,7 +74,7 @@ class Cluster:
         return subprocess.run(list(cmd), env=self.env, check=True, capture_output=True, text=True).stdout
 
     def start(self, cpus: int = 2, memory_mb: int = 20000) -> Cluster:
-        ensure_packages()
+        ensure_packages(("slurmctld", "slurmd", "munged", "sbatch"), PACKAGES)
         shutil.rmtree(self.root, ignore_errors=True)  # a drained state must not survive a bring-up
         for sub in ("state", "spool", "munge"):
             (self.root / sub).mkdir(parents=True)

@@ -20,7 +20,9 @@ import torch
 
 from conftest import ROOT
 
-from .cluster import Cluster, Unavailable
+from system import Unavailable
+
+from .cluster import Cluster
 
 pytestmark = pytest.mark.timeout(600)
 PROFILE = ROOT / "profiles/slurm"

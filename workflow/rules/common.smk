@@ -53,6 +53,7 @@ def all_outputs():
         *[out for model in MODELS for out in model_outputs(model)],
         f"{RESULTS}/summary/redshift_r2.csv",
         f"{RESULTS}/summary/r2_vs_embedding_dim.png",
+        f"{RESULTS}/summary/overview.html",
     ]
 
 

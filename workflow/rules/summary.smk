@@ -1,26 +1,36 @@
-# R^2 across models against embedding dimension.
+# Across models: the R^2 table, R^2 against embedding dimension, and the report's landing page.
+import json
 
 
 rule summary:
     input:
         tables=expand(f"{RESULTS}/{{model}}/redshift_r2.csv", model=MODELS),
         embeddings=expand(f"{CACHE}/{{model}}/image_embeddings.pt", model=MODELS),
+        checkpoints=expand(f"{CACHE}/{{model}}/astroclip_model.json", model=MODELS),
+        valid=f"{CACHE}/valid_summary.json",
     output:
-        table=report(
-            f"{RESULTS}/summary/redshift_r2.csv",
-            caption="../report/summary_table.rst",
+        overview=report(
+            f"{RESULTS}/summary/overview.html",
+            caption="../report/overview.rst",
             category="Summary",
-            labels={"table": "R^2 across models"},
+            labels={"item": "1. overview (start here)"},
         ),
         figure=report(
             f"{RESULTS}/summary/r2_vs_embedding_dim.png",
             caption="../report/summary_figure.rst",
             category="Summary",
-            labels={"figure": "R^2 vs embedding dimension"},
+            labels={"item": "2. R^2 vs embedding dimension"},
+        ),
+        table=report(
+            f"{RESULTS}/summary/redshift_r2.csv",
+            caption="../report/summary_table.rst",
+            category="Summary",
+            labels={"item": "3. R^2 across models (table)"},
         ),
     params:
         cmd=script_cmd("summary.py"),
         models=MODELS,
+        config=json.dumps(config),
     conda:
         ENV
     log:
@@ -29,5 +39,6 @@ rule summary:
         f"{BENCH}/summary.tsv"
     localrule: True
     shell:
-        "{params.cmd} --models {params.models} --tables {input.tables} "
-        "--embeddings {input.embeddings} --table-out {output.table} --figure-out {output.figure} --log {log}"
+        "{params.cmd} --models {params.models} --tables {input.tables} --embeddings {input.embeddings} "
+        "--checkpoints {input.checkpoints} --valid-summary {input.valid} --config {params.config:q} "
+        "--table-out {output.table} --figure-out {output.figure} --overview-out {output.overview} --log {log}"

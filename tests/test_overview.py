@@ -1,0 +1,37 @@
+"""The report's landing page: the numbers it shows are the tables' numbers, and it needs nothing from the network."""
+
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from astroclip_eval.overview import render, versions
+
+
+def test_overview_shows_the_tables_numbers_offline(tmp_path):
+    rows = [(m, d, q, t, r) for (m, d), base in ((("dim16", 16), 0.6), (("dim128", 128), 0.7))
+            for (q, t), r in zip([("spectrum", "spectrum"), ("spectrum", "image"), ("image", "spectrum"), ("image", "image")],
+                                 [base, base - 0.05, base - 0.04, base - 0.01])]
+    summary = pd.DataFrame(rows, columns=["model", "embedding_dim", "query", "target", "r2"])
+    fig, ax = plt.subplots()
+    ax.plot([1, 2])
+    fig.savefig(tmp_path / "fig.png")
+    config = {"dataset": {"path": "data/demo/survey.h5"}, "redshift": {"n_neighbours": 16, "exclude_self": True},
+              "similarity": {"query_indices": [3, 300], "top_k": 3},
+              "embedding": {"batch_size": 256, "shards": 2, "precision": "32", "device": "auto"}}
+    valid = {"n_rows": 1600, "n_valid": 1556, "z_min": 0.0, "z_max": 0.8,
+             "invalid_by_reason": {"zero_spectrum": 17, "nonfinite_spectrum": 0, "redshift_out_of_range": 28}}
+    ckpts = {m: {"source": f"out/astroclip_ckpt_{m}/astroclip-epoch=18-min.ckpt", "epoch": 18, "monitor": "val/loss", "score": 3.21}
+             for m in ("dim16", "dim128")}
+    page = render(config, valid, summary, ckpts, tmp_path / "fig.png", versions())
+    shown = {m: dict(re.findall(r'data-(\w+-\w+)="([0-9.]+)"', row)) for m, row in re.findall(r'<tr data-model="(\w+)"([^>]*)>', page)}
+    assert set(shown) == {"dim16", "dim128"}
+    for (m, q, t), r in summary.set_index(["model", "query", "target"])["r2"].items():
+        assert float(shown[m][f"{q}-{t}"]) == r
+    assert "1,556 valid" in page and "<td>spectrum all zero</td><td class=\"num\">17</td>" in page
+    assert "astroclip-epoch=18-min.ckpt" in page and "torch" in page and "2 shard(s)" in page
+    assert 'src="data:image/png;base64,' in page
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page) and "<script" not in page
