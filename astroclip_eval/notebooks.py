@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -12,6 +13,9 @@ from nbconvert import HTMLExporter
 
 from .atomic import atomic_path
 from .errors import UserError
+
+log = logging.getLogger(__name__)
+DATA_URL_LIMIT = 2 * 1024 * 1024  # Chromium refuses to navigate (or load a frame) to a longer URL
 
 
 def to_html(notebook: str | os.PathLike, html: str | os.PathLike) -> None:
@@ -24,6 +28,9 @@ def to_html(notebook: str | os.PathLike, html: str | os.PathLike) -> None:
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     body = re.sub(r'<script src="">\s*</script>', "", body)  # the emptied MathJax and require.js loaders
     body = re.sub(r'<script type="module">.*?</script>', "", body, flags=re.S)  # Mermaid from a CDN; no diagrams here
+    if len(body.encode()) * 4 / 3 > DATA_URL_LIMIT:
+        log.warning("%s: %.1f MB of HTML; the report shows it through a data URL, which browsers refuse beyond 2 MB",
+                    html, len(body.encode()) / 1e6)
     with atomic_path(html) as tmp:
         tmp.write_text(body, encoding="utf-8")
 
