@@ -25,7 +25,7 @@ PAIRS = [("spectrum", "spectrum"), ("spectrum", "image"), ("image", "spectrum"),
 @pytest.fixture(scope="module")
 def chromium() -> None:
     try:
-        ensure_packages(("chromium", "chromedriver"), ("chromium", "chromium-driver"))
+        ensure_packages(("chromium", "chromedriver", "ip"), ("chromium", "chromium-driver", "iproute2"))
     except Unavailable as why:
         if os.environ.get("CI"):
             raise  # CI must run the browser test, never skip it
