@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .checkpoints import safe_load
 from .data import Survey
 from .errors import UserError
-from .model import ReferenceAstroCLIP
+from .loaders import Embedder
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,15 +89,20 @@ def prefetch(blocks: Iterable[T], depth: int = 2) -> Iterator[T]:
         thread.join()
 
 
-def prepare(model: ReferenceAstroCLIP, device: torch.device) -> ReferenceAstroCLIP:
-    """The model on its device, in eval mode; channels_last on a GPU, where convolutions run faster in it."""
+def prepare(model: Embedder, device: torch.device) -> Embedder:
+    """A torch module on its device, in eval mode, channels_last on a GPU (where convolutions run faster in it).
+
+    Other embedders place themselves (the loader contract) and are returned as they are.
+    """
+    if not isinstance(model, torch.nn.Module):
+        return model
     model = model.to(device).eval()
     return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
 
 
 @torch.no_grad()
 def embed_split(
-    model: ReferenceAstroCLIP,
+    model: Embedder,
     survey: Survey,
     split: str,
     batch_size: int,
@@ -116,9 +121,9 @@ def embed_split(
         raise UserError(f"embedding.precision: '{precision}' is not one of {sorted(PRECISIONS)}")
     stop = survey.n_rows(split) if stop is None else stop
     n = stop - start
-    crop = int(model.hparams.image_crop)
-    images_out = torch.empty((n, model.embedding_dim), dtype=torch.float32)
-    spectra_out = torch.empty((n, model.embedding_dim), dtype=torch.float32)
+    crop = getattr(model, "image_crop", None)  # without one, whole images go to the embedder
+    dim = getattr(model, "embedding_dim", 0)
+    images_out = spectra_out = torch.empty((0, dim), dtype=torch.float32)
     pin = device.type == "cuda"
     dtype = PRECISIONS[precision]
 
@@ -133,8 +138,17 @@ def embed_split(
         # would compete with torch for the same cores (and h5py holds the GIL while it reads): measured slower.
         for lo, images, spectra in prefetch(blocks()) if device.type == "cuda" else blocks():
             rows = slice(lo - start, lo - start + images.shape[0])
-            images_out[rows] = model.embed_images(images.to(device, non_blocking=True)).float().cpu()
-            spectra_out[rows] = model.embed_spectra(spectra.to(device, non_blocking=True)).float().cpu()
+            image_emb = model.embed_images(images.to(device, non_blocking=True)).float().cpu()
+            spectrum_emb = model.embed_spectra(spectra.to(device, non_blocking=True)).float().cpu()
+            if lo == start:  # the first block fixes the dimension (an embedder need not declare it)
+                if image_emb.shape != spectrum_emb.shape or image_emb.shape[0] != images.shape[0]:
+                    raise UserError(
+                        f"the embedder returned image embeddings {tuple(image_emb.shape)} and spectrum embeddings "
+                        f"{tuple(spectrum_emb.shape)} for {images.shape[0]} rows; expected the same (n, D) for both"
+                    )
+                images_out = torch.empty((n, image_emb.shape[1]), dtype=torch.float32)
+                spectra_out = torch.empty((n, spectrum_emb.shape[1]), dtype=torch.float32)
+            images_out[rows], spectra_out[rows] = image_emb, spectrum_emb
             bar.update(images.shape[0])
     bar.close()
     return images_out, spectra_out
@@ -150,8 +164,9 @@ def merge_shards(paths: Sequence[str], n_rows: int | None = None) -> tuple[torch
         lo, hi = (int(v) for v in shard["rows"])
         if lo != expected or shard["image"].shape[0] != hi - lo or shard["spectrum"].shape[0] != hi - lo:
             raise UserError(f"{path}: holds rows [{lo}, {hi}), expected a shard starting at row {expected}")
-        images.append(shard["image"])
-        spectra.append(shard["spectrum"])
+        if hi > lo:  # an empty shard (more shards than batches) has no dimension to agree on
+            images.append(shard["image"])
+            spectra.append(shard["spectrum"])
         expected = hi
     if n_rows is not None and expected != n_rows:
         raise UserError(f"{paths[-1]}: the shards end at row {expected}, the split has {n_rows} rows")

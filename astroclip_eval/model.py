@@ -191,10 +191,14 @@ class ReferenceAstroCLIP(pl.LightningModule):
     def embedding_dim(self) -> int:
         return int(self.hparams.embedding_dim)
 
+    @property
+    def image_crop(self) -> int:
+        return int(self.hparams.image_crop)
+
     # -- preprocessing ----------------------------------------------------------------------------------
     def crop_images(self, images: torch.Tensor) -> torch.Tensor:
         """Centre crop of (n, H, W, 3) images to image_crop pixels (a no-op on already cropped images)."""
-        c = self.hparams.image_crop
+        c = self.image_crop
         h, w = images.shape[1:3]
         if h < c or w < c:
             raise ValueError(f"images are {h}x{w}, smaller than the model's centre crop of {c}")
@@ -294,11 +298,16 @@ class ReferenceAstroCLIP(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": sched}
 
 
-def load_reference(path: str, device: str | torch.device = "cpu") -> ReferenceAstroCLIP:
-    """Rebuild the reference model from a (promoted) checkpoint, loaded safely, in eval mode."""
+def load_reference(path: str, device: str | torch.device = "cpu", options: dict | None = None) -> ReferenceAstroCLIP:
+    """Rebuild the reference model from a (promoted) checkpoint, loaded safely, in eval mode.
+
+    The loader of the model-loader contract (`astroclip_eval.loaders`) for the reference model; it takes no options.
+    """
     from .checkpoints import safe_load
     from .errors import UserError
 
+    if options:
+        raise UserError(f"loader_options: the reference model takes none, got {sorted(options)}")
     ckpt = safe_load(path, map_location="cpu")
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise UserError(f"{path}: not a Lightning checkpoint of ReferenceAstroCLIP (no state_dict/hyper_parameters)")

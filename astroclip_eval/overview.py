@@ -44,6 +44,11 @@ def versions() -> dict[str, str]:
     return found
 
 
+def _or_na(value: Any, fmt: str = "{}") -> str:
+    """A promotion record's epoch or score; a checkpoint from outside Lightning may have neither."""
+    return "n/a" if value is None else fmt.format(value)
+
+
 def _table(header: list[str], rows: list[list[Any]], numeric: set[int] = frozenset(), attrs: list[str] | None = None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = []
@@ -72,7 +77,7 @@ def render(
                for r, c in valid_summary["invalid_by_reason"].items()]
     dims = summary.drop_duplicates("model").set_index("model")["embedding_dim"]
     models = [
-        [m, int(dims[m]), checkpoints[m]["source"], checkpoints[m]["epoch"], f"{checkpoints[m]['score']:.4f}"]
+        [m, int(dims[m]), checkpoints[m]["source"], _or_na(checkpoints[m]["epoch"]), _or_na(checkpoints[m]["score"], "{:.4f}")]
         for m in dims.index
     ]
     pairs = [(q, t) for q in MODALITIES for t in MODALITIES]

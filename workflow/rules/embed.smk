@@ -1,5 +1,6 @@
 # The GPU step: embed every validation row's image and spectrum, in `embedding.shards` contiguous row ranges
 # (one GPU job each), then merge them in row order.
+import json
 
 
 rule embed:
@@ -15,6 +16,8 @@ rule embed:
         precision=config["embedding"]["precision"],
         device=config["embedding"]["device"],
         expected_dim=expected_dim_args,
+        loader=lambda wc: config["models"][wc.model]["loader"],
+        loader_options=lambda wc: json.dumps(config["models"][wc.model]["loader_options"]),
     conda:
         ENV
     log:
@@ -29,6 +32,7 @@ rule embed:
     shell:
         "{params.cmd} --checkpoint {input.ckpt} --dataset {input.dataset} --shard {wildcards.shard} --shards {params.shards} "
         "--batch-size {params.batch_size} --precision {params.precision} --device {params.device} "
+        "--loader {params.loader} --loader-options {params.loader_options:q} "
         "--out {output} --threads {threads} {params.expected_dim} --log {log}"
 
 

@@ -1,6 +1,7 @@
 """Embed one shard (a contiguous row range) of a split's images and spectra with a promoted checkpoint: the GPU step."""
 
 import argparse
+import json
 
 import torch
 
@@ -9,22 +10,29 @@ from astroclip_eval.cli import run
 from astroclip_eval.data import Survey
 from astroclip_eval.embed import embed_split, prepare, resolve_device, shard_rows
 from astroclip_eval.errors import UserError
-from astroclip_eval.model import load_reference
+from astroclip_eval.loaders import REFERENCE, load
 
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)  # as many as the rule declares; more oversubscribes shared cores
     device = resolve_device(args.device)
-    model = load_reference(args.checkpoint, device)
-    if args.expected_dim is not None and model.embedding_dim != args.expected_dim:
-        raise UserError(
-            f"models.{args.model}.embedding_dim: the config expects {args.expected_dim}, "
-            f"but {args.checkpoint} embeds into {model.embedding_dim} dimensions"
-        )
-    model = prepare(model, device)
+    where = f"models.{args.model}.loader"
+    model = prepare(load(args.loader, args.checkpoint, device, json.loads(args.loader_options), where), device)
+
+    def check_dim(dim: int) -> None:
+        if args.expected_dim is not None and dim != args.expected_dim:
+            raise UserError(
+                f"models.{args.model}.embedding_dim: the config expects {args.expected_dim}, "
+                f"but {args.checkpoint} embeds into {dim} dimensions"
+            )
+
+    if hasattr(model, "embedding_dim"):
+        check_dim(int(model.embedding_dim))  # before any row is read
     with Survey(args.dataset) as survey:
         lo, hi = shard_rows(survey.n_rows(args.split), args.batch_size, args.shard, args.shards)
         images, spectra = embed_split(model, survey, args.split, args.batch_size, device, args.precision, lo, hi)
+    if images.shape[0]:
+        check_dim(images.shape[1])
     save_torch(args.out, {"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra})
 
 
@@ -38,6 +46,8 @@ parser.add_argument("--batch-size", type=int, default=256)
 parser.add_argument("--precision", default="32", choices=["32", "bf16"])
 parser.add_argument("--device", default="auto")
 parser.add_argument("--out", required=True, help="the shard file: {rows, image, spectrum}")
+parser.add_argument("--loader", default=REFERENCE, help="package.module:function (astroclip_eval.loaders)")
+parser.add_argument("--loader-options", default="{}", help="JSON object passed to the loader")
 parser.add_argument("--expected-dim", type=int, help="stop if the model's embedding dimension differs")
 parser.add_argument("--model", default="?", help="the model's name in the config, for messages")
 parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")

@@ -1,0 +1,81 @@
+"""The model-loader contract: a plug-in model (tests/plugins/toy_astroclip.py, not the reference model) through the
+whole workflow, and one clear line for each way a loader entry can be wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from astroclip_eval.data import Survey
+from astroclip_eval.embed import load_embeddings, load_indices
+from astroclip_eval.errors import UserError
+from astroclip_eval.loaders import load
+from astroclip_eval.redshift import evaluate
+from conftest import ROOT, snakemake
+
+PLUGINS = ROOT / "tests/plugins"
+sys.path.insert(0, str(PLUGINS))
+import toy_astroclip  # noqa: E402
+
+
+@pytest.mark.parametrize("spec,fragment", [
+    ("toy_astroclip.load", "not of the form 'package.module:function'"),
+    ("no_such_package.models:load", "cannot import 'no_such_package.models'"),
+    ("toy_astroclip:nothing_here", "'toy_astroclip' has no function 'nothing_here'"),
+    ("toy_astroclip:not_an_embedder", "returned dict, which has no embed_images or embed_spectra"),
+    ("toy_astroclip:ToyEmbedder", "failed: TypeError: "),
+])
+def test_bad_loader_entries_are_one_line(spec, fragment, tmp_path):
+    ckpt = tmp_path / "toy.pt"
+    toy_astroclip.write_checkpoint(str(ckpt), dim=6)
+    with pytest.raises(UserError) as err:
+        load(spec, str(ckpt), torch.device("cpu"), {"dim": 6}, where="models.toy.loader")
+    assert str(err.value).startswith("models.toy.loader: ") and fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_reference_loader_refuses_options(tmp_path):
+    with pytest.raises(UserError, match="loader_options: the reference model takes none"):
+        load("astroclip_eval.model:load_reference", str(tmp_path / "x.ckpt"), torch.device("cpu"), {"crop": 3})
+
+
+def test_plugin_model_through_the_whole_workflow(tmp_path):
+    work = tmp_path / "work"
+    (work / "config").mkdir(parents=True)
+    toy_astroclip.write_checkpoint(str(work / "toy.pt"), dim=6)
+    config = yaml.safe_load((ROOT / "tests/slurm/config.yaml").read_text())
+    config["models"] = {"toy": {"checkpoint": "toy.pt", "loader": "toy_astroclip:load", "loader_options": {"crop": 12},
+                                "embedding_dim": 6}}
+    config.pop("train")
+    (work / "config/config.yaml").write_text(yaml.safe_dump(config))
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = f"{PLUGINS}{os.pathsep}{env_path}" if env_path else str(PLUGINS)  # jobs import the plug-in
+    try:
+        run = snakemake(work)
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+        if not env_path:
+            del os.environ["PYTHONPATH"]
+    assert run.returncode == 0, run.stderr[-4000:]
+
+    emb = load_embeddings(str(work / "cache/toy/image_embeddings.pt"), str(work / "cache/toy/spectrum_embeddings.pt"))
+    embedder = toy_astroclip.load(str(work / "toy.pt"), torch.device("cpu"), {"crop": 12})
+    with Survey(work / config["dataset"]["path"]) as survey:
+        assert emb["image"].shape == (survey.n_rows("valid"), 6)
+        rows = [0, 17, survey.n_rows("valid") - 1]  # rows of both shards, embedded directly
+        direct_images = embedder.embed_images(torch.from_numpy(survey.read_rows("valid", "images", rows)))
+        direct_spectra = embedder.embed_spectra(torch.from_numpy(survey.read_rows("valid", "spectra", rows)))
+        redshifts = survey.read("valid", "redshifts")
+    np.testing.assert_allclose(emb["image"][rows], direct_images.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(emb["spectrum"][rows], direct_spectra.numpy(), rtol=1e-5, atol=1e-6)
+    valid = load_indices(str(work / "cache/valid_indices.pt"))
+    expected, _ = evaluate(emb, redshifts, valid, k=16, exclude_self=True)
+    pd.testing.assert_frame_equal(pd.read_csv(work / "results/toy/redshift_r2.csv"), expected)
+    assert json.loads((work / "cache/toy/astroclip_model.json").read_text())["score"] is None  # not a Lightning run
+    assert "n/a" in (work / "results/summary/overview.html").read_text()
