@@ -31,8 +31,8 @@ def browser(profile: str) -> webdriver.Chrome:
     opts = Options()
     opts.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--no-first-run", f"--user-data-dir={profile}", "--window-size=1400,1000", "--proxy-server=http://127.0.0.1:9",
-                 "--host-resolver-rules=MAP * ~NOTFOUND"):
+                 "--disable-background-networking", "--no-first-run", f"--user-data-dir={profile}",
+                 "--window-size=1400,1000", "--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(service=Service(DRIVER), options=opts)
