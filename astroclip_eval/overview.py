@@ -81,13 +81,19 @@ def render(
         for m in dims.index
     ]
     pairs = [(q, t) for q in MODALITIES for t in MODALITIES]
-    r2 = summary.set_index(["model", "query", "target"])["r2"]
-    r2_rows = [[m, int(dims[m]), *[f"{r2[(m, q, t)]:.3f}" for q, t in pairs]] for m in dims.index]
-    r2_attrs = [" data-model=\"{}\" ".format(html.escape(m)) + " ".join(
-        f'data-{q}-{t}="{float(r2[(m, q, t)])!r}"' for q, t in pairs) for m in dims.index]
+    r2 = summary.set_index(["model", "protocol", "query", "target"])["r2"]
+    keys = list(dict.fromkeys(zip(summary["model"], summary["protocol"])))
+    r2_rows = [[m, int(dims[m]), p, *[f"{r2[(m, p, q, t)]:.3f}" for q, t in pairs]] for m, p in keys]
+    r2_attrs = [
+        f' data-model="{html.escape(m)}" data-protocol="{p}" '
+        + " ".join(f'data-{q}-{t}="{float(r2[(m, p, q, t)])!r}"' for q, t in pairs)
+        for m, p in keys
+    ]
     settings = [
         ["dataset", config["dataset"]["path"]],
         ["valid rows", f"redshift in [{z_min}, {z_max}], spectrum finite and not all zero"],
+        ["redshift protocols", ", ".join(config["redshift"].get("protocols", ["reproduction"]))
+                               + f" (zero_shot k = {config['redshift'].get('zero_shot_neighbours', 64)})"],
         ["kNN redshift", f"k = {config['redshift']['n_neighbours']}, mean of neighbours' redshifts by cosine similarity, "
                          f"{'query left out of its own in-modal neighbours' if config['redshift']['exclude_self'] else 'query kept among its own neighbours (as the seed notebook)'}"],
         ["similarity search", f"queries {config['similarity']['query_indices']}, top {config['similarity']['top_k']} per mode"],
@@ -103,10 +109,12 @@ def render(
 executed notebooks are under its own category in the report.</p>
 <h2>Results across models</h2>
 <img id="summary-figure" alt="kNN redshift R^2 against embedding dimension" src="data:image/png;base64,{image}">
-<p class="note">Zero-shot kNN redshift R^2 (1 is perfect; 0 is no better than the mean redshift). Columns are
-query modality -&gt; neighbour modality: "spectrum -&gt; image" means each galaxy's spectrum embedding was compared
-with the image embeddings of all valid galaxies.</p>
-{_table(["model", "embedding dim", *[f"{q} -> {t}" for q, t in pairs]], r2_rows, numeric={1, 2, 3, 4, 5}, attrs=r2_attrs)}
+<p class="note">Redshift R^2 on the valid validation rows (1 is perfect; 0 is no better than the mean redshift).
+Protocols: <em>reproduction</em>, the mean redshift of the k nearest validation galaxies; <em>zero_shot</em>, the
+AstroCLIP paper's distance-weighted kNN on standardised embeddings fitted on the train split; <em>few_shot</em>, an MLP
+trained on the train split. Columns are query modality -&gt; neighbour (or training) modality: "spectrum -&gt; image"
+means each galaxy's spectrum embedding was compared with image embeddings.</p>
+{_table(["model", "embedding dim", "protocol", *[f"{q} -> {t}" for q, t in pairs]], r2_rows, numeric={1, 3, 4, 5, 6}, attrs=r2_attrs)}
 <h2>Data</h2>
 <p>{n:,} validation rows, <strong>{n_valid:,} valid</strong>, {n - n_valid:,} left out (a row may fail for
 several reasons):</p>

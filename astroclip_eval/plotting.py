@@ -18,6 +18,11 @@ STYLE = {
     "image.cmap": "viridis",
 }
 SOFTENING = np.array(ARCSINH_SOFTENING)
+PROTOCOL_TITLES = {
+    "reproduction": "reproduction: kNN mean, validation set",
+    "zero_shot": "zero-shot: weighted kNN fitted on train",
+    "few_shot": "few-shot: MLP trained on train",
+}
 
 
 def use_style() -> None:
@@ -104,17 +109,21 @@ def spectrum_plot(
 
 
 def r2_vs_dim(summary: pd.DataFrame) -> plt.Figure:
-    """R^2 against embedding dimension, one line per query/neighbour combination."""
+    """R^2 against embedding dimension, one panel per protocol, one line per query/neighbour combination."""
     use_style()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    protocols = list(dict.fromkeys(summary["protocol"]))
+    fig, axes = plt.subplots(1, len(protocols), figsize=(5.2 * len(protocols), 4), sharey=True, squeeze=False)
     styles = ["o-", "s--", "^-.", "D:"]
-    for style, ((query, target), grp) in zip(styles, summary.groupby(["query", "target"], sort=True)):
-        grp = grp.sort_values("embedding_dim")
-        ax.plot(grp["embedding_dim"], grp["r2"], style, label=f"{query} query, {target} neighbours")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("embedding dimension")
-    ax.set_ylabel("kNN redshift $R^2$")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    for ax, protocol in zip(axes[0], protocols):
+        rows = summary[summary["protocol"] == protocol]
+        for style, ((query, target), grp) in zip(styles, rows.groupby(["query", "target"], sort=True)):
+            grp = grp.sort_values("embedding_dim")
+            ax.plot(grp["embedding_dim"], grp["r2"], style, label=f"{query} query, {target} neighbours")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("embedding dimension")
+        ax.set_title(PROTOCOL_TITLES.get(protocol, protocol))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("redshift $R^2$")
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig

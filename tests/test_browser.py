@@ -75,15 +75,18 @@ def test_nothing_leaves_the_machine(seen):
 
 def test_r2_shown_matches_the_csv(seen, demo):
     (overview,) = [p for path, p in seen["report"]["pages"].items() if path.endswith("overview.html")]
-    table = pd.read_csv(demo / "results/summary/redshift_r2.csv").set_index(["model", "query", "target"])["r2"]
-    per_model = {m: pd.read_csv(demo / f"results/{m}/redshift_r2.csv").set_index(["query", "target"])["r2"]
+    table = pd.read_csv(demo / "results/summary/redshift_r2.csv").set_index(["model", "protocol", "query", "target"])["r2"]
+    per_model = {m: pd.read_csv(demo / f"results/{m}/redshift_r2.csv").set_index(["protocol", "query", "target"])["r2"]
                  for m in table.index.get_level_values(0).unique()}
-    assert sorted(row[0] for row in overview["r2"]) == sorted(per_model)
+    shown = {(row[1]["model"], row[1]["protocol"]) for row in overview["r2"]}
+    assert shown == {(m, p) for m, frame in per_model.items() for p in frame.index.get_level_values(0)}
     for model, data, cells in overview["r2"]:
+        protocol = data["protocol"]
+        assert cells[2] == protocol
         for i, (q, t) in enumerate(PAIRS):
             value = float(data[q + t.capitalize()])  # data-spectrum-image="..." reads back as dataset.spectrumImage
-            assert value == table[(model, q, t)] == per_model[model][(q, t)]
-            assert cells[2 + i] == f"{per_model[model][(q, t)]:.3f}"  # the number a reader sees
+            assert value == table[(model, protocol, q, t)] == per_model[model][(protocol, q, t)]
+            assert cells[3 + i] == f"{per_model[model][(protocol, q, t)]:.3f}"  # the number a reader sees
 
 
 def test_executed_notebook_renders_offline(seen):

@@ -12,10 +12,11 @@ from astroclip_eval.overview import render, versions
 
 
 def test_overview_shows_the_tables_numbers_offline(tmp_path):
-    rows = [(m, d, q, t, r) for (m, d), base in ((("dim16", 16), 0.6), (("dim128", 128), 0.7))
+    rows = [(m, d, p, q, t, r + shift) for (m, d), base in ((("dim16", 16), 0.6), (("dim128", 128), 0.7))
+            for p, shift in (("reproduction", 0.0), ("zero_shot", 0.02))
             for (q, t), r in zip([("spectrum", "spectrum"), ("spectrum", "image"), ("image", "spectrum"), ("image", "image")],
                                  [base, base - 0.05, base - 0.04, base - 0.01])]
-    summary = pd.DataFrame(rows, columns=["model", "embedding_dim", "query", "target", "r2"])
+    summary = pd.DataFrame(rows, columns=["model", "embedding_dim", "protocol", "query", "target", "r2"])
     fig, ax = plt.subplots()
     ax.plot([1, 2])
     fig.savefig(tmp_path / "fig.png")
@@ -27,10 +28,11 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
     ckpts = {m: {"source": f"out/astroclip_ckpt_{m}/astroclip-epoch=18-min.ckpt", "epoch": 18, "monitor": "val/loss", "score": 3.21}
              for m in ("dim16", "dim128")}
     page = render(config, valid, summary, ckpts, tmp_path / "fig.png", versions())
-    shown = {m: dict(re.findall(r'data-(\w+-\w+)="([0-9.]+)"', row)) for m, row in re.findall(r'<tr data-model="(\w+)"([^>]*)>', page)}
-    assert set(shown) == {"dim16", "dim128"}
-    for (m, q, t), r in summary.set_index(["model", "query", "target"])["r2"].items():
-        assert float(shown[m][f"{q}-{t}"]) == r
+    shown = {(m, p): dict(re.findall(r'data-(\w+-\w+)="([0-9.]+)"', row))
+             for m, p, row in re.findall(r'<tr data-model="(\w+)" data-protocol="(\w+)"([^>]*)>', page)}
+    assert set(shown) == {(m, p) for m in ("dim16", "dim128") for p in ("reproduction", "zero_shot")}
+    for (m, p, q, t), r in summary.set_index(["model", "protocol", "query", "target"])["r2"].items():
+        assert float(shown[(m, p)][f"{q}-{t}"]) == r
     assert "1,556 valid" in page and "<td>spectrum all zero</td><td class=\"num\">17</td>" in page
     assert "astroclip-epoch=18-min.ckpt" in page and "torch" in page and "2 shard(s)" in page
     assert 'src="data:image/png;base64,' in page

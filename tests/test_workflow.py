@@ -30,8 +30,10 @@ def test_demo_outputs_and_values(demo):
         np.testing.assert_allclose(np.linalg.norm(emb["spectrum"], axis=1), 1.0, rtol=1e-5)
         table = pd.read_csv(demo / f"results/{model}/redshift_r2.csv")
         expected, _ = evaluate(emb, redshifts, valid, k=16, exclude_self=True)
-        pd.testing.assert_frame_equal(table, expected)
-        assert (table["r2"] > 0.5).all()  # measured 0.58-0.62 on 2 cores (README)
+        expected.insert(0, "protocol", "reproduction")
+        pd.testing.assert_frame_equal(table[table["protocol"] == "reproduction"].reset_index(drop=True), expected)
+        assert table["protocol"].tolist() == [p for p in cfg["redshift"]["protocols"] for _ in range(4)]
+        assert (table["r2"] > 0.4).all()  # reproduction measured 0.58-0.62 on 2 cores (README)
         sim = pd.read_csv(demo / f"results/{model}/similarity.csv")
         assert len(sim) == 4 * len(cfg["similarity"]["query_indices"]) * cfg["similarity"]["top_k"]
         assert set(sim["index"]) <= set(valid.tolist()) and (sim["cosine"] <= 1.0 + 1e-6).all()
@@ -42,7 +44,8 @@ def test_demo_outputs_and_values(demo):
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
         assert "<html" in (demo / f"results/{model}/redshift.html").read_text()[:2000].lower()
     overall = pd.read_csv(demo / "results/summary/redshift_r2.csv")
-    assert list(overall.columns) == ["model", "embedding_dim", "query", "target", "r2"] and len(overall) == 4 * len(models)
+    assert list(overall.columns) == ["model", "embedding_dim", "protocol", "query", "target", "r2"]
+    assert len(overall) == 4 * len(cfg["redshift"]["protocols"]) * len(models)
     assert sorted(overall["embedding_dim"].unique()) == sorted(m["train"]["embedding_dim"] for m in cfg["models"].values())
 
 

@@ -18,6 +18,7 @@ wildcard_constraints:
     model="|".join(MODELS),
     notebook="|".join(NOTEBOOKS),
     shard=r"\d+",
+    split="|train_",
 
 
 def run_dir(model):
@@ -29,8 +30,24 @@ def run_dir(model):
 
 
 def embedding_shards(wildcards):
-    """A model's shard files in row order."""
-    return [f"{CACHE}/{wildcards.model}/embedding_shards/{i}-of-{SHARDS}.pt" for i in range(SHARDS)]
+    """A model's shard files of one split in row order."""
+    return [f"{CACHE}/{wildcards.model}/embedding_shards/{wildcards.split}{i}-of-{SHARDS}.pt" for i in range(SHARDS)]
+
+
+def trained_protocols():
+    """Protocols fitted on the train split: they need its embeddings and valid rows."""
+    return [p for p in config["redshift"]["protocols"] if p != "reproduction"]
+
+
+def train_inputs(wildcards):
+    """The train split's embeddings and valid rows, only when a protocol needs them."""
+    if not trained_protocols():
+        return {}
+    return {
+        "train_image": f"{CACHE}/{wildcards.model}/train_image_embeddings.pt",
+        "train_spectrum": f"{CACHE}/{wildcards.model}/train_spectrum_embeddings.pt",
+        "train_valid": f"{CACHE}/train_valid_indices.pt",
+    }
 
 
 def promote_input(wildcards):

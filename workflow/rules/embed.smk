@@ -1,5 +1,6 @@
 # The GPU step: embed every validation row's image and spectrum, in `embedding.shards` contiguous row ranges
-# (one GPU job each), then merge them in row order.
+# (one GPU job each), then merge them in row order. {split} is empty for the validation split and 'train_'
+# for the train split, embedded only when a redshift protocol is fitted on it.
 import json
 
 
@@ -8,10 +9,11 @@ rule embed:
         ckpt=f"{CACHE}/{{model}}/astroclip_model.ckpt",
         dataset=DATASET,
     output:
-        f"{CACHE}/{{model}}/embedding_shards/{{shard}}-of-{SHARDS}.pt",
+        f"{CACHE}/{{model}}/embedding_shards/{{split}}{{shard}}-of-{SHARDS}.pt",
     params:
         cmd=script_cmd("embed.py"),
         shards=SHARDS,
+        split=lambda wc: "train" if wc.split else "valid",
         batch_size=config["embedding"]["batch_size"],
         precision=config["embedding"]["precision"],
         device=config["embedding"]["device"],
@@ -21,16 +23,17 @@ rule embed:
     conda:
         ENV
     log:
-        f"{LOGS}/embed/{{model}}/{{shard}}-of-{SHARDS}.log",
+        f"{LOGS}/embed/{{model}}/{{split}}{{shard}}-of-{SHARDS}.log",
     benchmark:
-        f"{BENCH}/embed/{{model}}/{{shard}}-of-{SHARDS}.tsv"
+        f"{BENCH}/embed/{{model}}/{{split}}{{shard}}-of-{SHARDS}.tsv"
     threads: 2
     resources:
         gpu=1,
         mem_mb=lambda wc, attempt: 8000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
     shell:
-        "{params.cmd} --checkpoint {input.ckpt} --dataset {input.dataset} --shard {wildcards.shard} --shards {params.shards} "
+        "{params.cmd} --checkpoint {input.ckpt} --dataset {input.dataset} --split {params.split} "
+        "--shard {wildcards.shard} --shards {params.shards} "
         "--batch-size {params.batch_size} --precision {params.precision} --device {params.device} "
         "--loader {params.loader} --loader-options {params.loader_options:q} "
         "--out {output} --threads {threads} {params.expected_dim} --log {log}"
@@ -41,17 +44,18 @@ rule merge_embeddings:
         shards=embedding_shards,
         dataset=DATASET,
     output:
-        image=f"{CACHE}/{{model}}/image_embeddings.pt",
-        spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
+        image=f"{CACHE}/{{model}}/{{split}}image_embeddings.pt",
+        spectrum=f"{CACHE}/{{model}}/{{split}}spectrum_embeddings.pt",
     params:
         cmd=script_cmd("merge_embeddings.py"),
+        split=lambda wc: "train" if wc.split else "valid",
     conda:
         ENV
     log:
-        f"{LOGS}/merge_embeddings/{{model}}.log",
+        f"{LOGS}/merge_embeddings/{{split}}{{model}}.log",
     benchmark:
-        f"{BENCH}/merge_embeddings/{{model}}.tsv"
+        f"{BENCH}/merge_embeddings/{{split}}{{model}}.tsv"
     localrule: True
     shell:
-        "{params.cmd} {input.shards} --dataset {input.dataset} "
+        "{params.cmd} {input.shards} --dataset {input.dataset} --split {params.split} "
         "--image-out {output.image} --spectrum-out {output.spectrum} --log {log}"

@@ -4,6 +4,7 @@ import json
 
 rule redshift_notebook:
     input:
+        unpack(train_inputs),
         notebook=f"{NOTEBOOK_DIR}/redshift.ipynb",
         dataset=DATASET,
         image=f"{CACHE}/{{model}}/image_embeddings.pt",
@@ -36,6 +37,12 @@ rule redshift_notebook:
                 "valid_indices": input.valid,
                 "n_neighbours": config["redshift"]["n_neighbours"],
                 "exclude_self": config["redshift"]["exclude_self"],
+                "protocols": config["redshift"]["protocols"],
+                "zero_shot_neighbours": config["redshift"]["zero_shot_neighbours"],
+                "few_shot_seed": config["redshift"]["few_shot_seed"],
+                "train_image_embeddings": input.get("train_image", ""),
+                "train_spectrum_embeddings": input.get("train_spectrum", ""),
+                "train_valid_indices": input.get("train_valid", ""),
                 "z_max": config["valid"]["z_max"],
                 "figure": output.figure,
                 "table": output.table,

@@ -1,24 +1,26 @@
 # Valid rows from spectra and redshifts alone: independent of the embeddings, never reads images.
+# {split} is empty for the validation split (valid_indices.pt) and 'train_' for the train split.
 
 
 rule valid_indices:
     input:
         DATASET,
     output:
-        indices=f"{CACHE}/valid_indices.pt",
-        summary=f"{CACHE}/valid_summary.json",
+        indices=f"{CACHE}/{{split}}valid_indices.pt",
+        summary=f"{CACHE}/{{split}}valid_summary.json",
     params:
         cmd=script_cmd("valid_indices.py"),
         z_min=config["valid"]["z_min"],
         z_max=config["valid"]["z_max"],
+        split=lambda wc: "train" if wc.split else "valid",
     conda:
         ENV
     log:
-        f"{LOGS}/valid_indices.log",
+        f"{LOGS}/{{split}}valid_indices.log",
     benchmark:
-        f"{BENCH}/valid_indices.tsv"
+        f"{BENCH}/{{split}}valid_indices.tsv"
     resources:
         mem_mb=4000,
     shell:
-        "{params.cmd} --dataset {input} --z-min {params.z_min} "
+        "{params.cmd} --dataset {input} --split {params.split} --z-min {params.z_min} "
         "--z-max {params.z_max} --indices {output.indices} --summary {output.summary} --log {log}"

@@ -1,4 +1,4 @@
-"""Find the valid rows of the validation split from spectra and redshifts alone."""
+"""Find the valid rows of a split from spectra and redshifts alone."""
 
 import argparse
 import logging
@@ -13,7 +13,7 @@ from astroclip_eval.valid import valid_rows
 
 def main(args: argparse.Namespace) -> None:
     with Survey(args.dataset) as survey:
-        indices, summary = valid_rows(survey, args.z_min, args.z_max)
+        indices, summary = valid_rows(survey, args.z_min, args.z_max, args.split)
     save_torch(args.indices, torch.from_numpy(indices))
     write_json(args.summary, summary)
     logging.getLogger("valid_indices").info("%d of %d rows valid: %s", summary["n_valid"], summary["n_rows"], summary["invalid_by_reason"])
@@ -21,6 +21,7 @@ def main(args: argparse.Namespace) -> None:
 
 parser = argparse.ArgumentParser(prog="valid_indices", description=__doc__)
 parser.add_argument("--dataset", required=True)
+parser.add_argument("--split", default="valid", choices=["train", "valid"])
 parser.add_argument("--z-min", type=float, required=True)
 parser.add_argument("--z-max", type=float, required=True)
 parser.add_argument("--indices", required=True)

@@ -1,0 +1,93 @@
+"""The AstroCLIP paper's redshift protocols, beside the reproduction's kNN on the validation set itself.
+
+- zero_shot: distance-weighted kNN (k = 64 in the paper) on standardised embeddings, neighbours and standardisation
+  fitted on a training split of the embeddings, queries from the validation split;
+- few_shot: a small MLP regressor trained on the training split's embeddings (CPU, seeded).
+
+Both use valid rows only, on both splits. As in `redshift.evaluate`, there are four rows per protocol: the query
+modality (validation embeddings) against the target modality (training embeddings the predictor was fitted on).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import UserError
+from .redshift import MODALITIES, r2_score
+
+PROTOCOLS = ("reproduction", "zero_shot", "few_shot")
+
+
+def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and standard deviation of the training embeddings (a constant dimension gets std 1)."""
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def weighted_knn(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, k: int, block_rows: int = 2048) -> np.ndarray:
+    """Inverse-distance-weighted mean redshift of the k nearest training rows (Euclidean), per query row.
+
+    A query at distance 0 from training rows takes the mean of exactly those rows (the limit of the weights).
+    """
+    if k > train.shape[0]:
+        raise UserError(f"redshift.zero_shot_neighbours: {k} neighbours requested from {train.shape[0]} valid training rows")
+    t = torch.as_tensor(train, dtype=torch.float64)
+    z = torch.as_tensor(z_train, dtype=torch.float64)
+    out = np.empty(query.shape[0], dtype=np.float64)
+    for lo in range(0, query.shape[0], block_rows):
+        q = torch.as_tensor(query[lo : lo + block_rows], dtype=torch.float64)
+        dist, idx = torch.topk(torch.cdist(q, t), k, dim=1, largest=False)
+        zk = z[idx]
+        exact = dist == 0
+        weights = torch.where(exact.any(dim=1, keepdim=True), exact.double(), 1.0 / dist.clamp_min(1e-300))
+        out[lo : lo + block_rows] = ((weights * zk).sum(dim=1) / weights.sum(dim=1)).numpy()
+    return out
+
+
+def few_shot(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, seed: int = 0, epochs: int = 200,
+             hidden: int = 64) -> np.ndarray:
+    """A two-layer MLP regressor (full-batch Adam, CPU, seeded) on standardised embeddings."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.as_tensor(train, dtype=torch.float32)
+    y = torch.as_tensor(z_train, dtype=torch.float32)
+    dim = x.shape[1]
+    layers = [torch.nn.Linear(dim, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, 1)]
+    with torch.no_grad():
+        for layer in layers:
+            if isinstance(layer, torch.nn.Linear):
+                bound = 1 / np.sqrt(layer.in_features)
+                layer.weight.uniform_(-bound, bound, generator=generator)
+                layer.bias.uniform_(-bound, bound, generator=generator)
+    net = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(net(x).squeeze(1), y)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return net(torch.as_tensor(query, dtype=torch.float32)).squeeze(1).double().numpy()
+
+
+def evaluate_trained(
+    valid_emb: dict[str, np.ndarray], z_valid: np.ndarray, train_emb: dict[str, np.ndarray], z_train: np.ndarray,
+    protocols: list[str], k: int = 64, seed: int = 0,
+) -> tuple[pd.DataFrame, dict[tuple[str, str, str], np.ndarray]]:
+    """R^2 rows `protocol,query,target,r2` for the protocols fitted on the training split (valid rows of both)."""
+    rows, predictions = [], {}
+    for protocol in protocols:
+        for query in MODALITIES:
+            for target in MODALITIES:
+                mean, std = standardiser(train_emb[target])
+                x_train, x_query = (train_emb[target] - mean) / std, (valid_emb[query] - mean) / std
+                if protocol == "zero_shot":
+                    pred = weighted_knn(x_train, z_train, x_query, k)
+                elif protocol == "few_shot":
+                    pred = few_shot(x_train, z_train, x_query, seed=seed)
+                else:
+                    raise ValueError(protocol)
+                predictions[(protocol, query, target)] = pred
+                rows.append({"protocol": protocol, "query": query, "target": target, "r2": r2_score(z_valid, pred)})
+    return pd.DataFrame(rows, columns=["protocol", "query", "target", "r2"]), predictions
