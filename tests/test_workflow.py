@@ -33,7 +33,10 @@ def test_demo_outputs_and_values(demo):
         expected.insert(0, "protocol", "reproduction")
         pd.testing.assert_frame_equal(table[table["protocol"] == "reproduction"].reset_index(drop=True), expected)
         assert table["protocol"].tolist() == [p for p in cfg["redshift"]["protocols"] for _ in range(4)]
-        assert (table["r2"] > 0.4).all()  # reproduction measured 0.58-0.62 on 2 cores (README)
+        # measured on 2 cores (README): reproduction 0.58-0.62; in-modal zero-shot and few-shot 0.60-0.77. A few-shot
+        # MLP trained on one modality and applied to the other is far lower, so cross-modal few-shot is not bounded.
+        assert (table.loc[table["protocol"] == "reproduction", "r2"] > 0.5).all()
+        assert (table.loc[table["query"] == table["target"], "r2"] > 0.5).all()
         sim = pd.read_csv(demo / f"results/{model}/similarity.csv")
         assert len(sim) == 4 * len(cfg["similarity"]["query_indices"]) * cfg["similarity"]["top_k"]
         assert set(sim["index"]) <= set(valid.tolist()) and (sim["cosine"] <= 1.0 + 1e-6).all()
