@@ -62,20 +62,24 @@ def prefetch(blocks: Iterable[T], depth: int = 2) -> Iterator[T]:
     done = object()
     stop = threading.Event()
 
+    def offer(item: object) -> bool:
+        """Put `item` unless the consumer has stopped (so a full queue never blocks this thread forever)."""
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for block in blocks:
-                while not stop.is_set():
-                    try:
-                        buffer.put(block, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(block):
                     return
-            buffer.put(done)
+            offer(done)
         except BaseException as exc:  # re-raised in the consumer, so a read error is not lost
-            buffer.put(exc)
+            offer(exc)
 
     thread = threading.Thread(target=produce, name="prefetch", daemon=True)
     thread.start()

@@ -3,6 +3,7 @@
 import csv
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,7 @@ def test_bf16_embeddings_are_close_to_float32(trained):
             embed_split(model, survey, "valid", 16, torch.device("cpu"), precision="fp8", progress=False)
 
 
+@pytest.mark.timeout(60)
 def test_prefetch_keeps_order_and_reraises_read_errors():
     assert list(prefetch(iter(range(100)), depth=2)) == list(range(100))
 
@@ -155,3 +157,7 @@ def test_prefetch_keeps_order_and_reraises_read_errors():
     early = prefetch(iter(range(1000)), depth=1)
     assert next(early) == 0
     early.close()  # a consumer that stops early does not leave the reader thread blocked
+    tail = prefetch(iter([0, 1]), depth=1)
+    assert next(tail) == 0
+    time.sleep(0.3)  # the reader has handed over 1 and now waits to hand over its end marker
+    tail.close()  # returns: the end marker is not pushed into a full queue forever
