@@ -10,6 +10,8 @@ modality (validation embeddings) against the target modality (training embedding
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import torch
@@ -46,9 +48,13 @@ def weighted_knn(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, k: i
     return out
 
 
-def few_shot(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, seed: int = 0, epochs: int = 200,
-             hidden: int = 64) -> np.ndarray:
-    """A two-layer MLP regressor (full-batch Adam, CPU, seeded) on standardised embeddings."""
+def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, epochs: int = 200,
+                 hidden: int = 64) -> Callable[[np.ndarray], np.ndarray]:
+    """Train a two-layer MLP regressor (full-batch Adam, CPU, seeded) on standardised embeddings; return its predictor.
+
+    Fitted once per target modality and applied to both query modalities, since the network depends only on the
+    training embeddings.
+    """
     generator = torch.Generator().manual_seed(seed)
     x = torch.as_tensor(train, dtype=torch.float32)
     y = torch.as_tensor(z_train, dtype=torch.float32)
@@ -67,27 +73,36 @@ def few_shot(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, seed: in
         loss = torch.nn.functional.mse_loss(net(x).squeeze(1), y)
         loss.backward()
         opt.step()
-    with torch.no_grad():
-        return net(torch.as_tensor(query, dtype=torch.float32)).squeeze(1).double().numpy()
+
+    def predict(query: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return net(torch.as_tensor(query, dtype=torch.float32)).squeeze(1).double().numpy()
+
+    return predict
 
 
 def evaluate_trained(
     valid_emb: dict[str, np.ndarray], z_valid: np.ndarray, train_emb: dict[str, np.ndarray], z_train: np.ndarray,
     protocols: list[str], k: int = 64, seed: int = 0,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str, str], np.ndarray]]:
-    """R^2 rows `protocol,query,target,r2` for the protocols fitted on the training split (valid rows of both)."""
-    rows, predictions = [], {}
-    for protocol in protocols:
-        for query in MODALITIES:
-            for target in MODALITIES:
-                mean, std = standardiser(train_emb[target])
-                x_train, x_query = (train_emb[target] - mean) / std, (valid_emb[query] - mean) / std
-                if protocol == "zero_shot":
-                    pred = weighted_knn(x_train, z_train, x_query, k)
-                elif protocol == "few_shot":
-                    pred = few_shot(x_train, z_train, x_query, seed=seed)
-                else:
-                    raise ValueError(protocol)
-                predictions[(protocol, query, target)] = pred
-                rows.append({"protocol": protocol, "query": query, "target": target, "r2": r2_score(z_valid, pred)})
-    return pd.DataFrame(rows, columns=["protocol", "query", "target", "r2"]), predictions
+    """R^2 rows `protocol,query,target,r2` for the protocols fitted on the training split (valid rows of both).
+
+    Each predictor is fitted once per target modality (standardised with that modality's training embeddings) and
+    asked about both query modalities.
+    """
+    predictions = {}
+    for target in MODALITIES:
+        mean, std = standardiser(train_emb[target])
+        x_train = (train_emb[target] - mean) / std
+        for protocol in protocols:
+            if protocol == "zero_shot":
+                predict = lambda query, x_train=x_train: weighted_knn(x_train, z_train, query, k)  # noqa: E731
+            elif protocol == "few_shot":
+                predict = fit_few_shot(x_train, z_train, seed=seed)
+            else:
+                raise ValueError(protocol)
+            for query in MODALITIES:
+                predictions[(protocol, query, target)] = predict((valid_emb[query] - mean) / std)
+    keys = [(p, q, t) for p in protocols for q in MODALITIES for t in MODALITIES]
+    rows = [{"protocol": p, "query": q, "target": t, "r2": r2_score(z_valid, predictions[(p, q, t)])} for p, q, t in keys]
+    return pd.DataFrame(rows, columns=["protocol", "query", "target", "r2"]), {key: predictions[key] for key in keys}

@@ -5,7 +5,8 @@ import pytest
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
-from astroclip_eval.protocols import evaluate_trained, few_shot, standardiser, weighted_knn
+from astroclip_eval import protocols
+from astroclip_eval.protocols import evaluate_trained, fit_few_shot, standardiser, weighted_knn
 
 
 @pytest.fixture
@@ -42,8 +43,8 @@ def test_zero_shot_exact_match_takes_that_row():
 def test_few_shot_is_seeded_and_learns(split):
     (train, z_train), (valid, z_valid) = split
     mean, std = standardiser(train["spectrum"])
-    a = few_shot((train["spectrum"] - mean) / std, z_train, (valid["spectrum"] - mean) / std, seed=3)
-    b = few_shot((train["spectrum"] - mean) / std, z_train, (valid["spectrum"] - mean) / std, seed=3)
+    a = fit_few_shot((train["spectrum"] - mean) / std, z_train, seed=3)((valid["spectrum"] - mean) / std)
+    b = fit_few_shot((train["spectrum"] - mean) / std, z_train, seed=3)((valid["spectrum"] - mean) / std)
     np.testing.assert_array_equal(a, b)
     assert 1 - np.sum((a - z_valid) ** 2) / np.sum((z_valid - z_valid.mean()) ** 2) > 0.7
 
@@ -56,3 +57,21 @@ def test_table_has_a_row_per_protocol_and_pair(split):
     ]
     assert set(predictions) == {(p, q, t) for p, q, t in table[["protocol", "query", "target"]].values.tolist()}
     assert table["r2"].between(0.3, 1.0).all()
+
+
+def test_few_shot_is_fitted_once_per_target_and_asked_about_both_queries(split, monkeypatch):
+    (train, z_train), (valid, z_valid) = split
+    fitted = []
+
+    def counting(x_train, z, seed):
+        fitted.append(x_train)
+        return fit_few_shot(x_train, z, seed=seed)
+
+    monkeypatch.setattr(protocols, "fit_few_shot", counting)
+    _, predictions = evaluate_trained(valid, z_valid, train, z_train, ["few_shot"], seed=5)
+    assert len(fitted) == 2
+    for target in ("spectrum", "image"):
+        mean, std = standardiser(train[target])
+        predict = fit_few_shot((train[target] - mean) / std, z_train, seed=5)
+        for query in ("spectrum", "image"):
+            np.testing.assert_array_equal(predictions[("few_shot", query, target)], predict((valid[query] - mean) / std))
