@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from .errors import UserError
+from .neighbours import block_rows
 from .redshift import MODALITIES, r2_score
 
 PROTOCOLS = ("reproduction", "zero_shot", "few_shot")
@@ -28,7 +29,7 @@ def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 0, std, 1.0)
 
 
-def weighted_knn(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, k: int, block_rows: int = 2048) -> np.ndarray:
+def weighted_knn(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
     """Inverse-distance-weighted mean redshift of the k nearest training rows (Euclidean), per query row.
 
     A query at distance 0 from training rows takes the mean of exactly those rows (the limit of the weights).
@@ -38,13 +39,14 @@ def weighted_knn(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, k: i
     t = torch.as_tensor(train, dtype=torch.float64)
     z = torch.as_tensor(z_train, dtype=torch.float64)
     out = np.empty(query.shape[0], dtype=np.float64)
-    for lo in range(0, query.shape[0], block_rows):
-        q = torch.as_tensor(query[lo : lo + block_rows], dtype=torch.float64)
+    step = block_rows(t.shape[0], bytes_per_value=8)
+    for lo in range(0, query.shape[0], step):
+        q = torch.as_tensor(query[lo : lo + step], dtype=torch.float64)
         dist, idx = torch.topk(torch.cdist(q, t), k, dim=1, largest=False)
         zk = z[idx]
         exact = dist == 0
         weights = torch.where(exact.any(dim=1, keepdim=True), exact.double(), 1.0 / dist.clamp_min(1e-300))
-        out[lo : lo + block_rows] = ((weights * zk).sum(dim=1) / weights.sum(dim=1)).numpy()
+        out[lo : lo + step] = ((weights * zk).sum(dim=1) / weights.sum(dim=1)).numpy()
     return out
 
 

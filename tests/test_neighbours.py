@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import r2_score as sk_r2
 from sklearn.neighbors import NearestNeighbors
 
+from astroclip_eval import neighbours
 from astroclip_eval.errors import UserError
 from astroclip_eval.redshift import evaluate, knn_redshift
 from astroclip_eval.similarity import search
@@ -24,8 +25,12 @@ def emb():
     return {"spectrum": _unit(base + 0.3 * rng.normal(size=(n, d))), "image": _unit(base + 0.8 * rng.normal(size=(n, d)))}, z
 
 
+@pytest.mark.parametrize("block_bytes", [None, 350 * 4 * 37], ids=["one block", "blocks of 37 rows"])
 @pytest.mark.parametrize("exclude_self", [True, False])
-def test_knn_r2_matches_scikit_learn(emb, exclude_self):
+def test_knn_r2_matches_scikit_learn(emb, exclude_self, block_bytes, monkeypatch):
+    if block_bytes:  # the blocking that keeps memory flat at full size: the diagonal must follow each block
+        monkeypatch.setattr(neighbours, "BLOCK_BYTES", block_bytes)
+        assert neighbours.block_rows(350) == 37
     embeddings, z = emb
     valid = np.sort(np.random.default_rng(0).choice(400, 350, replace=False))
     table, predictions = evaluate(embeddings, z, valid, k=16, exclude_self=exclude_self)

@@ -5,7 +5,7 @@ import pytest
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
-from astroclip_eval import protocols
+from astroclip_eval import neighbours, protocols
 from astroclip_eval.protocols import evaluate_trained, fit_few_shot, standardiser, weighted_knn
 
 
@@ -22,7 +22,10 @@ def split():
     return make(600), make(200)
 
 
-def test_zero_shot_matches_scikit_learn(split):
+@pytest.mark.parametrize("block_bytes", [None, 600 * 8 * 23], ids=["one block", "blocks of 23 rows"])
+def test_zero_shot_matches_scikit_learn(split, block_bytes, monkeypatch):
+    if block_bytes:
+        monkeypatch.setattr(neighbours, "BLOCK_BYTES", block_bytes)
     (train, z_train), (valid, z_valid) = split
     for query, target in (("spectrum", "spectrum"), ("image", "spectrum")):
         scaler = StandardScaler().fit(train[target])
