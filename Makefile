@@ -1,13 +1,14 @@
 # make demo: bootstrap .venv, run the embedded demo end to end, build the report.
 # make test: bootstrap .venv, run the whole test suite.
 # make bench: bootstrap .venv, run the benchmarks (benchmarks/README.md) and print their table.
+# make fullsize: bootstrap .venv, run every step on a file of the published shape and check memory and reads (~12 GB in fullsize/).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: venv demo report test bench dry-run clean
+.PHONY: venv demo report test bench fullsize dry-run clean
 
 venv: $(STAMP)
 
@@ -33,6 +34,9 @@ test: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+fullsize: venv
+	$(BIN)/python benchmarks/fullsize.py $(FULLSIZE_ARGS)
 
 clean:
 	rm -rf cache results out data/demo .snakemake
