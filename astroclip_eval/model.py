@@ -262,7 +262,9 @@ class ReferenceAstroCLIP(pl.LightningModule):
         x_img = torch.rot90(x_img, k, dims=(2, 3))
         if torch.rand(()) < 0.5:
             x_img = x_img.flip(3)
-        x_img = x_img + 0.1 * torch.randn_like(x_img)
+        # torch.randn, not randn_like: on this permuted (channels-last) view randn_like is 8x slower on CPU, a third
+        # of the whole training step.
+        x_img = x_img + 0.1 * torch.randn(x_img.shape, device=x_img.device, dtype=x_img.dtype)
         x_spec = x_spec + 0.3 * torch.randn_like(x_spec) * x_spec.std(dim=1, keepdim=True)
         return x_img, x_spec
 
