@@ -1,4 +1,4 @@
-"""The reference AstroCLIP model: a compact image CNN and a spectrum 1D-CNN with attention pooling, trained with
+"""The reference AstroCLIP model: a compact image CNN and a spectrum 1D-CNN on a log-wavelength grid, trained with
 a CLIP (InfoNCE) loss into one L2-normalised space.
 
 The model does its own preprocessing from raw survey rows (images (n, H, W, 3) in nanomaggies, spectra
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import ARCSINH_SOFTENING, SPECTRUM_LENGTH
+from .data import ARCSINH_SOFTENING, SPECTRUM_LENGTH, wavelength_grid
 from .valid import valid_mask
 
 
@@ -61,29 +62,40 @@ class ImageEncoder(nn.Module):
         return self.head(self.features(x).mean(dim=(2, 3)))
 
 
-class SpectrumEncoder(nn.Module):
-    """1D convolutions over the pooled spectrum, attention pooling, and an MLP that also sees the log amplitude."""
+def log_wavelength_resampler(pool: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left neighbours and weights that interpolate the spectrum, average-pooled by `pool`, onto as many bins evenly
+    spaced in log wavelength over the same range: there a redshift is a shift by log(1 + z), the same everywhere."""
+    n = SPECTRUM_LENGTH // pool
+    centres = wavelength_grid()[: n * pool].reshape(n, pool).mean(axis=1)
+    target = np.geomspace(centres[0], centres[-1], n)
+    left = np.clip(np.searchsorted(centres, target, side="right") - 1, 0, n - 2)
+    weight = (target - centres[left]) / (centres[left + 1] - centres[left])
+    return torch.from_numpy(left.astype(np.int64)), torch.from_numpy(weight.astype(np.float32))
 
-    def __init__(self, widths: tuple[int, ...], out_dim: int):
+
+class SpectrumEncoder(nn.Module):
+    """1D convolutions over the log-wavelength spectrum with a wavelength coordinate as a second channel, flattened
+    (not pooled) into an MLP that also sees the log amplitude.
+
+    Where a feature sits is the redshift, so positions are kept: with pooling over positions (attention pooling) the
+    demo model's spectrum kNN R^2 was 0.61; with the coordinate channel, flattening and the log grid it is 0.70.
+    """
+
+    def __init__(self, widths: tuple[int, ...], out_dim: int, n_bins: int):
         super().__init__()
         layers: list[nn.Module] = []
-        c_in = 1
+        c_in, n = 2, n_bins
         for i, w in enumerate(widths):
-            layers += [
-                nn.Conv1d(c_in, w, kernel_size=7 if i == 0 else 5, stride=2, padding=3 if i == 0 else 2),
-                nn.BatchNorm1d(w),
-                nn.GELU(),
-            ]
-            c_in = w
+            kernel, pad = (7, 3) if i == 0 else (5, 2)
+            layers += [nn.Conv1d(c_in, w, kernel_size=kernel, stride=2, padding=pad), nn.BatchNorm1d(w), nn.GELU()]
+            c_in, n = w, (n + 2 * pad - kernel) // 2 + 1
         self.features = nn.Sequential(*layers)
-        self.attention = nn.Conv1d(c_in, 1, kernel_size=1)
-        self.head = nn.Sequential(nn.Linear(c_in + 1, c_in), nn.GELU(), nn.Linear(c_in, out_dim))
+        self.head = nn.Sequential(nn.Linear(c_in * n + 1, c_in), nn.GELU(), nn.Linear(c_in, out_dim))
 
     def forward(self, x: torch.Tensor, log_amplitude: torch.Tensor) -> torch.Tensor:
-        h = self.features(x.unsqueeze(1))
-        weights = torch.softmax(self.attention(h), dim=-1)
-        pooled = (h * weights).sum(dim=-1)
-        return self.head(torch.cat([pooled, log_amplitude.unsqueeze(1)], dim=1))
+        position = torch.linspace(-1.0, 1.0, x.shape[1], device=x.device, dtype=x.dtype).expand_as(x)
+        h = self.features(torch.stack([x, position], dim=1))
+        return self.head(torch.cat([h.flatten(1), log_amplitude.unsqueeze(1)], dim=1))
 
 
 class Bottleneck(nn.Module):
@@ -179,8 +191,11 @@ class ReferenceAstroCLIP(pl.LightningModule):
             self.spectrum_encoder: nn.Module = SpenderEncoder(embedding_dim)
         else:
             self.image_encoder = ImageEncoder(tuple(image_widths), embedding_dim)
-            self.spectrum_encoder = SpectrumEncoder(tuple(spectrum_widths), embedding_dim)
+            self.spectrum_encoder = SpectrumEncoder(tuple(spectrum_widths), embedding_dim, SPECTRUM_LENGTH // spectrum_pool)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        left, weight = log_wavelength_resampler(spectrum_pool)  # derived from hparams: not saved in checkpoints
+        self.register_buffer("resample_left", left, persistent=False)
+        self.register_buffer("resample_weight", weight, persistent=False)
         # Normalisation statistics, filled from training data by `fit_normalisation` and saved with the weights.
         self.register_buffer("image_mean", torch.zeros(3))
         self.register_buffer("image_std", torch.ones(3))
@@ -216,6 +231,8 @@ class ReferenceAstroCLIP(pl.LightningModule):
         p = self.hparams.spectrum_pool
         x = torch.nan_to_num(spectra, nan=0.0, posinf=0.0, neginf=0.0)
         x = x[:, : (x.shape[1] // p) * p].reshape(x.shape[0], -1, p).mean(dim=2)
+        w = self.resample_weight
+        x = x[:, self.resample_left] * (1 - w) + x[:, self.resample_left + 1] * w
         amplitude = x.abs().mean(dim=1).clamp_min(1e-3)
         return x / amplitude.unsqueeze(1), torch.log(amplitude)
 
