@@ -97,9 +97,14 @@ def queries(n_valid: int) -> list[int]:
 
 
 def build(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]:
-    """The survey file, the checkpoint and the config (reused when a previous run left them)."""
+    """The survey file, the checkpoint and the config (a file of the same shape from a previous run is reused)."""
     survey, ckpt = work / "survey.h5", args.checkpoint or work / "model.ckpt"
     n_invalid = args.zero_spectra + args.high_redshift
+    if survey.exists():  # reuse a file built before, unless it has another shape
+        with h5py.File(survey) as f:
+            n_valid = sum(f[g]["images"].shape[0] - int(0.8 * f[g]["images"].shape[0]) for g in f)
+            if (n_valid, f["0"]["images"].shape[1]) != (args.valid_rows, args.image_size):
+                survey.unlink()
     if not survey.exists():
         t0 = time.perf_counter()
         source = simulate(SurveyConfig(n_galaxies=args.source_galaxies, image_size=args.image_size, seed=args.seed,
@@ -107,7 +112,7 @@ def build(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]:
         write_tiled(survey, source, args.valid_rows, args.zero_spectra, args.high_redshift, keep=tuple(queries(args.valid_rows)),
                     seed=args.seed)
         print(f"built {survey} in {time.perf_counter() - t0:.0f} s", flush=True)
-    if not ckpt.exists():
+    if args.checkpoint is None:
         write_model(ckpt, args.crop, args.embedding_dim)
     config = {
         "cache_dir": "cache",
