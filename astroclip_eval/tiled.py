@@ -17,14 +17,14 @@ import h5py
 import numpy as np
 
 from .atomic import atomic_path
-from .data import SPECTRUM_LENGTH
+from .data import SPECTRUM_LENGTH, split_sizes
 from .errors import UserError
 
 BLOCK_ROWS = 256
 
 
 def group_sizes(n_valid: int, n_groups: int = 10) -> list[int]:
-    """Near-equal group sizes whose validation tails (n - int(0.8 n) rows each) add up to n_valid."""
+    """Near-equal group sizes whose validation tails (`split_sizes`) add up to n_valid."""
     tails = [n_valid // n_groups + (g < n_valid % n_groups) for g in range(n_groups)]
     return [5 * t for t in tails]  # int(0.8 * 5t) == 4t, so the tail of 5t rows is t
 
@@ -56,7 +56,7 @@ def write_tiled(
             grp = f.create_group(str(g))
             images = grp.create_dataset("images", (n, size, size, 3), "f4", chunks=(1, size, size, 3))
             spectra = grp.create_dataset("spectra", (n, SPECTRUM_LENGTH), "f4", chunks=(1, SPECTRUM_LENGTH))
-            start = int(0.8 * n)
+            start = split_sizes(n)[0]
             redshifts = np.zeros(n, dtype=np.float32)
             for lo in range(start, n, BLOCK_ROWS):
                 hi = min(lo + BLOCK_ROWS, n)

@@ -32,11 +32,15 @@ import pandas as pd
 import torch
 import yaml
 
+from astroclip_eval.data import split_sizes
 from astroclip_eval.model import ReferenceAstroCLIP
 from astroclip_eval.simulate import SurveyConfig, simulate
 from astroclip_eval.tiled import write_tiled
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench import evict  # noqa: E402  (one page-cache helper for both benchmarks)
+
 PUBLISHED_VALID, PUBLISHED_INVALID = 39_599, 380
 PUBLISHED_QUERIES = (300, 2650, 4253, 35171, 37886)
 MODEL = "fullsize"
@@ -53,16 +57,6 @@ json.dump({"rc": os.waitstatus_to_exitcode(status), "peak": usage.ru_maxrss * 10
 """
 
 
-def evict(path: Path) -> None:
-    """Write back and drop the file's pages from the page cache, so that what a step reads shows as resident."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 def resident(path: Path) -> int:
     """Bytes of the file in the page cache (util-linux fincore)."""
     out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)], capture_output=True,
@@ -73,6 +67,7 @@ def resident(path: Path) -> int:
 def measured(cmd: list[str], log: Path, survey: Path) -> tuple[int, float, int, int]:
     """Run cmd; return its exit code, wall seconds, the peak resident bytes of its largest process, and the bytes of
     the survey file it read (pages resident afterwards, from an evicted start)."""
+    os.sync()  # the file was just written: dirty pages are not evicted
     evict(survey)
     t0 = time.perf_counter()
     with log.open("w") as out:
@@ -102,7 +97,7 @@ def build(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]:
     n_invalid = args.zero_spectra + args.high_redshift
     if survey.exists():  # reuse a file built before, unless it has another shape
         with h5py.File(survey) as f:
-            n_valid = sum(f[g]["images"].shape[0] - int(0.8 * f[g]["images"].shape[0]) for g in f)
+            n_valid = sum(split_sizes(f[g]["images"].shape[0])[1] for g in f)
             if (n_valid, f["0"]["images"].shape[1]) != (args.valid_rows, args.image_size):
                 survey.unlink()
     if not survey.exists():
