@@ -14,8 +14,11 @@ and returns an object with
 doing its own preprocessing (cropping, scaling) and putting itself on `device`. Optional attributes: `image_crop`
 (int: the centre crop it uses, so the reader reads only that band of each image; without it whole images are
 passed) and `embedding_dim` (int: checked against the model entry before anything is embedded). Both methods are
-called under `torch.no_grad()` (and bfloat16 autocast with `embedding.precision: bf16`). The reference model is
-served through this same contract by `astroclip_eval.model:load_reference`.
+called under `torch.no_grad()` (and bfloat16 autocast with `embedding.precision: bf16`).
+
+`loader: auto` (the default) serves the two built-in models through this same contract, chosen by what the
+checkpoint's state_dict holds: the reproduction's AstroCLIP (`astroclip_eval.reproduction:load_reproduction`) or
+this project's reference model (`astroclip_eval.model:load_reference`); both can also be named explicitly.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from typing import Any, Protocol
 
 import torch
 
+from .checkpoints import safe_load
 from .errors import UserError
 
-REFERENCE = "astroclip_eval.model:load_reference"
+AUTO = "auto"
 SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -40,6 +44,10 @@ class Embedder(Protocol):
 
 def load(spec: str, checkpoint: str, device: torch.device, options: dict[str, Any], where: str = "loader") -> Embedder:
     """Import `spec` ("package.module:function"), call it, and check that what it returns embeds both modalities."""
+    if spec == AUTO:
+        if options:
+            raise UserError(f"{where.rsplit('.', 1)[0]}.loader_options: the built-in models take none, got {sorted(options)}")
+        return load_builtin(checkpoint, device, where)
     if not SPEC.match(spec):
         raise UserError(f"{where}: '{spec}' is not of the form 'package.module:function'")
     module_name, function_name = spec.split(":")
@@ -61,3 +69,25 @@ def load(spec: str, checkpoint: str, device: torch.device, options: dict[str, An
     if missing:
         raise UserError(f"{where}: '{spec}' returned {type(embedder).__name__}, which has no {' or '.join(missing)}")
     return embedder
+
+
+def load_builtin(checkpoint: str, device: torch.device, where: str) -> Embedder:
+    """The built-in model the checkpoint's state_dict belongs to; otherwise one line on its keys against the closest."""
+    from . import model, reproduction
+
+    ckpt = safe_load(checkpoint, map_location="cpu")
+    state_dict = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state_dict, dict):
+        raise UserError(f"{checkpoint}: not a Lightning checkpoint (expected a dict with 'state_dict')")
+    if reproduction.is_reproduction(state_dict):
+        return reproduction.from_state_dict(state_dict, checkpoint).to(device)
+    if model.is_reference(ckpt):
+        return model.reference_from_checkpoint(ckpt, checkpoint).to(device)
+    known = {
+        "the reproduction's AstroCLIP": reproduction.expected_keys(),
+        "the reference model": set(model.ReferenceAstroCLIP().state_dict()),
+    }
+    keys = set(state_dict)
+    closest = max(known, key=lambda name: len(keys & known[name]))
+    message = reproduction.key_mismatch(checkpoint, keys, known[closest], f"either built-in model (closest: {closest})")
+    raise UserError(f"{message}; for another model name a loader plug-in in {where}")

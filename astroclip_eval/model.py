@@ -327,7 +327,22 @@ def load_reference(path: str, device: str | torch.device = "cpu", options: dict 
 
     if options:
         raise UserError(f"loader_options: the reference model takes none, got {sorted(options)}")
-    ckpt = safe_load(path, map_location="cpu")
+    return reference_from_checkpoint(safe_load(path, map_location="cpu"), path).to(device)
+
+
+def is_reference(ckpt: object) -> bool:
+    """True for a Lightning checkpoint of ReferenceAstroCLIP (its hyper-parameters and its encoders' keys)."""
+    return (
+        isinstance(ckpt, dict)
+        and "hyper_parameters" in ckpt
+        and any(str(k).startswith("image_encoder.") for k in ckpt.get("state_dict") or {})
+    )
+
+
+def reference_from_checkpoint(ckpt: object, path: str) -> ReferenceAstroCLIP:
+    """The reference model from an already loaded checkpoint dict, in eval mode on the CPU."""
+    from .errors import UserError
+
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise UserError(f"{path}: not a Lightning checkpoint of ReferenceAstroCLIP (no state_dict/hyper_parameters)")
     try:
@@ -338,4 +353,4 @@ def load_reference(path: str, device: str | torch.device = "cpu", options: dict 
             f"{path}: checkpoint does not match ReferenceAstroCLIP (from another model class?): "
             f"{str(exc).splitlines()[0][:200]}"
         ) from None
-    return model.to(device).eval()
+    return model.eval()

@@ -1,4 +1,4 @@
-"""Similarity search by cosine similarity over valid rows, in-modal and cross-modal."""
+"""Similarity search by cosine similarity over valid (or all) validation rows, in-modal and cross-modal."""
 
 from __future__ import annotations
 
@@ -12,34 +12,56 @@ from .neighbours import top_k
 MODES = {"sp-sp": ("spectrum", "spectrum"), "im-im": ("image", "image"), "sp-im": ("spectrum", "image"), "im-sp": ("image", "spectrum")}
 
 
-def check_queries(query_indices: list[int], valid: np.ndarray, n_rows: int) -> None:
-    valid_set = set(valid.tolist())
+ROWS = ("valid", "all")
+
+
+def candidate_rows(valid: np.ndarray, n_rows: int, rows: str) -> np.ndarray:
+    """The rows a search may return: the valid ones, or every validation row (as the reproduction's notebook)."""
+    if rows not in ROWS:
+        raise UserError(f"similarity.rows: '{rows}' is not one of {list(ROWS)}")
+    return np.asarray(valid, dtype=np.int64) if rows == "valid" else np.arange(n_rows)
+
+
+def check_queries(query_indices: list[int], candidates: np.ndarray, n_rows: int) -> None:
+    candidate_set = set(candidates.tolist())
     for q in query_indices:
         if not 0 <= q < n_rows:
             raise UserError(f"similarity.query_indices: {q} is outside the validation set of {n_rows} rows")
-        if q not in valid_set:
-            raise UserError(f"similarity.query_indices: row {q} is not a valid row (bad spectrum or redshift out of range)")
+        if q not in candidate_set:
+            raise UserError(
+                f"similarity.query_indices: row {q} is not a valid row (bad spectrum or redshift out of range); "
+                "with similarity.rows: all every row may be queried"
+            )
 
 
 def search(
-    embeddings: dict[str, np.ndarray], valid: np.ndarray, query_indices: list[int], k: int
+    embeddings: dict[str, np.ndarray],
+    valid: np.ndarray,
+    query_indices: list[int],
+    k: int,
+    exclude_self: bool = True,
+    rows: str = "valid",
 ) -> pd.DataFrame:
     """Top-k matches per query and mode; columns query, mode, rank (1 = best), index (validation row), cosine.
 
-    In-modal modes leave the query out of its own results; cross-modal modes keep it, since finding a
-    galaxy's own image from its spectrum is the point.
+    `rows` picks the candidates: valid rows, or all rows as the reproduction's notebook. With `exclude_self`
+    in-modal modes leave the query out of its own results; without it the query is its own first match, as in the
+    reproduction's notebook. Cross-modal modes always keep it, since finding a galaxy's own image from its
+    spectrum is the point.
     """
-    check_queries(query_indices, valid, next(iter(embeddings.values())).shape[0])
-    position = {int(v): i for i, v in enumerate(valid)}
-    rows = []
+    n_rows = next(iter(embeddings.values())).shape[0]
+    candidates = candidate_rows(valid, n_rows, rows)
+    check_queries(query_indices, candidates, n_rows)
+    position = {int(v): i for i, v in enumerate(candidates)}
+    out = []
     for mode, (qm, tm) in MODES.items():
-        target = embeddings[tm][valid]
+        target = embeddings[tm][candidates]
         queries = embeddings[qm][query_indices]
-        extra = int(qm == tm)
+        extra = int(qm == tm and exclude_self)
         idx, cos = top_k(queries, target, k + extra)
         for qi, q in enumerate(query_indices):
-            hits = [(valid[j], c) for j, c in zip(idx[qi], cos[qi]) if not (extra and j == position[q])][:k]
-            rows += [
+            hits = [(candidates[j], c) for j, c in zip(idx[qi], cos[qi]) if not (extra and j == position[q])][:k]
+            out += [
                 {"query": q, "mode": mode, "rank": r + 1, "index": int(i), "cosine": float(c)} for r, (i, c) in enumerate(hits)
             ]
-    return pd.DataFrame(rows, columns=["query", "mode", "rank", "index", "cosine"])
+    return pd.DataFrame(out, columns=["query", "mode", "rank", "index", "cosine"])

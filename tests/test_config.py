@@ -37,6 +37,10 @@ CASES = [
     (_with("models", {"m": {"train": {"embedding_dim": 8}, "embedding_dim": 16}}), "models.m.embedding_dim", "differs from"),
     (_with("models", {"m": {"checkpoint": "a.ckpt", "embedding_dim": 0}}), "models.m.embedding_dim", "minimum"),
     (_with("embedding.device", "gpu"), "embedding.device", "does not match"),
+    (_with("similarity.rows", "some"), "similarity.rows", "is not one of"),
+    (_with("models", {"t": {"train": {"embedding_dim": 8}}, "m": {"checkpoint_dir": "out/astroclip_ckpt_t"}}),
+     "models.m.checkpoint_dir", "where model 't' is trained"),
+    (_with("models", {"m": {"checkpoint": "a.ckpt", "loader": "auto-detect"}}), "models.m.loader", "does not match"),
 ]
 
 

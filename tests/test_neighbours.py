@@ -84,6 +84,30 @@ def test_similarity_top_k_brute_force(emb):
             assert got["rank"].tolist() == [1, 2, 3]
 
 
+@pytest.mark.parametrize("exclude_self", [True, False])
+@pytest.mark.parametrize("rows", ["valid", "all"])
+def test_similarity_switches_brute_force(emb, exclude_self, rows):
+    """similarity.exclude_self / similarity.rows against a full cosine matrix sorted by numpy."""
+    embeddings, _ = emb
+    valid = np.arange(0, 400, 2)
+    candidates = valid if rows == "valid" else np.arange(400)
+    queries = [10, 52] + ([11] if rows == "all" else [])  # an invalid row may be queried only among all rows
+    table = search(embeddings, valid, queries, k=4, exclude_self=exclude_self, rows=rows)
+    unit = {m: e / np.linalg.norm(e, axis=1, keepdims=True) for m, e in embeddings.items()}
+    for qm, tm, mode in (("spectrum", "spectrum", "sp-sp"), ("image", "image", "im-im"), ("spectrum", "image", "sp-im")):
+        for q in queries:
+            cos = unit[tm][candidates] @ unit[qm][q]
+            order = [int(candidates[j]) for j in np.argsort(-cos, kind="stable")]
+            if qm == tm and exclude_self:
+                order.remove(q)
+            got = table[(table["mode"] == mode) & (table["query"] == q)].sort_values("rank")
+            assert got["index"].tolist() == order[:4]
+            if qm == tm and not exclude_self:
+                assert got["index"].iloc[0] == q and got["cosine"].iloc[0] == pytest.approx(1.0, abs=1e-6)
+    if rows == "all":
+        assert not set(table["index"]) <= set(valid.tolist())  # some match is an invalid (odd) row
+
+
 def test_invalid_query_is_refused(emb):
     embeddings, _ = emb
     with pytest.raises(UserError, match="row 11 is not a valid row"):

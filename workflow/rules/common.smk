@@ -1,6 +1,7 @@
 # Paths, input functions and config checks shared by the rules.
 import json
-from pathlib import Path
+
+from astroclip_eval.config import trained_run_dir
 
 
 CACHE = config["cache_dir"]
@@ -10,6 +11,7 @@ BENCH = f"{RESULTS}/benchmarks"
 DATASET = config["dataset"]["path"]
 SHARDS = config["embedding"]["shards"]
 MODELS = list(config["models"])
+TRAINED = [m for m in MODELS if "train" in config["models"][m]]
 ENV = "../envs/astroclip.yaml"  # relative to the rule files
 SIM_MODES = ["sp-sp", "im-im", "sp-im", "im-sp"]
 NOTEBOOKS = ["redshift", "similarity"]
@@ -25,7 +27,7 @@ def run_dir(model):
     """Where a model's checkpoints are: its own run dir, one file, or the run dir the train rule writes."""
     entry = config["models"][model]
     if "train" in entry:
-        return f"{config['train_dir']}/astroclip_ckpt_{model}"
+        return trained_run_dir(config["train_dir"], model)
     return entry.get("checkpoint_dir") or entry["checkpoint"]
 
 
@@ -84,7 +86,7 @@ def train_params(wildcards):
 
 
 def expected_dim_args(wildcards):
-    """--expected-dim for the embed step when the model entry declares a dimension (trained models always do)."""
+    """--model (for messages) and --expected-dim when the entry declares a dimension (trained models always do)."""
     entry = config["models"][wildcards.model]
     dim = entry.get("embedding_dim") or entry.get("train", {}).get("embedding_dim")
-    return f"--expected-dim {dim} --model {wildcards.model}" if dim else ""
+    return f"--model {wildcards.model}" + (f" --expected-dim {dim}" if dim else "")

@@ -40,6 +40,8 @@ rule similarity_notebook:
                 "valid_indices": input.valid,
                 "query_indices": config["similarity"]["query_indices"],
                 "top_k": config["similarity"]["top_k"],
+                "exclude_self": config["similarity"]["exclude_self"],
+                "rows": config["similarity"]["rows"],
                 "table": output.table,
                 "figure_dir": f"{RESULTS}/{wc.model}",
             }

@@ -1,25 +1,30 @@
 # Train the reference model for models with a `train` entry (the demo), like the reproduction's training script.
+# The rule exists only for those models, so a user's own run directory is never planned as something to train.
 
 
-rule train_model:
-    input:
-        DATASET,
-    output:
-        directory(f"{config['train_dir']}/astroclip_ckpt_{{model}}"),
-    params:
-        cmd=script_cmd("train_model.py"),
-        train=train_params,
-    conda:
-        ENV
-    log:
-        f"{LOGS}/train_model/{{model}}.log",
-    benchmark:
-        f"{BENCH}/train_model/{{model}}.tsv"
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=lambda wc, attempt: 8000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
-    shell:
-        "{params.cmd} --dataset {input} --run-dir {output} "
-        "--params '{params.train}' --threads {threads} --log {log}"
+if TRAINED:
+
+    rule train_model:
+        input:
+            DATASET,
+        output:
+            directory(trained_run_dir(config["train_dir"], "{model}")),
+        wildcard_constraints:
+            model="|".join(TRAINED),
+        params:
+            cmd=script_cmd("train_model.py"),
+            train=train_params,
+        conda:
+            ENV
+        log:
+            f"{LOGS}/train_model/{{model}}.log",
+        benchmark:
+            f"{BENCH}/train_model/{{model}}.tsv"
+        threads: 2
+        resources:
+            gpu=1,
+            mem_mb=lambda wc, attempt: 8000 * attempt,
+            runtime=lambda wc, attempt: 120 * attempt,
+        shell:
+            "{params.cmd} --dataset {input} --run-dir {output} "
+            "--params '{params.train}' --threads {threads} --log {log}"
