@@ -1,0 +1,127 @@
+"""The path the users came for: `config/desi-edr.yaml` as shipped, a file in the published layout and a run directory
+in the reproduction's checkpoint layout, planned with every input present and run to the report with the built-in
+loader; the embeddings checked against a forward pass written from the reproduction's spec."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from astroclip_eval.embed import load_embeddings, load_indices
+from astroclip_eval.redshift import evaluate
+from conftest import ROOT, snakemake
+from reproduction_recipe import recipe_state_dict, spec_image_embedding, spec_spectrum_embedding, write_published, write_run_dir
+
+SIZES = [38, 25, 47, 31, 22, 53, 29, 41, 35, 19]  # uneven groups: 72 validation rows, 268 train rows
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """A fresh work directory as a user would lay it out, planned, then run end to end."""
+    work = tmp_path_factory.mktemp("published")
+    (work / "config").mkdir()
+    (work / "data").mkdir()
+    config = yaml.safe_load((ROOT / "config/desi-edr.yaml").read_text())
+    valid = write_published(work / config["dataset"]["path"], SIZES)
+    beyond = int(np.flatnonzero(valid["redshifts"] > 0.8)[0])  # an invalid row: a query only because rows is all
+    config["similarity"]["query_indices"] = [5, beyond, 40]  # the template's rows lie beyond this small file
+    (work / "config/desi-edr.yaml").write_text(yaml.safe_dump(config))
+    write_run_dir(work / config["models"]["dim128"]["checkpoint_dir"], dim=128, width=128, seed=7)
+    config_file = ["--configfile", str(work / "config/desi-edr.yaml")]
+    dry = snakemake(work, *config_file, "-n")
+    run = snakemake(work, *config_file)
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = snakemake(work, *config_file, "--report", "results/desi-edr/report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+    return work, config, valid, dry
+
+
+def test_template_plans_with_every_input_present(published):
+    _, config, _, dry = published
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
+    shards = config["embedding"]["shards"]
+    assert "train_model" not in counts
+    assert counts["promote_checkpoint"] == "1" and counts["embed"] == str(2 * shards)  # validation and train splits
+    assert counts["redshift_notebook"] == "1" and counts["similarity_notebook"] == "1"
+
+
+def test_best_checkpoint_is_promoted_by_its_stored_score(published):
+    work, *_ = published
+    meta = json.loads((work / "cache/desi-edr/dim128/astroclip_model.json").read_text())
+    assert meta["source"].endswith("astroclip-epoch=07-min.ckpt") and meta["epoch"] == 7
+    assert meta["monitor"] == "val/loss" and meta["score"] == pytest.approx(2.64)
+
+
+def test_embeddings_match_the_spec(published):
+    work, _, valid, _ = published
+    cache = work / "cache/desi-edr/dim128"
+    emb = load_embeddings(str(cache / "image_embeddings.pt"), str(cache / "spectrum_embeddings.pt"))
+    assert emb["image"].shape == emb["spectrum"].shape == (72, 128)
+    state = recipe_state_dict(128, 128, seed=7)  # the weights of the epoch=07 file, the best
+    with torch.no_grad():
+        image = spec_image_embedding(state, valid["images"])
+        spectrum = spec_spectrum_embedding(state, valid["spectra"])
+    np.testing.assert_allclose(emb["image"], image, rtol=0, atol=1e-5)
+    constant = [i for i in range(72) if np.ptp(valid["spectra"][i]) == 0]  # rounding-dependent (test_reproduction.py)
+    assert constant == [3, 10]
+    ordinary = [i for i in range(72) if i not in constant]
+    np.testing.assert_allclose(emb["spectrum"][ordinary], spectrum[ordinary], rtol=0, atol=1e-5)
+    train = load_embeddings(str(cache / "train_image_embeddings.pt"), str(cache / "train_spectrum_embeddings.pt"))
+    assert train["image"].shape == (268, 128)
+
+
+def test_valid_rows_redshift_and_similarity_reproduce_the_notebooks(published):
+    work, config, valid, _ = published
+    cache, results = work / "cache/desi-edr", work / "results/desi-edr"
+    indices = load_indices(str(cache / "valid_indices.pt"))
+    z = valid["redshifts"]
+    expected = np.flatnonzero((np.abs(valid["spectra"]).sum(axis=1) > 0) & (z >= 0) & (z <= 0.8))
+    np.testing.assert_array_equal(indices, expected)
+    emb = load_embeddings(str(cache / "dim128/image_embeddings.pt"), str(cache / "dim128/spectrum_embeddings.pt"))
+
+    table = pd.read_csv(results / "dim128/redshift_r2.csv")
+    r2, _ = evaluate(emb, z, indices, k=16, exclude_self=False)  # the reproduction's notebook
+    got = table[table["protocol"] == "reproduction"].reset_index(drop=True)
+    np.testing.assert_allclose(got["r2"], r2["r2"], rtol=1e-6)
+    assert set(table["protocol"]) == set(config["redshift"]["protocols"])
+
+    sim = pd.read_csv(results / "dim128/similarity.csv")
+    unit = {m: e / np.linalg.norm(e, axis=1, keepdims=True) for m, e in emb.items()}
+    modes = {"sp-sp": ("spectrum", "spectrum"), "im-im": ("image", "image"), "sp-im": ("spectrum", "image"),
+             "im-sp": ("image", "spectrum")}
+    queries = config["similarity"]["query_indices"]
+    assert not set(queries) <= set(indices.tolist())
+    for mode, (qm, tm) in modes.items():
+        for q in queries:
+            cosines = unit[tm] @ unit[qm][q]  # every row a candidate (rows 3 and 10 tie: compare cosines, not order)
+            got = sim[(sim["mode"] == mode) & (sim["query"] == q)].sort_values("rank")
+            np.testing.assert_allclose(got["cosine"], np.sort(cosines)[::-1][:3], atol=1e-5)
+            np.testing.assert_allclose(got["cosine"], cosines[got["index"]], atol=1e-5)
+            if qm == tm:
+                assert got["index"].iloc[0] == q  # the query is its own first in-modal match
+    for kind in ("images", "spectra"):
+        assert (results / f"dim128/similarity_{kind}_sp-im.png").stat().st_size > 10_000
+    html = (results / "report.html").read_text()
+    assert "redshift_knn_regression.png" in html and "similarity_images_sp-im.png" in html
+
+
+def test_a_copied_run_directory_does_not_collide_with_training(tmp_path):
+    """The template's run directory name matches the train rule's naming; it must still be planned as a run dir."""
+    work = tmp_path
+    (work / "config").mkdir()
+    shutil.copy(ROOT / "config/desi-edr.yaml", work / "config/desi-edr.yaml")
+    (work / "data").mkdir()
+    (work / "data/astroclip_desi.h5").touch()  # planning reads no file; the run directory is what is missing
+    run = snakemake(work, "--configfile", str(work / "config/desi-edr.yaml"), "-n")
+    out = run.stdout + run.stderr
+    assert "train_model" not in out and "KeyError" not in out
+    assert "Missing input files for rule promote_checkpoint" in out and "out/astroclip_ckpt_dim128" in out
