@@ -98,71 +98,6 @@ class SpectrumEncoder(nn.Module):
         return self.head(torch.cat([h.flatten(1), log_amplitude.unsqueeze(1)], dim=1))
 
 
-class Bottleneck(nn.Module):
-    """ResNet-50's bottleneck block: 1x1 down, 3x3, 1x1 up (x4), with a projected shortcut when shapes change."""
-
-    def __init__(self, c_in: int, width: int, stride: int):
-        super().__init__()
-        c_out = 4 * width
-        self.body = nn.Sequential(
-            nn.Conv2d(c_in, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, c_out, 1, bias=False), nn.BatchNorm2d(c_out),
-        )
-        self.shortcut = (
-            nn.Identity() if stride == 1 and c_in == c_out
-            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.body(x) + self.shortcut(x))
-
-
-class ResNet50Encoder(nn.Module):
-    """A ResNet-50-sized image encoder (stages of 3, 4, 6, 3 bottlenecks, 2048 features), the size of the
-    reproduction's MoCo-v2 backbone, so that throughput numbers compare with it."""
-
-    def __init__(self, out_dim: int):
-        super().__init__()
-        layers: list[nn.Module] = [
-            nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
-        ]
-        c_in = 64
-        for i, (blocks, width) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512))):
-            for b in range(blocks):
-                layers.append(Bottleneck(c_in, width, stride=2 if b == 0 and i > 0 else 1))
-                c_in = 4 * width
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(c_in, 512), nn.GELU(), nn.Linear(512, out_dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(2, 3)))
-
-
-class SpenderEncoder(nn.Module):
-    """A spender-sized spectrum encoder on the full-resolution spectrum: conv blocks of 128/256/512 channels with
-    kernels 5/11/21 and max pooling, then attention pooling (half the channels weight the other half)."""
-
-    def __init__(self, out_dim: int):
-        super().__init__()
-        blocks: list[nn.Module] = []
-        c_in = 1
-        for width, kernel, pool in zip((128, 256, 512), (5, 11, 21), (5, 5, 1)):
-            blocks += [nn.Conv1d(c_in, width, kernel, padding=kernel // 2), nn.InstanceNorm1d(width), nn.PReLU(width)]
-            blocks += [nn.MaxPool1d(pool)] if pool > 1 else []
-            c_in = width
-        self.features = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.Linear(c_in // 2 + 1, 256), nn.GELU(), nn.Linear(256, out_dim))
-
-    def forward(self, x: torch.Tensor, log_amplitude: torch.Tensor) -> torch.Tensor:
-        values, keys = self.features(x.unsqueeze(1)).chunk(2, dim=1)
-        pooled = (values * torch.softmax(keys, dim=-1)).sum(dim=-1)
-        return self.head(torch.cat([pooled, log_amplitude.unsqueeze(1)], dim=1))
-
-
-ARCHITECTURES = ("reference", "reproduction")
-
-
 class ReferenceAstroCLIP(pl.LightningModule):
     """Image and spectrum encoders into a shared `embedding_dim` space, trained with a CLIP loss."""
 
@@ -178,20 +113,11 @@ class ReferenceAstroCLIP(pl.LightningModule):
         max_epochs: int = 30,
         z_min: float = 0.0,
         z_max: float = 0.8,
-        architecture: str = "reference",
     ):
-        """`architecture='reproduction'` swaps in encoders of the reproduction's size (ResNet-50-sized image
-        encoder, spender-sized spectrum encoder; use image_crop=96 and spectrum_pool=1) for throughput studies."""
         super().__init__()
         self.save_hyperparameters()
-        if architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
-        if architecture == "reproduction":
-            self.image_encoder: nn.Module = ResNet50Encoder(embedding_dim)
-            self.spectrum_encoder: nn.Module = SpenderEncoder(embedding_dim)
-        else:
-            self.image_encoder = ImageEncoder(tuple(image_widths), embedding_dim)
-            self.spectrum_encoder = SpectrumEncoder(tuple(spectrum_widths), embedding_dim, SPECTRUM_LENGTH // spectrum_pool)
+        self.image_encoder = ImageEncoder(tuple(image_widths), embedding_dim)
+        self.spectrum_encoder = SpectrumEncoder(tuple(spectrum_widths), embedding_dim, SPECTRUM_LENGTH // spectrum_pool)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         left, weight = log_wavelength_resampler(spectrum_pool)  # derived from hparams: not saved in checkpoints
         self.register_buffer("resample_left", left, persistent=False)

@@ -9,17 +9,20 @@ from conftest import ROOT
 
 def test_bench_table_on_tiny_inputs():
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/bench.py"), "--rows", "300", "--image-size", "40", "--knn-rows", "600",
-         "--knn-sample", "60", "--repeats", "1", "--device", "cpu", "--batch-size", "32"],
+        [sys.executable, str(ROOT / "benchmarks/bench.py"), "--rows", "300", "--image-size", "96", "--knn-rows", "600",
+         "--knn-sample", "60", "--repeats", "1", "--device", "cpu", "--batch-size", "32", "--reproduction-rows", "8"],
         capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     table = [line for line in run.stdout.splitlines() if line.startswith("| ")]
     measures = [line.split(" | ")[0].lstrip("| ") for line in table[2:]]
     assert measures == [
-        "embedding: read floor (crop band, to device)",
-        "embedding: compute floor (pre-loaded tensors)",
-        "embedding: the embed step",
+        "embedding, reference model: read floor (crop band, to device)",
+        "embedding, reference model: compute floor (pre-loaded tensors)",
+        "embedding, reference model: the embed step",
+        "embedding, reproduction model, 8 rows: read floor (crop band, to device)",
+        "embedding, reproduction model, 8 rows: compute floor (pre-loaded tensors)",
+        "embedding, reproduction model, 8 rows: the embed step",
         "valid indices, warm page cache (spectra + redshifts only)",
         "valid indices, cold page cache (spectra + redshifts only)",
         "chain: embeddings + valid indices",
