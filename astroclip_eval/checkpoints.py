@@ -1,7 +1,8 @@
 """Safe checkpoint loading and promotion of the best checkpoint of a training run.
 
 A checkpoint is a pickle; everything here loads with `weights_only=True` and an explicit allow-list, so a
-crafted file cannot run code. The best checkpoint is chosen by the score the ModelCheckpoint callback stored
+crafted file cannot run code. The one exception is the original AstroCLIP's released checkpoint, which pickles its
+modules: it is read by `astroclip_eval.structural`, which runs nothing from the file either. The best checkpoint is chosen by the score the ModelCheckpoint callback stored
 *inside* each file (`current_score`), never by its file name.
 """
 
@@ -28,6 +29,10 @@ def _allowed_globals() -> list[Any]:
     return [AttributeDict]
 
 
+class Refused(UserError):
+    """A checkpoint that needs types outside the allow-list."""
+
+
 def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     """torch.load with weights_only=True; any failure becomes one UserError naming the file."""
     path = Path(path)
@@ -38,12 +43,38 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(
+        raise Refused(
             f"{path}: refused to load: it needs types outside the safe allow-list ({first[:200]}); "
             "only load checkpoints you trust"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
         raise UserError(f"{path}: unreadable checkpoint (truncated or corrupt?): {str(exc).splitlines()[0][:200]}") from None
+
+
+def load_checkpoint(path: str | os.PathLike) -> Any:
+    """`safe_load`, or for the original AstroCLIP's released checkpoint (refused by it) the structural reader's tree;
+    any other refused file stays refused."""
+    from . import polymathic, structural
+
+    try:
+        return safe_load(path)
+    except Refused:
+        tree = structural.read(path)
+        if polymathic.is_released(tree):
+            return tree
+        raise
+
+
+def architecture(ckpt: Any) -> str | None:
+    """Which built-in model a loaded checkpoint holds: 'reproduction', 'reference', 'released', or None."""
+    from . import model, polymathic, reproduction
+
+    state_dict = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if polymathic.is_released(ckpt):
+        return "released"
+    if isinstance(state_dict, dict) and reproduction.is_reproduction(state_dict):
+        return "reproduction"
+    return "reference" if model.is_reference(ckpt) else None
 
 
 @dataclass(frozen=True)
@@ -52,11 +83,13 @@ class CheckpointScore:
     epoch: int | None
     monitor: str | None
     score: float | None
+    architecture: str | None = None
+    lightning_version: str | None = None
 
 
 def stored_score(path: str | os.PathLike) -> CheckpointScore:
     """The monitored metric and its value as the ModelCheckpoint callback saved them inside the file."""
-    ckpt = safe_load(path)
+    ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict):
         raise UserError(f"{path}: not a Lightning checkpoint (expected a dict with 'state_dict')")
     monitor, score = None, None
@@ -68,7 +101,8 @@ def stored_score(path: str | os.PathLike) -> CheckpointScore:
             value = state.get("current_score")
             score = float(value) if value is not None else None
             break
-    return CheckpointScore(Path(path), ckpt.get("epoch"), monitor, score)
+    version = ckpt.get("pytorch-lightning_version")
+    return CheckpointScore(Path(path), ckpt.get("epoch"), monitor, score, architecture(ckpt), version)
 
 
 def select_best(run_dir: str | os.PathLike) -> CheckpointScore:
@@ -112,6 +146,8 @@ def promote(source: str | os.PathLike, dest_ckpt: str | os.PathLike, dest_json: 
             "epoch": chosen.epoch,
             "monitor": chosen.monitor,
             "score": chosen.score,
+            "architecture": chosen.architecture,
+            "lightning_version": chosen.lightning_version,
             "sha256": sha256(dest_ckpt),
         },
     )

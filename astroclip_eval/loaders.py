@@ -16,9 +16,10 @@ doing its own preprocessing (cropping, scaling) and putting itself on `device`. 
 passed) and `embedding_dim` (int: checked against the model entry before anything is embedded). Both methods are
 called under `torch.no_grad()` (and bfloat16 autocast with `embedding.precision: bf16`).
 
-`loader: auto` (the default) serves the two built-in models through this same contract, chosen by what the
-checkpoint's state_dict holds: the reproduction's AstroCLIP (`astroclip_eval.reproduction:load_reproduction`) or
-this project's reference model (`astroclip_eval.model:load_reference`); both can also be named explicitly.
+`loader: auto` (the default) serves the built-in models through this same contract, chosen by what the checkpoint
+holds: the reproduction's AstroCLIP (`astroclip_eval.reproduction:load_reproduction`), the original AstroCLIP's
+released model (`astroclip_eval.polymathic:load_released`) or this project's reference model
+(`astroclip_eval.model:load_reference`); each can also be named explicitly.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any, Protocol
 
 import torch
 
-from .checkpoints import safe_load
+from .checkpoints import architecture, load_checkpoint
 from .errors import UserError
 
 AUTO = "auto"
@@ -73,15 +74,18 @@ def load(spec: str, checkpoint: str, device: torch.device, options: dict[str, An
 
 def load_builtin(checkpoint: str, device: torch.device, where: str) -> Embedder:
     """The built-in model the checkpoint's state_dict belongs to; otherwise one line on its keys against the closest."""
-    from . import model, reproduction
+    from . import model, polymathic, reproduction
 
-    ckpt = safe_load(checkpoint, map_location="cpu")
+    ckpt = load_checkpoint(checkpoint)
     state_dict = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
     if not isinstance(state_dict, dict):
         raise UserError(f"{checkpoint}: not a Lightning checkpoint (expected a dict with 'state_dict')")
-    if reproduction.is_reproduction(state_dict):
+    kind = architecture(ckpt)
+    if kind == "released":
+        return polymathic.from_checkpoint(ckpt, checkpoint).to(device)
+    if kind == "reproduction":
         return reproduction.from_state_dict(state_dict, checkpoint).to(device)
-    if model.is_reference(ckpt):
+    if kind == "reference":
         return model.reference_from_checkpoint(ckpt, checkpoint).to(device)
     known = {
         "the reproduction's AstroCLIP": reproduction.expected_keys(),

@@ -49,6 +49,13 @@ def _or_na(value: Any, fmt: str = "{}") -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
+ARCHITECTURES = {
+    "released": "original AstroCLIP, released (ViT + SpecFormer)",
+    "reproduction": "reproduction (ResNet-50 + spender)",
+    "reference": "this project's reference model",
+}
+
+
 def _table(header: list[str], rows: list[list[Any]], numeric: set[int] = frozenset(), attrs: list[str] | None = None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = []
@@ -77,7 +84,8 @@ def render(
                for r, c in valid_summary["invalid_by_reason"].items()]
     dims = summary.drop_duplicates("model").set_index("model")["embedding_dim"]
     models = [
-        [m, int(dims[m]), checkpoints[m]["source"], _or_na(checkpoints[m]["epoch"]), _or_na(checkpoints[m]["score"], "{:.4f}")]
+        [m, ARCHITECTURES.get(checkpoints[m].get("architecture"), "loader plug-in"), int(dims[m]), checkpoints[m]["source"],
+         _or_na(checkpoints[m]["epoch"]), _or_na(checkpoints[m]["score"], "{:.4f}")]
         for m in dims.index
     ]
     pairs = [(q, t) for q in MODALITIES for t in MODALITIES]
@@ -96,7 +104,9 @@ def render(
                                + f" (zero_shot k = {config['redshift'].get('zero_shot_neighbours', 64)})"],
         ["kNN redshift", f"k = {config['redshift']['n_neighbours']}, mean of neighbours' redshifts by cosine similarity, "
                          f"{'query left out of its own in-modal neighbours' if config['redshift']['exclude_self'] else 'query kept among its own neighbours (as the seed notebook)'}"],
-        ["similarity search", f"queries {config['similarity']['query_indices']}, top {config['similarity']['top_k']} per mode"],
+        ["similarity search", f"queries {config['similarity']['query_indices']}, top {config['similarity']['top_k']} per mode, "
+                              f"candidates: {config['similarity']['rows']} rows, "
+                              f"{'query left out of its own in-modal matches' if config['similarity']['exclude_self'] else 'query kept as its own first in-modal match (as the seed notebook)'}"],
         ["embedding", f"batch {config['embedding']['batch_size']}, {config['embedding']['shards']} shard(s), "
                       f"precision {config['embedding']['precision']}, device {config['embedding']['device']}"],
     ]
@@ -120,7 +130,7 @@ means each galaxy's spectrum embedding was compared with image embeddings.</p>
 several reasons):</p>
 {_table(["reason", "rows"], reasons, numeric={1})}
 <h2>Models</h2>
-{_table(["model", "embedding dim", "promoted checkpoint", "epoch", "val/loss"], models, numeric={1, 3, 4})}
+{_table(["model", "architecture", "embedding dim", "promoted checkpoint", "epoch", "val/loss"], models, numeric={2, 4, 5})}
 <h2>Settings</h2>
 {_table(["step", "setting"], settings)}
 <h2>Software</h2>

@@ -48,6 +48,8 @@ def test_picks_lowest_stored_score(run_dir, tmp_path):
         "epoch": 3,
         "monitor": "val/loss",
         "score": pytest.approx(0.42),
+        "architecture": None,  # a hand-made checkpoint of no built-in model
+        "lightning_version": None,
         "sha256": sha256(ckpt),
     }
     assert [p.name for p in ckpt.parent.iterdir()] != [] and not list(ckpt.parent.glob(".*.tmp"))

@@ -1,0 +1,138 @@
+"""The original AstroCLIP's released checkpoint: read without running its pickled code, embedded like the original
+(goldens made by the original's own code on a real checkpoint of a tiny architecture), and refused in one line
+wherever it holds something this loader does not implement."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from astroclip_eval import structural
+from astroclip_eval.checkpoints import promote
+from astroclip_eval.errors import UserError
+from astroclip_eval.loaders import load
+from astroclip_eval.polymathic import ReleasedAstroCLIP, from_checkpoint, load_released
+from astroclip_eval.structural import Inert
+
+DATA = Path(__file__).parent / "data"
+TINY, GOLDEN = DATA / "polymathic-tiny.ckpt", DATA / "polymathic-tiny-golden.npz"
+CPU = torch.device("cpu")
+
+
+def relative(ours: np.ndarray, golden: np.ndarray) -> np.ndarray:
+    """Per row: max |ours - golden| / max |golden|."""
+    return np.abs(ours - golden).max(axis=1) / np.abs(golden).max(axis=1)
+
+
+@pytest.mark.parametrize("spec", ["auto", "astroclip_eval.polymathic:load_released"])
+def test_embeddings_match_the_originals_goldens(spec):
+    golden = np.load(GOLDEN)
+    model = load(spec, str(TINY), CPU, {}, where="models.paper.loader")
+    assert isinstance(model, ReleasedAstroCLIP) and model.embedding_dim == 64 and model.image_crop == 144
+    with torch.no_grad():
+        image = model.embed_images(torch.from_numpy(golden["images"])).numpy()
+        spectrum = model.embed_spectra(torch.from_numpy(golden["spectra"])).numpy()
+        # the survey reader passes the 144-pixel band only (start round((152 - 144) / 2) = 4): the same embeddings
+        band = model.embed_images(torch.from_numpy(golden["images"][:, 4:148, 4:148])).numpy()
+        one_image = model.embed_images(torch.from_numpy(golden["images"][2:3])).numpy()
+        one_spectrum = model.embed_spectra(torch.from_numpy(golden["spectra"][1:2])).numpy()  # the all-zero one
+    assert (relative(image, golden["emb_img"]) < 1e-5).all()
+    assert (relative(spectrum, golden["emb_sp"]) < 1e-5).all()
+    np.testing.assert_array_equal(band, image)
+    # a batch of one works (the original raises "IndexError: index 1 is out of bounds ...") and gives that row
+    assert "IndexError" in str(golden["batch_of_one"])
+    assert one_image.shape == (1, 64) and relative(one_image, golden["emb_img"][2:3])[0] < 1e-5
+    assert one_spectrum.shape == (1, 64) and relative(one_spectrum, golden["emb_sp"][1:2])[0] < 1e-5
+
+
+def test_reader_extracts_every_setting_from_the_pickled_modules():
+    tree = structural.read(TINY)
+    assert len(tree["state_dict"]) == 118 and tree["pytorch-lightning_version"] == "2.3.3"
+    vit = tree["hyper_parameters"]["image_encoder"].state["_modules"]["backbone"]
+    assert vit.path == "dinov2.models.vision_transformer.DinoVisionTransformer"
+    assert (vit.state["embed_dim"], vit.state["num_heads"], vit.state["patch_size"]) == (64, 4, 12)
+    # each storage is read once, shared by the state_dict tensor and the module's parameter
+    proj = vit.state["_modules"]["patch_embed"].state["_modules"]["proj"].state["_parameters"]["weight"]
+    assert proj.data_ptr() == tree["state_dict"]["image_encoder.backbone.patch_embed.proj.weight"].data_ptr()
+
+
+class _Payload:
+    """A pickle that runs a command and opens a file when unpickled the usual way."""
+
+    def __init__(self, call, *args):
+        self.call, self.args = call, args
+
+    def __reduce__(self):
+        return self.call, self.args
+
+
+def test_a_pickle_that_tries_to_run_code_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(2)},
+                "hyper_parameters": {"image_encoder": _Payload(os.system, f"touch {marker}"),
+                                     "spectrum_encoder": _Payload(open, str(marker), "w")}}, evil)
+    tree = structural.read(evil)
+    assert not marker.exists()
+    assert isinstance(tree["hyper_parameters"]["image_encoder"], Inert)
+    assert tree["hyper_parameters"]["image_encoder"].args == (f"touch {marker}",)  # recorded, not run
+    for spec in ("auto", "astroclip_eval.polymathic:load_released"):
+        with pytest.raises(UserError) as err:
+            load(spec, str(evil), CPU, {}, where="models.x.loader")
+        assert str(err.value).startswith(str(evil)) and "\n" not in str(err.value)
+    assert not marker.exists()
+
+
+def _standin(path: str) -> Inert:
+    return type(path.rsplit(".", 1)[1], (Inert,), {"path": path})()
+
+
+def _block(tree):
+    vit = tree["hyper_parameters"]["image_encoder"].state["_modules"]["backbone"]
+    return vit, vit.state["_modules"]["blocks"].state["_modules"]["1"].state["_modules"]["1"]
+
+
+def _register_tokens(tree):
+    _block(tree)[0].state["num_register_tokens"] = 4
+
+
+def _swiglu(tree):
+    _block(tree)[1].state["_modules"]["mlp"] = _standin("dinov2.layers.swiglu_ffn.SwiGLUFFNFused")
+
+
+def _eps(tree):
+    _block(tree)[1].state["_modules"]["norm2"].state["eps"] = 1e-5
+
+
+def _tanh_gelu(tree):
+    spec = tree["hyper_parameters"]["spectrum_encoder"].state["_modules"]["backbone"]
+    spec.state["_modules"]["blocks"].state["_modules"]["0"].state["_modules"]["mlp"].state["_modules"]["activation"].state["approximate"] = "tanh"
+
+
+@pytest.mark.parametrize("change,fragment", [
+    (_register_tokens, "image_encoder.backbone.num_register_tokens: 4 register tokens"),
+    (_swiglu, "image_encoder.backbone.blocks.1.1.mlp: class dinov2.layers.swiglu_ffn.SwiGLUFFNFused (expected layers.mlp.Mlp)"),
+    (_eps, "image_encoder.backbone.blocks.1.1.norm2.eps: LayerNorm eps 1e-05 (expected 1e-06)"),
+    (_tanh_gelu, "spectrum_encoder.backbone.blocks.0.mlp.activation.approximate: 'tanh' (expected 'none')"),
+])
+def test_what_is_not_implemented_is_refused_in_one_line(change, fragment):
+    tree = structural.read(TINY)
+    change(tree)
+    with pytest.raises(UserError) as err:
+        from_checkpoint(tree, TINY)
+    message = str(err.value)
+    assert message.startswith(f"{TINY}: ") and fragment in message and "\n" not in message
+
+
+def test_promotion_records_the_architecture(tmp_path):
+    ckpt, meta = tmp_path / "paper/astroclip_model.ckpt", tmp_path / "paper/astroclip_model.json"
+    promote(TINY, ckpt, meta)
+    info = json.loads(meta.read_text())
+    assert info["architecture"] == "released" and info["lightning_version"] == "2.3.3" and info["epoch"] == 0
+    assert ckpt.read_bytes() == TINY.read_bytes()
+    assert load_released(str(ckpt), CPU).embedding_dim == 64
