@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoints import safe_load
@@ -116,7 +117,8 @@ def embed_split(
     stop: int | None = None,
     progress: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(image, spectrum) embeddings of rows [start, stop) of a split, float32 (n, D) on the CPU, in row order.
+    """(image, spectrum) embeddings of rows [start, stop) of a split, float32 (n, D) on the CPU, in row order, each row
+    L2-normalised.
 
     One pass over the file: contiguous blocks, images read as their centre crop only (cropped before the copy
     to the device), on a GPU pinned, copied without blocking, and the next block read while this one computes.
@@ -142,8 +144,9 @@ def embed_split(
         # would compete with torch for the same cores (and h5py holds the GIL while it reads): measured slower.
         for lo, images, spectra in prefetch(blocks()) if device.type == "cuda" else blocks():
             rows = slice(lo - start, lo - start + images.shape[0])
-            image_emb = model.embed_images(images.to(device, non_blocking=True)).float().cpu()
-            spectrum_emb = model.embed_spectra(spectra.to(device, non_blocking=True)).float().cpu()
+            # rows L2-normalised here, whatever the embedder returns (the released AstroCLIP does not normalise)
+            image_emb = F.normalize(model.embed_images(images.to(device, non_blocking=True)).float(), dim=1).cpu()
+            spectrum_emb = F.normalize(model.embed_spectra(spectra.to(device, non_blocking=True)).float(), dim=1).cpu()
             if lo == start:  # the first block fixes the dimension (an embedder need not declare it)
                 if image_emb.shape != spectrum_emb.shape or image_emb.shape[0] != images.shape[0]:
                     raise UserError(

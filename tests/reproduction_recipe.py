@@ -89,11 +89,16 @@ def recipe_rows(seed: int, n: int) -> dict[str, np.ndarray]:
     }
 
 
-def write_published(path: Path, sizes: list[int], valid_seed: int = 5, train_seed: int = 6) -> dict[str, np.ndarray]:
+def write_published(
+    path: Path, sizes: list[int], valid_seed: int = 5, train_seed: int = 6, tail: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
     """A file in the published layout: validation row i is input row i of `valid_seed` (spec section 7), placed in
-    the groups' validation tails in order; the training heads hold rows of `train_seed`. Returns the validation rows."""
+    the groups' validation tails in order; the training heads hold rows of `train_seed`. `tail` replaces the last
+    validation rows' images and spectra (other inputs to embed). Returns the validation rows."""
     n_train = [int(0.8 * n) for n in sizes]
     valid = recipe_rows(valid_seed, sum(sizes) - sum(n_train))
+    for name, rows in (tail or {}).items():
+        valid[name][-len(rows):] = rows
     train = recipe_rows(train_seed, sum(n_train))
     with h5py.File(path, "w") as f:
         t = v = 0

@@ -1,6 +1,8 @@
 """The path the users came for: `config/desi-edr.yaml` as shipped, a file in the published layout and a run directory
 in the reproduction's checkpoint layout, planned with every input present and run to the report with the built-in
-loader; the embeddings checked against a forward pass written from the reproduction's spec."""
+loader; the embeddings checked against a forward pass written from the reproduction's spec. Then
+`config/paper-vs-reproduction.yaml` adds the original AstroCLIP's released model (a real checkpoint of a tiny
+architecture) beside it in the same results."""
 
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from conftest import ROOT, snakemake
 from reproduction_recipe import recipe_state_dict, spec_image_embedding, spec_spectrum_embedding, write_published, write_run_dir
 
 SIZES = [38, 25, 47, 31, 22, 53, 29, 41, 35, 19]  # uneven groups: 72 validation rows, 268 train rows
+RELEASED = ROOT / "tests/data/polymathic-tiny.ckpt"
+RELEASED_GOLDEN = np.load(ROOT / "tests/data/polymathic-tiny-golden.npz")
+GOLDEN_ROWS = slice(66, 72)  # the released model's golden inputs are the last validation rows (two groups)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +34,8 @@ def published(tmp_path_factory):
     (work / "config").mkdir()
     (work / "data").mkdir()
     config = yaml.safe_load((ROOT / "config/desi-edr.yaml").read_text())
-    valid = write_published(work / config["dataset"]["path"], SIZES)
+    golden = {"images": RELEASED_GOLDEN["images"], "spectra": RELEASED_GOLDEN["spectra"]}
+    valid = write_published(work / config["dataset"]["path"], SIZES, tail=golden)
     beyond = int(np.flatnonzero(valid["redshifts"] > 0.8)[0])  # an invalid row: a query only because rows is all
     config["similarity"]["query_indices"] = [5, beyond, 40]  # the template's rows lie beyond this small file
     (work / "config/desi-edr.yaml").write_text(yaml.safe_dump(config))
@@ -72,7 +78,7 @@ def test_embeddings_match_the_spec(published):
         spectrum = spec_spectrum_embedding(state, valid["spectra"])
     np.testing.assert_allclose(emb["image"], image, rtol=0, atol=1e-5)
     constant = [i for i in range(72) if np.ptp(valid["spectra"][i]) == 0]  # rounding-dependent (test_reproduction.py)
-    assert constant == [3, 10]
+    assert constant == [3, 10, 67]  # row 67: the released model's golden row 1
     ordinary = [i for i in range(72) if i not in constant]
     np.testing.assert_allclose(emb["spectrum"][ordinary], spectrum[ordinary], rtol=0, atol=1e-5)
     train = load_embeddings(str(cache / "train_image_embeddings.pt"), str(cache / "train_spectrum_embeddings.pt"))
@@ -125,3 +131,40 @@ def test_a_copied_run_directory_does_not_collide_with_training(tmp_path):
     out = run.stdout + run.stderr
     assert "train_model" not in out and "KeyError" not in out
     assert "Missing input files for rule promote_checkpoint" in out and "out/astroclip_ckpt_dim128" in out
+
+
+@pytest.fixture(scope="module")
+def paper(published):
+    """config/paper-vs-reproduction.yaml in the same work directory and output folders: only the released model's
+    jobs and the summary run; the reproduction's outputs are reused."""
+    work, config, valid, _ = published
+    paper_config = yaml.safe_load((ROOT / "config/paper-vs-reproduction.yaml").read_text())
+    for key in ("cache_dir", "results_dir"):
+        paper_config[key] = config[key]
+    paper_config["similarity"]["query_indices"] = config["similarity"]["query_indices"]
+    (work / "models").mkdir()
+    shutil.copy(RELEASED, work / paper_config["models"]["paper"]["checkpoint"])
+    (work / "config/paper-vs-reproduction.yaml").write_text(yaml.safe_dump(paper_config))
+    run = snakemake(work, "--configfile", str(work / "config/paper-vs-reproduction.yaml"))
+    assert run.returncode == 0, run.stderr[-4000:]
+    return work, run
+
+
+def test_released_model_beside_the_reproduction(paper):
+    work, run = paper
+    out = run.stdout + run.stderr
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
+    assert counts["promote_checkpoint"] == "1" and counts["embed"] == "8"  # the released model's only
+    cache, results = work / "cache/desi-edr", work / "results/desi-edr"
+    meta = json.loads((cache / "paper/astroclip_model.json").read_text())
+    assert meta["architecture"] == "released" and meta["lightning_version"] == "2.3.3"
+    emb = load_embeddings(str(cache / "paper/image_embeddings.pt"), str(cache / "paper/spectrum_embeddings.pt"))
+    assert emb["image"].shape == (72, 64)
+    for name, key in (("image", "emb_img"), ("spectrum", "emb_sp")):
+        golden = RELEASED_GOLDEN[key] / np.linalg.norm(RELEASED_GOLDEN[key], axis=1, keepdims=True)
+        rel = np.abs(emb[name][GOLDEN_ROWS] - golden).max(axis=1) / np.abs(golden).max(axis=1)
+        assert (rel < 1e-5).all(), (name, rel)
+    summary = pd.read_csv(results / "summary/redshift_r2.csv")
+    assert dict(summary.drop_duplicates("model")[["model", "embedding_dim"]].values) == {"dim128": 128, "paper": 64}
+    overview = (results / "summary/overview.html").read_text()
+    assert "original AstroCLIP, released" in overview and "reproduction (ResNet-50 + spender)" in overview
