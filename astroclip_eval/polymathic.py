@@ -32,6 +32,7 @@ VIT_EPS, SPECFORMER_EPS, HEAD_EPS = 1e-6, 1e-5, 1e-5
 @dataclass(frozen=True)
 class Architecture:
     vit_dim: int
+    vit_depth: int
     vit_heads: int
     patch: int
     chunks: list[list[int]] | None  # global block indices per chunk; None when blocks are not chunked
@@ -178,7 +179,7 @@ def read_architecture(ckpt: dict, path: str | os.PathLike) -> Architecture:
     spectrum_dim, spectrum_heads, spectrum_kdim = _head(r, spectrum, "spectrum_encoder")
     if spectrum_dim != dim:
         raise r.fail("spectrum_encoder.cross_attention.multihead_attn.embed_dim", f"{spectrum_dim} (image head: {dim})")
-    return Architecture(vit_dim, vit_heads, patch, chunks, spec_dim, spec_layers, spec_heads, max_len, dim,
+    return Architecture(vit_dim, len(blocks), vit_heads, patch, chunks, spec_dim, spec_layers, spec_heads, max_len, dim,
                         image_heads, spectrum_heads, image_kdim, spectrum_kdim)
 
 
@@ -237,14 +238,15 @@ class _PatchEmbed(nn.Module):
 class _ViT(nn.Module):
     """DINOv2's ViT as the original's image head drives it: patch tokens only (no class token, no positions)."""
 
-    def __init__(self, arch: Architecture, state_dict: Mapping[str, torch.Tensor], prefix: str):
+    def __init__(self, arch: Architecture):
         super().__init__()
-        for unused in ("cls_token", "pos_embed", "mask_token"):  # stored, never used by the image head
-            self.register_parameter(unused, nn.Parameter(torch.empty(state_dict[f"{prefix}{unused}"].shape)))
+        c, tokens = arch.vit_dim, (IMAGE_CROP // arch.patch) ** 2
+        # stored, never used by the image head
+        self.cls_token, self.pos_embed = nn.Parameter(torch.empty(1, 1, c)), nn.Parameter(torch.empty(1, tokens + 1, c))
+        self.mask_token = nn.Parameter(torch.empty(1, c))
         self.patch_embed = _PatchEmbed(arch.vit_dim, arch.patch)
         if arch.chunks is None:
-            depth = sum(1 for k in state_dict if k.startswith(f"{prefix}blocks.") and k.endswith(".norm1.weight"))
-            self.blocks = nn.ModuleList(_ViTBlock(arch.vit_dim, arch.vit_heads) for _ in range(depth))
+            self.blocks = nn.ModuleList(_ViTBlock(arch.vit_dim, arch.vit_heads) for _ in range(arch.vit_depth))
             self.order = list(self.blocks)
         else:  # chunk c holds its blocks at their global indices, padded at the front with placeholders
             self.blocks = nn.ModuleList(
@@ -364,10 +366,10 @@ class ReleasedAstroCLIP(nn.Module):
 
     image_crop = IMAGE_CROP
 
-    def __init__(self, arch: Architecture, state_dict: Mapping[str, torch.Tensor]):
+    def __init__(self, arch: Architecture):
         super().__init__()
         self.embedding_dim = arch.dim
-        self.image_encoder = _Head(_ViT(arch, state_dict, "image_encoder.backbone."), arch.dim, arch.image_heads,
+        self.image_encoder = _Head(_ViT(arch), arch.dim, arch.image_heads,
                                    arch.image_kdim, residual=False)
         self.spectrum_encoder = _Head(_SpecFormer(arch), arch.dim, arch.spectrum_heads, arch.spectrum_kdim, residual=True)
 
@@ -386,10 +388,7 @@ def from_checkpoint(ckpt: dict, path: str | os.PathLike) -> ReleasedAstroCLIP:
 
     arch = read_architecture(ckpt, path)
     state_dict = ckpt["state_dict"]
-    try:
-        model = ReleasedAstroCLIP(arch, state_dict)
-    except KeyError as exc:
-        raise UserError(f"{path}: state_dict has no {exc.args[0]}") from None
+    model = ReleasedAstroCLIP(arch)
     expected = model.state_dict()
     if set(state_dict) != set(expected):
         raise UserError(key_mismatch(path, set(state_dict), set(expected), "the released AstroCLIP of its pickled modules"))

@@ -3,7 +3,7 @@ against seed-style implementations, on data this script builds itself, and print
 
     python benchmarks/bench.py                     # CPU defaults (make bench)
     python benchmarks/bench.py --device cuda --precision bf16 --architecture reproduction --rows 100000 \
-        --reproduction-rows 20000
+        --reproduction-rows 20000 --released-rows 4000
 
 Every ratio is measured side by side in one run on one machine. Times are wall-clock, warm page cache (the file
 was just written), best of --repeats.
@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 from astroclip_eval.data import SPECTRUM_LENGTH, Survey
 from astroclip_eval.embed import PRECISIONS, embed_split, prepare, resolve_device
 from astroclip_eval.model import ReferenceAstroCLIP
+from astroclip_eval.polymathic import Architecture, ReleasedAstroCLIP
 from astroclip_eval.reproduction import ReproductionAstroCLIP
 from astroclip_eval.redshift import MODALITIES, evaluate
 from astroclip_eval.valid import valid_mask, valid_rows
@@ -126,11 +127,26 @@ def seed_style_knn(query: np.ndarray, target: np.ndarray, z: np.ndarray, k: int,
     return out
 
 
+# The original AstroCLIP's released model (its model spec, section 3): ViT-L/12 (1024 wide, 24 blocks in 4 chunks,
+# 16 heads) on 144x144 crops, SpecFormer (768 wide, 6 layers, 6 heads), cross-attention heads of 4 heads, D = 1024.
+RELEASED = Architecture(vit_dim=1024, vit_depth=24, vit_heads=16, patch=12,
+                        chunks=[list(range(6 * c, 6 * c + 6)) for c in range(4)], spec_dim=768, spec_layers=6,
+                        spec_heads=6, max_len=800, dim=1024, image_heads=4, spectrum_heads=4, image_kdim=1024,
+                        spectrum_kdim=768)
+MODELS = {
+    "reference": lambda: ReferenceAstroCLIP(embedding_dim=128),
+    "reproduction": lambda: ReproductionAstroCLIP(128, 128),  # ResNet-50 on 96x96 crops, spender on 7781 bins
+    "released": lambda: ReleasedAstroCLIP(RELEASED),
+}
+
+
 def bench_model(architecture: str, device: torch.device) -> torch.nn.Module:
-    """This project's reference model or the reproduction's (ResNet-50 on 96x96 crops, spender-style spectrum
-    encoder on all 7781 bins), D = 128, random weights: throughput does not depend on them."""
+    """A built-in model at its real size with random weights: throughput does not depend on them."""
     torch.manual_seed(0)
-    model = ReferenceAstroCLIP(embedding_dim=128) if architecture == "reference" else ReproductionAstroCLIP(128, 128)
+    with torch.no_grad():
+        model = MODELS[architecture]()
+        for p in model.parameters():  # the released model's parameters are left uninitialised by its constructor
+            p.normal_(0, 0.02)
     return prepare(model, device)
 
 
@@ -282,22 +298,24 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=152)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="32", choices=sorted(PRECISIONS))
-    parser.add_argument("--architecture", default="reference", choices=["reference", "reproduction"],
+    parser.add_argument("--architecture", default="reference", choices=sorted(MODELS),
                         help="the model of the chain benchmark")
     parser.add_argument("--reproduction-rows", type=int, default=256,
                         help="validation rows embedded by the reproduction's model (ResNet-50: slow on a CPU)")
+    parser.add_argument("--released-rows", type=int, default=16,
+                        help="validation rows embedded by the released AstroCLIP (ViT-L + SpecFormer: slower still)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--knn-rows", type=int, default=40_000)
     parser.add_argument("--knn-sample", type=int, default=1_000, help="queries timed for the per-row loop")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--only", nargs="*", default=["embedding", "reproduction", "valid", "chain", "knn", "dry-run"])
+    parser.add_argument("--only", nargs="*", default=["embedding", "reproduction", "released", "valid", "chain", "knn", "dry-run"])
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 
     rows: list[tuple] = []
     with tempfile.TemporaryDirectory(prefix="astroclip-bench-") as tmp:
         path = Path(tmp) / "survey.h5"
-        if {"embedding", "reproduction", "valid", "chain"} & set(args.only):
+        if {"embedding", "reproduction", "released", "valid", "chain"} & set(args.only):
             t0 = time.perf_counter()
             build_survey(path, args.rows, args.image_size)
             print(f"built {path.stat().st_size / 1e9:.2f} GB ({args.rows:,} rows, {args.image_size}px) in {time.perf_counter() - t0:.0f} s",
@@ -306,6 +324,8 @@ def main() -> None:
             rows += bench_embedding(args, path, "reference")
         if "reproduction" in args.only:
             rows += bench_embedding(args, path, "reproduction", args.reproduction_rows)
+        if "released" in args.only:
+            rows += bench_embedding(args, path, "released", args.released_rows)
         if "valid" in args.only:
             rows += bench_valid(args, path)
         if "chain" in args.only:

@@ -9,8 +9,9 @@ from conftest import ROOT
 
 def test_bench_table_on_tiny_inputs():
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/bench.py"), "--rows", "300", "--image-size", "96", "--knn-rows", "600",
-         "--knn-sample", "60", "--repeats", "1", "--device", "cpu", "--batch-size", "32", "--reproduction-rows", "8"],
+        [sys.executable, str(ROOT / "benchmarks/bench.py"), "--rows", "300", "--knn-rows", "600",
+         "--knn-sample", "60", "--repeats", "1", "--device", "cpu", "--batch-size", "32", "--reproduction-rows", "8",
+         "--released-rows", "2", "--image-size", "152"],
         capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
@@ -23,6 +24,9 @@ def test_bench_table_on_tiny_inputs():
         "embedding, reproduction model, 8 rows: read floor (crop band, to device)",
         "embedding, reproduction model, 8 rows: compute floor (pre-loaded tensors)",
         "embedding, reproduction model, 8 rows: the embed step",
+        "embedding, released model, 2 rows: read floor (crop band, to device)",
+        "embedding, released model, 2 rows: compute floor (pre-loaded tensors)",
+        "embedding, released model, 2 rows: the embed step",
         "valid indices, warm page cache (spectra + redshifts only)",
         "valid indices, cold page cache (spectra + redshifts only)",
         "chain: embeddings + valid indices",
