@@ -1,4 +1,6 @@
-"""What every workflow script shares: logging to the rule's log file and one-line errors for bad input."""
+"""What every workflow script shares: logging to the rule's log file, one-line errors for bad input, and a full
+traceback in that log for anything else (a plug-in's bug, CUDA out of memory), which is what
+`--show-failed-logs` prints."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from .errors import UserError
 
 
 def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser) -> None:
-    """Parse arguments, log to stderr (and --log), and turn a UserError into one line on stderr and exit 1."""
+    """Parse arguments, log to stderr (and --log), turn a UserError into one line and any other exception into its
+    traceback, and exit 1."""
     parser.add_argument("--log", help="also write the log to this file")
     args = parser.parse_args()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -22,4 +25,7 @@ def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentPar
         main(args)
     except UserError as exc:
         logging.getLogger(parser.prog).error("%s", exc)
+        sys.exit(1)
+    except Exception:
+        logging.getLogger(parser.prog).exception("failed with an unexpected error")
         sys.exit(1)

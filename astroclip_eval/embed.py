@@ -9,15 +9,14 @@ import logging
 import math
 import os
 import queue
-import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .checkpoints import safe_load
 from .data import Survey
@@ -29,19 +28,38 @@ T = TypeVar("T")
 
 
 def resolve_device(requested: str) -> torch.device:
-    """'auto' picks a GPU when present (with a warning when not); 'cuda' without a GPU is an error."""
-    log.info("CUDA_VISIBLE_DEVICES=%s", os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+    """'auto' picks a GPU when present (with a warning when not, naming the cause when the job was given one);
+    'cuda' without a GPU is an error."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    log.info("CUDA_VISIBLE_DEVICES=%s", visible or "<unset>")
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        log.warning("embedding.device is 'auto' and no GPU is visible: embedding on the CPU")
+        if visible and visible != "-1":  # the scheduler gave this job a GPU that torch cannot use
+            cause = (f"torch {torch.__version__} is a CPU build" if torch.version.cuda is None
+                     else f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU: check the node's driver")
+            log.warning(
+                "this job was given GPU(s) %s but %s: embedding on the CPU, tens of times slower. Fix: install a CUDA "
+                "build of torch in the workflow's environment (README, Running on a SLURM cluster), or set "
+                "embedding.device: cpu and drop the GPU request", visible, cause)
+        else:
+            log.warning("embedding.device is 'auto' and no GPU is visible: embedding on the CPU")
         return torch.device("cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"embedding.device: '{requested}' requested but no CUDA GPU is visible (use 'auto' or 'cpu')")
     return torch.device(requested)
 
 
+def describe(device: torch.device) -> str:
+    """The device for the provenance: 'cpu', or 'cuda:0 (<card name>)'."""
+    if device.type != "cuda":
+        return device.type
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+
+
 PRECISIONS = {"32": None, "bf16": torch.bfloat16}
+PROGRESS_SECONDS = 30  # how often the embed step logs its progress
 
 
 def shard_rows(n_rows: int, batch_size: int, shard: int, shards: int) -> tuple[int, int]:
@@ -138,7 +156,8 @@ def embed_split(
             images, spectra = torch.from_numpy(block["images"]), torch.from_numpy(block["spectra"])
             yield lo, (images.pin_memory() if pin else images), (spectra.pin_memory() if pin else spectra)
 
-    bar = tqdm(total=n, unit="galaxy", desc=f"embedding {split}", file=sys.stderr, disable=not progress, mininterval=5)
+    started = last_report = time.perf_counter()
+    done = 0
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         # A GPU computes asynchronously, so a reader thread overlaps the next read with it. On the CPU the reader
         # would compete with torch for the same cores (and h5py holds the GIL while it reads): measured slower.
@@ -156,14 +175,19 @@ def embed_split(
                 images_out = torch.empty((n, image_emb.shape[1]), dtype=torch.float32)
                 spectra_out = torch.empty((n, spectrum_emb.shape[1]), dtype=torch.float32)
             images_out[rows], spectra_out[rows] = image_emb, spectrum_emb
-            bar.update(images.shape[0])
-    bar.close()
+            done += images.shape[0]
+            now = time.perf_counter()
+            if progress and (now - last_report >= PROGRESS_SECONDS or done == n):  # to the rule's log, not a bar
+                log.info("embedded %d/%d %s rows (%.0f%%), %.1f rows/s on %s", done, n, split, 100 * done / max(n, 1),
+                         done / max(now - started, 1e-9), device)
+                last_report = now
     return images_out, spectra_out
 
 
-def merge_shards(paths: Sequence[str], n_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate shard files in order, checking that their row ranges tile [0, n) without gaps or overlaps."""
-    images, spectra, expected = [], [], 0
+def merge_shards(paths: Sequence[str], n_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+    """Concatenate shard files in order, checking that their row ranges tile [0, n) without gaps or overlaps; also
+    return each shard's rows and the device it was embedded on."""
+    images, spectra, provenance, expected = [], [], [], 0
     for path in paths:
         shard = safe_load(path)
         if not isinstance(shard, dict) or not {"rows", "image", "spectrum"} <= shard.keys():
@@ -174,10 +198,11 @@ def merge_shards(paths: Sequence[str], n_rows: int | None = None) -> tuple[torch
         if hi > lo:  # an empty shard (more shards than batches) has no dimension to agree on
             images.append(shard["image"])
             spectra.append(shard["spectrum"])
+        provenance.append({"shard": str(path), "rows": [lo, hi], "device": shard.get("device", "unknown")})
         expected = hi
     if n_rows is not None and expected != n_rows:
         raise UserError(f"{paths[-1]}: the shards end at row {expected}, the split has {n_rows} rows")
-    return torch.cat(images), torch.cat(spectra)
+    return torch.cat(images), torch.cat(spectra), provenance
 
 
 def load_embeddings(image_path: str, spectrum_path: str) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ import datetime
 import html
 import importlib.metadata
 import platform
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,12 @@ ARCHITECTURES = {
 }
 
 
+def _devices(shards: list[dict[str, Any]]) -> str:
+    """Where a model's validation shards were embedded, e.g. 'cuda:0 (NVIDIA H100): 4 shards'."""
+    counts = Counter(s["device"] for s in shards)
+    return "; ".join(f"{d}: {n} shard{'s' if n > 1 else ''}" for d, n in counts.items())
+
+
 def _table(header: list[str], rows: list[list[Any]], numeric: set[int] = frozenset(), attrs: list[str] | None = None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = []
@@ -73,11 +80,13 @@ def render(
     valid_summary: dict[str, Any],
     summary: pd.DataFrame,
     checkpoints: dict[str, dict[str, Any]],
+    embedded: dict[str, dict[str, Any]],
     figure: str | Path,
     software: dict[str, str],
 ) -> str:
     """The landing page. `summary` is the across-model R^2 table (model, embedding_dim, query, target, r2);
-    `checkpoints` maps model -> its promotion record (source, epoch, monitor, score)."""
+    `checkpoints` maps model -> its promotion record (source, epoch, monitor, score); `embedded` maps model -> its
+    embedding record (dim, and each shard's rows and device)."""
     n, n_valid = valid_summary["n_rows"], valid_summary["n_valid"]
     z_min, z_max = valid_summary["z_min"], valid_summary["z_max"]
     reasons = [[REASONS.get(r, r) + (f" [{z_min}, {z_max}]" if r == "redshift_out_of_range" else ""), c]
@@ -85,7 +94,7 @@ def render(
     dims = summary.drop_duplicates("model").set_index("model")["embedding_dim"]
     models = [
         [m, ARCHITECTURES.get(checkpoints[m].get("architecture"), "loader plug-in"), int(dims[m]), checkpoints[m]["source"],
-         _or_na(checkpoints[m]["epoch"]), _or_na(checkpoints[m]["score"], "{:.4f}")]
+         _or_na(checkpoints[m]["epoch"]), _or_na(checkpoints[m]["score"], "{:.4f}"), _devices(embedded[m]["shards"])]
         for m in dims.index
     ]
     pairs = [(q, t) for q in MODALITIES for t in MODALITIES]
@@ -130,7 +139,7 @@ means each galaxy's spectrum embedding was compared with image embeddings.</p>
 several reasons):</p>
 {_table(["reason", "rows"], reasons, numeric={1})}
 <h2>Models</h2>
-{_table(["model", "architecture", "embedding dim", "promoted checkpoint", "epoch", "val/loss"], models, numeric={2, 4, 5})}
+{_table(["model", "architecture", "embedding dim", "promoted checkpoint", "epoch", "val/loss", "embedded on"], models, numeric={2, 4, 5})}
 <h2>Settings</h2>
 {_table(["step", "setting"], settings)}
 <h2>Software</h2>

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,19 @@ def _identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 
 
+class EpochLog(pl.Callback):
+    """One log line per epoch (epoch, train loss, val loss, seconds), so a long GPU job shows its progress."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        losses = [f"{float(metrics[k]):.4f}" if k in metrics else "n/a" for k in ("train/loss", "val/loss")]
+        log.info("epoch %d/%d: train/loss %s, val/loss %s, %.1f s", trainer.current_epoch + 1, trainer.max_epochs,
+                 *losses, time.perf_counter() - self.started)
+
+
 def train(dataset_path: str | os.PathLike, run_dir: str | os.PathLike, cfg: TrainConfig) -> Path:
     """Train one model; return the run directory."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -103,7 +117,7 @@ def train(dataset_path: str | os.PathLike, run_dir: str | os.PathLike, cfg: Trai
         max_epochs=cfg.max_epochs,
         accelerator="auto",
         devices=1,
-        callbacks=[best, last],
+        callbacks=[best, last, EpochLog()],
         logger=CSVLogger(save_dir=run_dir, name="", version=""),
         enable_progress_bar=False,
         enable_model_summary=False,

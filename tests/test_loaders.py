@@ -18,7 +18,7 @@ from astroclip_eval.embed import load_embeddings, load_indices
 from astroclip_eval.errors import UserError
 from astroclip_eval.loaders import load
 from astroclip_eval.redshift import evaluate
-from conftest import ROOT, snakemake
+from conftest import ROOT, snakemake, write_groups
 
 PLUGINS = ROOT / "tests/plugins"
 sys.path.insert(0, str(PLUGINS))
@@ -45,6 +45,35 @@ def test_reference_loader_refuses_options(tmp_path):
         load("astroclip_eval.model:load_reference", str(tmp_path / "x.ckpt"), torch.device("cpu"), {"crop": 3})
 
 
+def _with_plugins_on_path(run):
+    """Run `run()` with the plug-ins importable by the workflow's jobs."""
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = f"{PLUGINS}{os.pathsep}{env_path}" if env_path else str(PLUGINS)
+    try:
+        return run()
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+        if not env_path:
+            del os.environ["PYTHONPATH"]
+
+
+def test_an_unexpected_failure_leaves_its_traceback_in_the_rules_log(tmp_path):
+    """Not a UserError: a plug-in's exception inside embed_images, as CUDA out of memory would be."""
+    (tmp_path / "config").mkdir()
+    write_groups(tmp_path / "survey.h5", [30, 25], image_size=16)
+    toy_astroclip.write_checkpoint(str(tmp_path / "toy.pt"), dim=6)
+    config = {"dataset": {"path": "survey.h5"},
+              "models": {"broken": {"checkpoint": "toy.pt", "loader": "toy_astroclip:load_failing", "loader_options": {"crop": 12}}}}
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(config))
+    shard = "cache/broken/embedding_shards/0-of-1.pt"
+    run = _with_plugins_on_path(lambda: snakemake(tmp_path, shard))
+    assert run.returncode != 0 and not (tmp_path / shard).exists()
+    log = (tmp_path / "results/logs/embed/broken/0-of-1.log").read_text()
+    assert "Traceback (most recent call last)" in log and "toy_astroclip.py" in log
+    assert "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB" in log
+    assert "RuntimeError: CUDA out of memory" in run.stdout + run.stderr  # --show-failed-logs prints it
+
+
 def test_plugin_model_through_the_whole_workflow(tmp_path):
     work = tmp_path / "work"
     (work / "config").mkdir(parents=True)
@@ -54,14 +83,7 @@ def test_plugin_model_through_the_whole_workflow(tmp_path):
                                 "embedding_dim": 6}}
     config.pop("train")
     (work / "config/config.yaml").write_text(yaml.safe_dump(config))
-    env_path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = f"{PLUGINS}{os.pathsep}{env_path}" if env_path else str(PLUGINS)  # jobs import the plug-in
-    try:
-        run = snakemake(work)
-    finally:
-        os.environ["PYTHONPATH"] = env_path
-        if not env_path:
-            del os.environ["PYTHONPATH"]
+    run = _with_plugins_on_path(lambda: snakemake(work))
     assert run.returncode == 0, run.stderr[-4000:]
 
     emb = load_embeddings(str(work / "cache/toy/image_embeddings.pt"), str(work / "cache/toy/spectrum_embeddings.pt"))

@@ -27,7 +27,9 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
              "invalid_by_reason": {"zero_spectrum": 17, "nonfinite_spectrum": 0, "redshift_out_of_range": 28}}
     ckpts = {m: {"source": f"out/astroclip_ckpt_{m}/astroclip-epoch=18-min.ckpt", "epoch": 18, "monitor": "val/loss", "score": 3.21}
              for m in ("dim16", "dim128")}
-    page = render(config, valid, summary, ckpts, tmp_path / "fig.png", versions())
+    embedded = {"dim16": {"dim": 16, "shards": [{"rows": [0, 800], "device": "cpu"}, {"rows": [800, 1600], "device": "cpu"}]},
+                "dim128": {"dim": 128, "shards": [{"rows": [0, 1600], "device": "cuda:0 (NVIDIA H100 80GB HBM3)"}]}}
+    page = render(config, valid, summary, ckpts, embedded, tmp_path / "fig.png", versions())
     shown = {(m, p): dict(re.findall(r'data-(\w+-\w+)="([0-9.]+)"', row))
              for m, p, row in re.findall(r'<tr data-model="(\w+)" data-protocol="(\w+)"([^>]*)>', page)}
     assert set(shown) == {(m, p) for m in ("dim16", "dim128") for p in ("reproduction", "zero_shot")}
@@ -35,5 +37,6 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
         assert float(shown[(m, p)][f"{q}-{t}"]) == r
     assert "1,556 valid" in page and "<td>spectrum all zero</td><td class=\"num\">17</td>" in page
     assert "astroclip-epoch=18-min.ckpt" in page and "torch" in page and "2 shard(s)" in page
+    assert "<td>cpu: 2 shards</td>" in page and "<td>cuda:0 (NVIDIA H100 80GB HBM3): 1 shard</td>" in page
     assert 'src="data:image/png;base64,' in page
     assert not re.search(r'(?:src|href)="(?:https?:)?//', page) and "<script" not in page

@@ -72,6 +72,9 @@ def test_embeddings_match_the_spec(published):
     cache = work / "cache/desi-edr/dim128"
     emb = load_embeddings(str(cache / "image_embeddings.pt"), str(cache / "spectrum_embeddings.pt"))
     assert emb["image"].shape == emb["spectrum"].shape == (72, 128)
+    record = json.loads((cache / "embeddings.json").read_text())  # where each shard ran, for the overview
+    assert record["dim"] == 128 and [s["device"] for s in record["shards"]] == ["cpu"] * 4
+    assert [s["rows"] for s in record["shards"]] == [[0, 72], [72, 72], [72, 72], [72, 72]]  # one 512-row batch
     state = recipe_state_dict(128, 128, seed=7)  # the weights of the epoch=07 file, the best
     with torch.no_grad():
         image = spec_image_embedding(state, valid["images"])

@@ -80,6 +80,16 @@ def test_wrong_model_class_and_device(trained, tmp_path):
         assert resolve_device("auto").type == "cpu"
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback of a job given a GPU torch cannot use")
+def test_a_gpu_job_without_cuda_in_torch_warns_with_the_cause_and_the_fix(monkeypatch, caplog):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # as SLURM sets it for a job given one GPU
+    with caplog.at_level("WARNING"):
+        assert resolve_device("auto").type == "cpu"
+    message = caplog.records[-1].getMessage()
+    assert "given GPU(s) 0" in message and f"torch {torch.__version__} is a CPU build" in message
+    assert "install a CUDA build of torch" in message
+
+
 def test_embedding_dimension_must_match_the_model_entry(trained, tmp_path):
     survey, run = trained
     ckpt = select_best(run).path
@@ -118,9 +128,11 @@ def test_sharded_embeddings_are_bitwise_those_of_one_pass(trained, tmp_path):
             lo, hi = shard_rows(n, 7, i, 3)
             images, spectra = embed_split(model, survey, "valid", 7, cpu, start=lo, stop=hi, progress=False)
             paths.append(str(tmp_path / f"{i}-of-3.pt"))
-            torch.save({"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra}, paths[-1])
+            torch.save({"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra, "device": "cpu"}, paths[-1])
     merged = merge_shards(paths, n)
     assert torch.equal(merged[0], whole[0]) and torch.equal(merged[1], whole[1])
+    assert [s["rows"] for s in merged[2]] == [list(shard_rows(n, 7, i, 3)) for i in range(3)]
+    assert {s["device"] for s in merged[2]} == {"cpu"}
     with pytest.raises(UserError, match="expected a shard starting at row"):
         merge_shards([paths[0], paths[2]], n)
     with pytest.raises(UserError, match=f"the split has {n} rows"):

@@ -46,3 +46,15 @@ def load(checkpoint: str, device: torch.device, options: dict) -> ToyEmbedder:
 def not_an_embedder(checkpoint: str, device: torch.device, options: dict) -> dict:
     """A loader that breaks the contract (for the tests of its error message)."""
     return {"checkpoint": checkpoint}
+
+
+class FailingEmbedder(ToyEmbedder):
+    """Fails inside embed_images as a GPU out of memory would (for the test that its traceback reaches the log)."""
+
+    def embed_images(self, images: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated by the toy plug-in)")
+
+
+def load_failing(checkpoint: str, device: torch.device, options: dict) -> FailingEmbedder:
+    weights = safe_load(checkpoint)
+    return FailingEmbedder(weights["image_projection"], weights["spectrum_projection"], int(options.get("crop", 16)), device)

@@ -12,7 +12,6 @@ DATASET = config["dataset"]["path"]
 SHARDS = config["embedding"]["shards"]
 MODELS = list(config["models"])
 TRAINED = [m for m in MODELS if "train" in config["models"][m]]
-ENV = "../envs/astroclip.yaml"  # relative to the rule files
 SIM_MODES = ["sp-sp", "im-im", "sp-im", "im-sp"]
 NOTEBOOKS = ["redshift", "similarity"]
 

@@ -20,8 +20,6 @@ rule embed:
         expected_dim=expected_dim_args,
         loader=lambda wc: config["models"][wc.model]["loader"],
         loader_options=lambda wc: json.dumps(config["models"][wc.model]["loader_options"]),
-    conda:
-        ENV
     log:
         f"{LOGS}/embed/{{model}}/{{split}}{{shard}}-of-{SHARDS}.log",
     benchmark:
@@ -46,11 +44,10 @@ rule merge_embeddings:
     output:
         image=f"{CACHE}/{{model}}/{{split}}image_embeddings.pt",
         spectrum=f"{CACHE}/{{model}}/{{split}}spectrum_embeddings.pt",
+        provenance=f"{CACHE}/{{model}}/{{split}}embeddings.json",
     params:
         cmd=script_cmd("merge_embeddings.py"),
         split=lambda wc: "train" if wc.split else "valid",
-    conda:
-        ENV
     log:
         f"{LOGS}/merge_embeddings/{{split}}{{model}}.log",
     benchmark:
@@ -58,4 +55,5 @@ rule merge_embeddings:
     localrule: True
     shell:
         "{params.cmd} {input.shards} --dataset {input.dataset} --split {params.split} "
-        "--image-out {output.image} --spectrum-out {output.spectrum} --log {log}"
+        "--image-out {output.image} --spectrum-out {output.spectrum} "
+        "--provenance-out {output.provenance} --log {log}"

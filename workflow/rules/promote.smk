@@ -9,8 +9,6 @@ rule promote_checkpoint:
         meta=f"{CACHE}/{{model}}/astroclip_model.json",
     params:
         cmd=script_cmd("promote_checkpoint.py"),
-    conda:
-        ENV
     log:
         f"{LOGS}/promote_checkpoint/{{model}}.log",
     benchmark:

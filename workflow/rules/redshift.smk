@@ -49,8 +49,6 @@ rule redshift_notebook:
             }
         ),
         failed=f"{LOGS}/redshift_notebook/{{model}}.failed.ipynb",
-    conda:
-        ENV
     log:
         f"{LOGS}/redshift_notebook/{{model}}.log",
     benchmark:
@@ -75,8 +73,6 @@ rule notebook_html:
         ),
     params:
         cmd=script_cmd("notebook_html.py"),
-    conda:
-        ENV
     log:
         f"{LOGS}/notebook_html/{{model}}_{{notebook}}.log",
     benchmark:

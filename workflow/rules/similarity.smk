@@ -47,8 +47,6 @@ rule similarity_notebook:
             }
         ),
         failed=f"{LOGS}/similarity_notebook/{{model}}.failed.ipynb",
-    conda:
-        ENV
     log:
         f"{LOGS}/similarity_notebook/{{model}}.log",
     benchmark:

@@ -9,8 +9,6 @@ if "simulate" in config:
         params:
             cmd=script_cmd("simulate_survey.py"),
             survey=json.dumps(config["simulate"]),
-        conda:
-            ENV
         log:
             f"{LOGS}/simulate_survey.log",
         benchmark:

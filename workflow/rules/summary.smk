@@ -5,7 +5,7 @@ import json
 rule summary:
     input:
         tables=expand(f"{RESULTS}/{{model}}/redshift_r2.csv", model=MODELS),
-        embeddings=expand(f"{CACHE}/{{model}}/image_embeddings.pt", model=MODELS),
+        embeddings=expand(f"{CACHE}/{{model}}/embeddings.json", model=MODELS),
         checkpoints=expand(f"{CACHE}/{{model}}/astroclip_model.json", model=MODELS),
         valid=f"{CACHE}/valid_summary.json",
     output:
@@ -31,8 +31,6 @@ rule summary:
         cmd=script_cmd("summary.py"),
         models=MODELS,
         config=json.dumps(config),
-    conda:
-        ENV
     log:
         f"{LOGS}/summary.log",
     benchmark:

@@ -14,8 +14,6 @@ if TRAINED:
         params:
             cmd=script_cmd("train_model.py"),
             train=train_params,
-        conda:
-            ENV
         log:
             f"{LOGS}/train_model/{{model}}.log",
         benchmark:

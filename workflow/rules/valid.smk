@@ -13,8 +13,6 @@ rule valid_indices:
         z_min=config["valid"]["z_min"],
         z_max=config["valid"]["z_max"],
         split=lambda wc: "train" if wc.split else "valid",
-    conda:
-        ENV
     log:
         f"{LOGS}/{{split}}valid_indices.log",
     benchmark:

@@ -8,7 +8,7 @@ import torch
 from astroclip_eval.atomic import save_torch
 from astroclip_eval.cli import run
 from astroclip_eval.data import Survey
-from astroclip_eval.embed import embed_split, prepare, resolve_device, shard_rows
+from astroclip_eval.embed import describe, embed_split, prepare, resolve_device, shard_rows
 from astroclip_eval.errors import UserError
 from astroclip_eval.loaders import AUTO, load
 
@@ -33,7 +33,7 @@ def main(args: argparse.Namespace) -> None:
         images, spectra = embed_split(model, survey, args.split, args.batch_size, device, args.precision, lo, hi)
     if images.shape[0]:
         check_dim(images.shape[1])
-    save_torch(args.out, {"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra})
+    save_torch(args.out, {"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra, "device": describe(device)})
 
 
 parser = argparse.ArgumentParser(prog="embed", description=__doc__)

@@ -1,8 +1,9 @@
-"""Concatenate a model's embedding shards, in row order, into the image and spectrum embedding files."""
+"""Concatenate a model's embedding shards, in row order, into the image and spectrum embedding files, and record
+which device embedded each shard."""
 
 import argparse
 
-from astroclip_eval.atomic import save_torch
+from astroclip_eval.atomic import save_torch, write_json
 from astroclip_eval.cli import run
 from astroclip_eval.data import Survey
 from astroclip_eval.embed import merge_shards
@@ -11,9 +12,10 @@ from astroclip_eval.embed import merge_shards
 def main(args: argparse.Namespace) -> None:
     with Survey(args.dataset) as survey:
         n_rows = survey.n_rows(args.split)
-    images, spectra = merge_shards(args.shards, n_rows)
+    images, spectra, shards = merge_shards(args.shards, n_rows)
     save_torch(args.image_out, images)
     save_torch(args.spectrum_out, spectra)
+    write_json(args.provenance_out, {"rows": n_rows, "dim": int(images.shape[1]), "shards": shards})
 
 
 parser = argparse.ArgumentParser(prog="merge_embeddings", description=__doc__)
@@ -22,4 +24,5 @@ parser.add_argument("--dataset", required=True, help="the survey file, for the n
 parser.add_argument("--split", default="valid", choices=["train", "valid"])
 parser.add_argument("--image-out", required=True)
 parser.add_argument("--spectrum-out", required=True)
+parser.add_argument("--provenance-out", required=True, help="JSON: each shard's rows and the device it ran on")
 run(main, parser)
