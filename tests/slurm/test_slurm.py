@@ -108,7 +108,9 @@ def test_demo_through_slurm(cluster, slurm_run, tmp_path):
     # Heavy rules went through sbatch; light ones (promotion, notebook HTML, summary) stayed local.
     assert {"simulate_survey", "train_model", "embed", "valid_indices", "redshift_notebook", "similarity_notebook"} <= set(by_rule)
     assert not {"promote_checkpoint", "merge_embeddings", "notebook_html", "summary"} & set(by_rule)
-    assert all(j["JobState"] == "COMPLETED" for js in by_rule.values() for j in js)
+    unfinished = [f"job {j['JobId']} ({rule_of(j)}): {j['JobState']}, reason {j.get('Reason')}, exit {j.get('ExitCode')}, "
+                  f"log {j.get('StdOut')}" for js in by_rule.values() for j in js if j["JobState"] != "COMPLETED"]
+    assert not unfinished, "; ".join(unfinished) + "\n" + run.stderr[-3000:]
     # One GPU job per embedding shard (embedding.shards: 2 in the tiny config).
     assert len(by_rule["embed"]) == 2
     assert all(j["Partition"] == "gpu" and j.get("TresPerJob") == "gres:gpu:1" for j in by_rule["embed"])
