@@ -1,11 +1,13 @@
+# make venv: .venv with the runtime dependencies only (what a cluster needs).
 # make demo: bootstrap .venv, run the embedded demo end to end, build the report.
-# make test: bootstrap .venv, run the whole test suite.
+# make test: bootstrap .venv with the test dependencies too, run the whole test suite.
 # make bench: bootstrap .venv, run the benchmarks (benchmarks/README.md) and print their table.
 # make fullsize: bootstrap .venv, run every step on a file of the published shape and check memory and reads (~12 GB in fullsize/).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 CORES ?= 2
 
 .PHONY: venv demo report test bench fullsize dry-run clean
@@ -19,6 +21,10 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt -c constraints.txt
+	touch $(TEST_STAMP)
+
 demo: venv
 	$(BIN)/snakemake --cores $(CORES)
 	$(MAKE) report
@@ -29,7 +35,7 @@ report: venv
 dry-run: venv
 	$(BIN)/snakemake -n
 
-test: venv
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -v
 
 bench: venv

@@ -1,5 +1,6 @@
 # Paths, input functions and config checks shared by the rules.
 import json
+import os
 
 from astroclip_eval.config import trained_run_dir
 
@@ -89,3 +90,10 @@ def expected_dim_args(wildcards):
     entry = config["models"][wildcards.model]
     dim = entry.get("embedding_dim") or entry.get("train", {}).get("embedding_dim")
     return f"--model {wildcards.model}" + (f" --expected-dim {dim}" if dim else "")
+
+
+def embed_mem_mb(wildcards, input, attempt):
+    """Memory of an embed job: 1 GiB (the step peaked at 783 MiB in `make fullsize`) plus twice the promoted
+    checkpoint (weights, and what loading it holds), growing with the attempt. Before promotion the file is missing:
+    Snakemake then shows <TBD> and evaluates this when the job is ready."""
+    return int(1024 + 2 * os.path.getsize(input.ckpt) / 2**20) * attempt

@@ -27,7 +27,7 @@ rule embed:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=lambda wc, attempt: 8000 * attempt,
+        mem_mb=embed_mem_mb,
         runtime=lambda wc, attempt: 60 * attempt,
     shell:
         "{params.cmd} --checkpoint {input.ckpt} --dataset {input.dataset} --split {params.split} "

@@ -54,7 +54,7 @@ rule redshift_notebook:
     benchmark:
         f"{BENCH}/redshift_notebook/{{model}}.tsv"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wc, attempt: 2000 * attempt,  # make fullsize: peak under 900 MiB at the published size
     shell:
         "{params.run} {input.notebook} {output.notebook} --parameters {params.parameters:q} "
         "--failed-copy {params.failed} --log {log}"

@@ -52,7 +52,7 @@ rule similarity_notebook:
     benchmark:
         f"{BENCH}/similarity_notebook/{{model}}.tsv"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wc, attempt: 2000 * attempt,  # make fullsize: peak under 900 MiB at the published size
     shell:
         "{params.run} {input.notebook} {output.notebook} --parameters {params.parameters:q} "
         "--failed-copy {params.failed} --log {log}"

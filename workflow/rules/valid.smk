@@ -18,7 +18,7 @@ rule valid_indices:
     benchmark:
         f"{BENCH}/{{split}}valid_indices.tsv"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wc, attempt: 2000 * attempt,  # make fullsize: peak under 900 MiB at the published size
     shell:
         "{params.cmd} --dataset {input} --split {params.split} --z-min {params.z_min} "
         "--z-max {params.z_max} --indices {output.indices} --summary {output.summary} --log {log}"
