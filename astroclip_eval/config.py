@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
+from snakemake.utils import validate
 
 from .errors import UserError
-
-
-def trained_run_dir(train_dir: str, model: str) -> str:
-    """Where the train rule writes a model's run directory (the reproduction's `out/astroclip_ckpt_<id>` naming)."""
-    return f"{train_dir}/astroclip_ckpt_{model}"
+from .plan import AUTO_LOADER, LOADER_SPEC, trained_run_dir
 
 
 def _where(error: jsonschema.ValidationError) -> str:
@@ -30,6 +28,8 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
             raise UserError(f"config: {error.message} under '{_where(error)}'; see config/README.md for the keys")
         expected = error.schema.get("description", "")
         raise UserError(f"config: '{_where(error)}': {error.message}" + (f" (expected: {expected})" if expected else ""))
+    config = copy.deepcopy(config)
+    validate(config, str(schema_path))  # the schema's defaults filled in: the checks below read them, never restate them
     for name, entry in config["models"].items():
         given = [k for k in ("checkpoint_dir", "checkpoint", "train") if k in entry]
         if len(given) != 1:
@@ -37,19 +37,20 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
         trained = entry.get("train", {}).get("embedding_dim")
         if trained is not None and entry.get("embedding_dim", trained) != trained:
             raise UserError(f"config: 'models.{name}.embedding_dim' ({entry['embedding_dim']}) differs from 'models.{name}.train.embedding_dim' ({trained})")
+        if entry["loader"] != AUTO_LOADER and not LOADER_SPEC.match(entry["loader"]):
+            raise UserError(f"config: 'models.{name}.loader': '{entry['loader']}' is neither 'auto' nor of the form 'package.module:function'")
     _check_no_collision(config)
-    valid = config.get("valid", {})
-    if valid.get("z_min", 0.0) > valid.get("z_max", 0.8):
+    valid = config["valid"]
+    if valid["z_min"] > valid["z_max"]:
         raise UserError(f"config: 'valid.z_min' ({valid['z_min']}) is larger than 'valid.z_max' ({valid['z_max']})")
-    bad = [q for q in config.get("similarity", {}).get("query_indices", []) if q < 0]
+    bad = [q for q in config["similarity"]["query_indices"] if q < 0]
     if bad:
         raise UserError(f"config: 'similarity.query_indices' must be row indices >= 0, got {bad}")
 
 
 def _check_no_collision(config: dict[str, Any]) -> None:
     """A given checkpoint must not lie where the train rule writes, or Snakemake would plan to train it."""
-    train_dir = config.get("train_dir", "out")
-    written = {trained_run_dir(train_dir, m): m for m, e in config["models"].items() if "train" in e}
+    written = {trained_run_dir(config["train_dir"], m): m for m, e in config["models"].items() if "train" in e}
     for name, entry in config["models"].items():
         given = entry.get("checkpoint_dir") or entry.get("checkpoint")
         if not given:

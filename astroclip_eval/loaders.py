@@ -25,16 +25,14 @@ released model (`astroclip_eval.polymathic:load_released`) or this project's ref
 from __future__ import annotations
 
 import importlib
-import re
 from typing import Any, Protocol
 
 import torch
 
 from .checkpoints import architecture, load_checkpoint
 from .errors import UserError
+from .plan import AUTO_LOADER, LOADER_SPEC
 
-AUTO = "auto"
-SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 class Embedder(Protocol):
@@ -45,11 +43,11 @@ class Embedder(Protocol):
 
 def load(spec: str, checkpoint: str, device: torch.device, options: dict[str, Any], where: str = "loader") -> Embedder:
     """Import `spec` ("package.module:function"), call it, and check that what it returns embeds both modalities."""
-    if spec == AUTO:
+    if spec == AUTO_LOADER:
         if options:
             raise UserError(f"{where.rsplit('.', 1)[0]}.loader_options: the built-in models take none, got {sorted(options)}")
         return load_builtin(checkpoint, device, where)
-    if not SPEC.match(spec):
+    if not LOADER_SPEC.match(spec):
         raise UserError(f"{where}: '{spec}' is not of the form 'package.module:function'")
     module_name, function_name = spec.split(":")
     try:

@@ -108,9 +108,9 @@ class ReferenceAstroCLIP(pl.LightningModule):
         spectrum_pool: int = 16,
         image_widths: tuple[int, ...] = (16, 32, 64),
         spectrum_widths: tuple[int, ...] = (16, 32, 64, 64),
-        lr: float = 2e-3,
-        weight_decay: float = 0.05,
-        max_epochs: int = 30,
+        lr: float | None = None,  # the training settings: set by a training run from the config, unused otherwise
+        weight_decay: float | None = None,
+        max_epochs: int | None = None,
         z_min: float = 0.0,
         z_max: float = 0.8,
     ):

@@ -109,8 +109,8 @@ def render(
     settings = [
         ["dataset", config["dataset"]["path"]],
         ["valid rows", f"redshift in [{z_min}, {z_max}], spectrum finite and not all zero"],
-        ["redshift protocols", ", ".join(config["redshift"].get("protocols", ["reproduction"]))
-                               + f" (zero_shot k = {config['redshift'].get('zero_shot_neighbours', 64)})"],
+        ["redshift protocols", ", ".join(config["redshift"]["protocols"])
+                               + f" (zero_shot k = {config['redshift']['zero_shot_neighbours']})"],
         ["kNN redshift", f"k = {config['redshift']['n_neighbours']}, mean of neighbours' redshifts by cosine similarity, "
                          f"{'query left out of its own in-modal neighbours' if config['redshift']['exclude_self'] else 'query kept among its own neighbours (as the seed notebook)'}"],
         ["similarity search", f"queries {config['similarity']['query_indices']}, top {config['similarity']['top_k']} per mode, "

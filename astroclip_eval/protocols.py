@@ -20,7 +20,6 @@ from .errors import UserError
 from .neighbours import block_rows
 from .redshift import MODALITIES, r2_score
 
-PROTOCOLS = ("reproduction", "zero_shot", "few_shot")
 
 
 def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,10 +7,7 @@ import pandas as pd
 
 from .errors import UserError
 from .neighbours import top_k
-
-# mode -> (query modality, target modality)
-MODES = {"sp-sp": ("spectrum", "spectrum"), "im-im": ("image", "image"), "sp-im": ("spectrum", "image"), "im-sp": ("image", "spectrum")}
-
+from .plan import SIMILARITY_MODES
 
 ROWS = ("valid", "all")
 
@@ -54,7 +51,7 @@ def search(
     check_queries(query_indices, candidates, n_rows)
     position = {int(v): i for i, v in enumerate(candidates)}
     out = []
-    for mode, (qm, tm) in MODES.items():
+    for mode, (qm, tm) in SIMILARITY_MODES.items():
         target = embeddings[tm][candidates]
         queries = embeddings[qm][query_indices]
         extra = int(qm == tm and exclude_self)

@@ -25,17 +25,22 @@ from .model import ReferenceAstroCLIP
 log = logging.getLogger(__name__)
 
 
+HOLDOUT_FRACTION = 0.1  # of the training split, for val/loss (the validation split stays unseen)
+SAVE_TOP_K = 2  # '-min' checkpoints kept, as a user who keeps an earlier one would have
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    embedding_dim: int = 128
-    max_epochs: int = 30
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    image_crop: int = 32
-    holdout_fraction: float = 0.1  # of the training split, for val/loss (the validation split stays unseen)
-    save_top_k: int = 2
-    seed: int = 0
+    """A training run's settings, filled from the validated config (`train` and the model's `train` entry): the
+    defaults live in the config schema alone."""
+
+    embedding_dim: int
+    max_epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    image_crop: int
+    seed: int
 
 
 class PairDataset(Dataset):
@@ -82,7 +87,7 @@ def train(dataset_path: str | os.PathLike, run_dir: str | os.PathLike, cfg: Trai
         redshifts = survey.read("train", "redshifts")
     n = redshifts.shape[0]
     order = np.random.default_rng(cfg.seed).permutation(n)
-    n_hold = max(int(cfg.holdout_fraction * n), 1)
+    n_hold = max(int(HOLDOUT_FRACTION * n), 1)
     hold, fit = np.sort(order[:n_hold]), np.sort(order[n_hold:])
     log.info("training on %d rows, %d held out for val/loss", fit.size, hold.size)
 
@@ -108,7 +113,7 @@ def train(dataset_path: str | os.PathLike, run_dir: str | os.PathLike, cfg: Trai
         filename="astroclip-{epoch:02d}-min",
         monitor="val/loss",
         mode="min",
-        save_top_k=cfg.save_top_k,
+        save_top_k=SAVE_TOP_K,
     )
     # Lightning's save_last only fires on epochs that also saved a top-k file; a monitor-less callback keeping
     # one file gives the true last epoch.

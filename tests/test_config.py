@@ -40,7 +40,7 @@ CASES = [
     (_with("similarity.rows", "some"), "similarity.rows", "is not one of"),
     (_with("models", {"t": {"train": {"embedding_dim": 8}}, "m": {"checkpoint_dir": "out/astroclip_ckpt_t"}}),
      "models.m.checkpoint_dir", "where model 't' is trained"),
-    (_with("models", {"m": {"checkpoint": "a.ckpt", "loader": "auto-detect"}}), "models.m.loader", "does not match"),
+    (_with("models", {"m": {"checkpoint": "a.ckpt", "loader": "auto-detect"}}), "models.m.loader", "is neither 'auto' nor of the form 'package.module:function'"),
 ]
 
 

@@ -20,7 +20,8 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
     fig, ax = plt.subplots()
     ax.plot([1, 2])
     fig.savefig(tmp_path / "fig.png")
-    config = {"dataset": {"path": "data/demo/survey.h5"}, "redshift": {"n_neighbours": 16, "exclude_self": True},
+    config = {"dataset": {"path": "data/demo/survey.h5"}, "redshift": {"n_neighbours": 16, "exclude_self": True, "protocols": ["reproduction", "zero_shot"],
+                                                                  "zero_shot_neighbours": 64},
               "similarity": {"query_indices": [3, 300], "top_k": 3, "exclude_self": True, "rows": "valid"},
               "embedding": {"batch_size": 256, "shards": 2, "precision": "32", "device": "auto"}}
     valid = {"n_rows": 1600, "n_valid": 1556, "z_min": 0.0, "z_max": 0.8,

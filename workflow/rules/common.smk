@@ -2,7 +2,7 @@
 import json
 import os
 
-from astroclip_eval.config import trained_run_dir
+from astroclip_eval.plan import SIMILARITY_MODES, fitted_on_train, trained_run_dir
 
 
 CACHE = config["cache_dir"]
@@ -13,7 +13,6 @@ DATASET = config["dataset"]["path"]
 SHARDS = config["embedding"]["shards"]
 MODELS = list(config["models"])
 TRAINED = [m for m in MODELS if "train" in config["models"][m]]
-SIM_MODES = ["sp-sp", "im-im", "sp-im", "im-sp"]
 NOTEBOOKS = ["redshift", "similarity"]
 
 wildcard_constraints:
@@ -31,19 +30,19 @@ def run_dir(model):
     return entry.get("checkpoint_dir") or entry["checkpoint"]
 
 
+def split_name(wildcards):
+    """The {split} wildcard ('' or 'train_') as the split's name for the scripts."""
+    return "train" if wildcards.split else "valid"
+
+
 def embedding_shards(wildcards):
     """A model's shard files of one split in row order."""
     return [f"{CACHE}/{wildcards.model}/embedding_shards/{wildcards.split}{i}-of-{SHARDS}.pt" for i in range(SHARDS)]
 
 
-def trained_protocols():
-    """Protocols fitted on the train split: they need its embeddings and valid rows."""
-    return [p for p in config["redshift"]["protocols"] if p != "reproduction"]
-
-
 def train_inputs(wildcards):
     """The train split's embeddings and valid rows, only when a protocol needs them."""
-    if not trained_protocols():
+    if not fitted_on_train(config["redshift"]["protocols"]):
         return {}
     return {
         "train_image": f"{CACHE}/{wildcards.model}/train_image_embeddings.pt",

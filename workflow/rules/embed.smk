@@ -13,7 +13,7 @@ rule embed:
     params:
         cmd=script_cmd("embed.py"),
         shards=SHARDS,
-        split=lambda wc: "train" if wc.split else "valid",
+        split=split_name,
         batch_size=config["embedding"]["batch_size"],
         precision=config["embedding"]["precision"],
         device=config["embedding"]["device"],
@@ -47,7 +47,7 @@ rule merge_embeddings:
         provenance=f"{CACHE}/{{model}}/{{split}}embeddings.json",
     params:
         cmd=script_cmd("merge_embeddings.py"),
-        split=lambda wc: "train" if wc.split else "valid",
+        split=split_name,
     log:
         f"{LOGS}/merge_embeddings/{{split}}{{model}}.log",
     benchmark:

@@ -27,7 +27,7 @@ rule similarity_notebook:
                 labels={"model": "{model}", "figure": f"{kind} {mode}"},
             )
             for kind in ("images", "spectra")
-            for mode in SIM_MODES
+            for mode in SIMILARITY_MODES
         },
     params:
         run=script_cmd("run_notebook.py"),

@@ -12,7 +12,7 @@ rule valid_indices:
         cmd=script_cmd("valid_indices.py"),
         z_min=config["valid"]["z_min"],
         z_max=config["valid"]["z_max"],
-        split=lambda wc: "train" if wc.split else "valid",
+        split=split_name,
     log:
         f"{LOGS}/{{split}}valid_indices.log",
     benchmark:
