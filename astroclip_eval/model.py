@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import ARCSINH_SOFTENING, SPECTRUM_LENGTH, wavelength_grid
-from .valid import valid_mask
 
 
 
@@ -111,8 +110,6 @@ class ReferenceAstroCLIP(pl.LightningModule):
         lr: float | None = None,  # the training settings: set by a training run from the config, unused otherwise
         weight_decay: float | None = None,
         max_epochs: int | None = None,
-        z_min: float = 0.0,
-        z_max: float = 0.8,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -195,9 +192,6 @@ class ReferenceAstroCLIP(pl.LightningModule):
         """(n, 7781) raw spectra -> (n, D) unit vectors."""
         return self.encode_spectra(*self._standard_spectra(spectra))
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.embed_images(batch["images"]), self.embed_spectra(batch["spectra"])
-
     # -- training ---------------------------------------------------------------------------------------
     def _augment(self, x_img: torch.Tensor, x_spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotations and flips of images; noise on both, so the model cannot memorise training pairs."""
@@ -212,13 +206,11 @@ class ReferenceAstroCLIP(pl.LightningModule):
         return x_img, x_spec
 
     def _loss(self, batch: dict[str, torch.Tensor], augment: bool) -> torch.Tensor | None:
-        """Symmetric CLIP (InfoNCE) loss over the batch's valid pairs."""
-        mask = valid_mask(batch["spectra"].cpu().numpy(), batch["redshifts"].cpu().numpy(), self.hparams.z_min, self.hparams.z_max)
-        keep = torch.from_numpy(mask).to(batch["spectra"].device)
-        if keep.sum() < 2:
+        """Symmetric CLIP (InfoNCE) loss over the batch's pairs (the training data hold valid rows only)."""
+        if batch["redshifts"].shape[0] < 2:
             return None
-        x_img = self._standard_images(batch["images"][keep])
-        x_spec, log_amp = self._standard_spectra(batch["spectra"][keep])
+        x_img = self._standard_images(batch["images"])
+        x_spec, log_amp = self._standard_spectra(batch["spectra"])
         if augment:
             x_img, x_spec = self._augment(x_img, x_spec)
         z_img, z_spec = self.encode_images(x_img), self.encode_spectra(x_spec, log_amp)

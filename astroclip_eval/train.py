@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .data import Survey
 from .model import ReferenceAstroCLIP
+from .valid import valid_mask
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class TrainConfig:
     weight_decay: float
     image_crop: int
     seed: int
+    z_min: float  # the valid-row filter (config `valid`): training sees valid pairs only
+    z_max: float
 
 
 class PairDataset(Dataset):
@@ -85,11 +88,13 @@ def train(dataset_path: str | os.PathLike, run_dir: str | os.PathLike, cfg: Trai
         images = survey.read("train", "images", crop=cfg.image_crop)
         spectra = survey.read("train", "spectra")
         redshifts = survey.read("train", "redshifts")
+    keep = valid_mask(spectra, redshifts, cfg.z_min, cfg.z_max)  # once, not per batch on the device
+    images, spectra, redshifts = images[keep], spectra[keep], redshifts[keep]
     n = redshifts.shape[0]
     order = np.random.default_rng(cfg.seed).permutation(n)
     n_hold = max(int(HOLDOUT_FRACTION * n), 1)
     hold, fit = np.sort(order[:n_hold]), np.sort(order[n_hold:])
-    log.info("training on %d rows, %d held out for val/loss", fit.size, hold.size)
+    log.info("training on %d valid rows (%d invalid left out), %d held out for val/loss", fit.size, int((~keep).sum()), hold.size)
 
     model = ReferenceAstroCLIP(
         embedding_dim=cfg.embedding_dim,

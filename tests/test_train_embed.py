@@ -26,7 +26,8 @@ def trained(tmp_path_factory):
     cfg = sim.SurveyConfig(n_galaxies=200, image_size=24, processes=1, seed=3)
     survey = tmp / "survey.h5"
     sim.write_survey(survey, sim.simulate(cfg), cfg.n_groups)
-    run = train(survey, tmp / "astroclip_ckpt_tiny", TrainConfig(embedding_dim=8, max_epochs=3, batch_size=32, lr=2e-3, weight_decay=0.05, image_crop=16, seed=0))
+    run = train(survey, tmp / "astroclip_ckpt_tiny", TrainConfig(embedding_dim=8, max_epochs=3, batch_size=32, lr=2e-3, weight_decay=0.05, image_crop=16, seed=0,
+                                                                 z_min=0.0, z_max=0.8))
     return survey, run
 
 

@@ -81,7 +81,7 @@ def script_cmd(name):
 
 
 def train_params(wildcards):
-    return json.dumps({**config["train"], **config["models"][wildcards.model]["train"]})
+    return json.dumps({**config["train"], **config["models"][wildcards.model]["train"], **config["valid"]})
 
 
 def expected_dim_args(wildcards):
