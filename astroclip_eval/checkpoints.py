@@ -1,54 +1,23 @@
-"""Safe checkpoint loading and promotion of the best checkpoint of a training run.
+"""Which checkpoint a model is evaluated with: reading a checkpoint of any built-in model, telling which model it
+holds, and promoting the best checkpoint of a training run.
 
-A checkpoint is a pickle; everything here loads with `weights_only=True` and an explicit allow-list, so a
-crafted file cannot run code. The one exception is the original AstroCLIP's released checkpoint, which pickles its
-modules: it is read by `astroclip_eval.structural`, which runs nothing from the file either. The best checkpoint is chosen by the score the ModelCheckpoint callback stored
-*inside* each file (`current_score`), never by its file name.
+Checkpoints load with `astroclip_eval.files.safe_load` (weights only, an explicit allow-list), except the original
+AstroCLIP's released checkpoint, which pickles its modules: `astroclip_eval.structural` reads it without running
+anything from the file. The best checkpoint is chosen by the score the ModelCheckpoint callback stored *inside* each
+file (`current_score`), never by its file name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .atomic import copy_file, write_json
 from .errors import UserError
-
-
-def _allowed_globals() -> list[Any]:
-    """Types the project's own Lightning checkpoints hold besides tensors and builtins."""
-    from pytorch_lightning.utilities.parsing import AttributeDict
-
-    return [AttributeDict]
-
-
-class Refused(UserError):
-    """A checkpoint that needs types outside the allow-list."""
-
-
-def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """torch.load with weights_only=True; any failure becomes one UserError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
-    try:
-        with torch.serialization.safe_globals(_allowed_globals()):
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise Refused(
-            f"{path}: refused to load: it needs types outside the safe allow-list ({first[:200]}); "
-            "only load checkpoints you trust"
-        ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise UserError(f"{path}: unreadable checkpoint (truncated or corrupt?): {str(exc).splitlines()[0][:200]}") from None
+from .files import Refused, safe_load
 
 
 def load_checkpoint(path: str | os.PathLike) -> Any:

@@ -14,13 +14,12 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoints import safe_load
 from .data import Survey
 from .errors import UserError
+from .files import safe_load
 from .loaders import Embedder
 
 log = logging.getLogger(__name__)
@@ -203,23 +202,3 @@ def merge_shards(paths: Sequence[str], n_rows: int | None = None) -> tuple[torch
     if n_rows is not None and expected != n_rows:
         raise UserError(f"{paths[-1]}: the shards end at row {expected}, the split has {n_rows} rows")
     return torch.cat(images), torch.cat(spectra), provenance
-
-
-def load_embeddings(image_path: str, spectrum_path: str) -> dict[str, np.ndarray]:
-    """{'image': (N, D), 'spectrum': (N, D)} float32 arrays from the embedding step's outputs."""
-    out = {}
-    for name, path in (("image", image_path), ("spectrum", spectrum_path)):
-        tensor = safe_load(path)
-        if not isinstance(tensor, torch.Tensor) or tensor.ndim != 2:
-            raise UserError(f"{path}: expected a 2-D embedding tensor (N, D)")
-        out[name] = tensor.float().numpy()
-    if out["image"].shape != out["spectrum"].shape:
-        raise UserError(f"{image_path}, {spectrum_path}: shapes differ, {out['image'].shape} vs {out['spectrum'].shape}")
-    return out
-
-
-def load_indices(path: str) -> np.ndarray:
-    tensor = safe_load(path)
-    if not isinstance(tensor, torch.Tensor) or tensor.ndim != 1:
-        raise UserError(f"{path}: expected a 1-D tensor of row indices")
-    return tensor.numpy().astype(np.int64)

@@ -240,7 +240,7 @@ def load_reference(path: str, device: str | torch.device = "cpu", options: dict 
 
     The loader of the model-loader contract (`astroclip_eval.loaders`) for the reference model; it takes no options.
     """
-    from .checkpoints import safe_load
+    from .files import safe_load
     from .errors import UserError
 
     if options:

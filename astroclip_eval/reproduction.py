@@ -176,7 +176,7 @@ def from_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
 
 def load_reproduction(path: str, device: str | torch.device = "cpu", options: dict | None = None) -> ReproductionAstroCLIP:
     """Loader (`astroclip_eval.loaders` contract) for checkpoints written by the reproduction's training script."""
-    from .checkpoints import safe_load
+    from .files import safe_load
 
     if options:
         raise UserError(f"loader_options: the reproduction's model takes none, got {sorted(options)}")

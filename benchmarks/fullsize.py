@@ -10,7 +10,7 @@ script, the notebook kernel), from the kernel's accounting when the call is reap
 step read are the file's pages in the page cache after the step, evicted before it (`fincore`). The
 check fails (exit 1, one line per failure) when a step's peak exceeds `--limit-mb` plus the model's checkpoint size,
 when the valid-row count or an output's shape is off, or when the similarity step reads more than the images it
-draws could explain. The file is built by `astroclip_eval.tiled` (repeats a small simulation; see there).
+draws could explain. The file is built by `benchmarks/tiled.py` (repeats a small simulation; see there).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import yaml
 from astroclip_eval.data import split_sizes
 from astroclip_eval.model import ReferenceAstroCLIP
 from astroclip_eval.simulate import SurveyConfig, simulate
-from astroclip_eval.tiled import write_tiled
+from tiled import write_tiled  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from astroclip_eval.checkpoints import promote, safe_load, select_best, sha256
+from astroclip_eval.checkpoints import promote, select_best, sha256
+from astroclip_eval.files import safe_load
 from astroclip_eval.errors import UserError
 
 CALLBACK_KEY = "ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min', 'every_n_train_steps': 0, 'every_n_epochs': 1, 'train_time_interval': None}"

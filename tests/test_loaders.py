@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from astroclip_eval.data import Survey
-from astroclip_eval.embed import load_embeddings, load_indices
+from astroclip_eval.files import load_embeddings, load_indices
 from astroclip_eval.errors import UserError
 from astroclip_eval.loaders import load
 from astroclip_eval.redshift import evaluate

@@ -16,7 +16,8 @@ import pytest
 import torch
 import yaml
 
-from astroclip_eval.embed import load_embeddings, load_indices, shard_rows
+from astroclip_eval.embed import shard_rows
+from astroclip_eval.files import load_embeddings, load_indices
 from astroclip_eval.redshift import evaluate
 from conftest import ROOT, snakemake
 from reproduction_recipe import recipe_state_dict, spec_image_embedding, spec_spectrum_embedding, write_published, write_run_dir

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from astroclip_eval.data import Survey
-from astroclip_eval.embed import load_embeddings, load_indices
+from astroclip_eval.files import load_embeddings, load_indices
 from astroclip_eval.redshift import evaluate
 from conftest import snakemake
 

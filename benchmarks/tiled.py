@@ -16,9 +16,9 @@ import os
 import h5py
 import numpy as np
 
-from .atomic import atomic_path
-from .data import SPECTRUM_LENGTH, split_sizes
-from .errors import UserError
+from astroclip_eval.atomic import atomic_path
+from astroclip_eval.data import SPECTRUM_LENGTH, split_sizes
+from astroclip_eval.errors import UserError
 
 BLOCK_ROWS = 256
 
@@ -50,7 +50,7 @@ def write_tiled(
     zero, high_z = plant_invalid(n_valid, n_zero, n_high_z, list(keep), seed)
     size = source["images"].shape[1]
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["simulator"] = "astroclip_eval.tiled"
+        f.attrs["simulator"] = "benchmarks/tiled.py"
         first = 0  # validation row index of the current group's first tail row
         for g, n in enumerate(group_sizes(n_valid, n_groups)):
             grp = f.create_group(str(g))

@@ -1,0 +1,64 @@
+"""Reading the project's torch files safely: checkpoints (weights only, an explicit allow-list, so a crafted file
+cannot run code), and the embeddings and valid-row indices the workflow writes, which the notebooks read."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+
+def _allowed_globals() -> list[Any]:
+    """Types the project's own Lightning checkpoints hold besides tensors and builtins."""
+    from pytorch_lightning.utilities.parsing import AttributeDict
+
+    return [AttributeDict]
+
+
+class Refused(UserError):
+    """A checkpoint that needs types outside the allow-list."""
+
+
+def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load with weights_only=True; any failure becomes one UserError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        with torch.serialization.safe_globals(_allowed_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Refused(
+            f"{path}: refused to load: it needs types outside the safe allow-list ({first[:200]}); "
+            "only load checkpoints you trust"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise UserError(f"{path}: unreadable checkpoint (truncated or corrupt?): {str(exc).splitlines()[0][:200]}") from None
+
+
+def load_embeddings(image_path: str, spectrum_path: str) -> dict[str, np.ndarray]:
+    """{'image': (N, D), 'spectrum': (N, D)} float32 arrays from the embedding step's outputs."""
+    out = {}
+    for name, path in (("image", image_path), ("spectrum", spectrum_path)):
+        tensor = safe_load(path)
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim != 2:
+            raise UserError(f"{path}: expected a 2-D embedding tensor (N, D)")
+        out[name] = tensor.float().numpy()
+    if out["image"].shape != out["spectrum"].shape:
+        raise UserError(f"{image_path}, {spectrum_path}: shapes differ, {out['image'].shape} vs {out['spectrum'].shape}")
+    return out
+
+
+def load_indices(path: str) -> np.ndarray:
+    tensor = safe_load(path)
+    if not isinstance(tensor, torch.Tensor) or tensor.ndim != 1:
+        raise UserError(f"{path}: expected a 1-D tensor of row indices")
+    return tensor.numpy().astype(np.int64)
