@@ -1,20 +1,20 @@
 """The report's landing page: what was run, on what, with which software, and the results across models first.
 
 One self-contained HTML file (inline style, figure embedded as a data URI, no script), so it opens offline and
-inside the Snakemake report's frame alike.
+inside the Snakemake report's frame alike; the page is `templates/overview.html.j2`, filled here.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
-import html
 import importlib.metadata
 import platform
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pandas as pd
 
 from .redshift import MODALITIES
@@ -50,6 +50,9 @@ def _or_na(value: Any, fmt: str = "{}") -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
+TEMPLATE = jinja2.Environment(
+    loader=jinja2.PackageLoader("astroclip_eval", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+).get_template("overview.html.j2")
 ARCHITECTURES = {
     "released": "original AstroCLIP, released (ViT + SpecFormer)",
     "reproduction": "reproduction (ResNet-50 + spender)",
@@ -61,18 +64,6 @@ def _devices(shards: list[dict[str, Any]]) -> str:
     """Where a model's validation shards were embedded, e.g. 'cuda:0 (NVIDIA H100): 4 shards'."""
     counts = Counter(s["device"] for s in shards)
     return "; ".join(f"{d}: {n} shard{'s' if n > 1 else ''}" for d, n in counts.items())
-
-
-def _table(header: list[str], rows: list[list[Any]], numeric: set[int] = frozenset(), attrs: list[str] | None = None) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = []
-    for i, row in enumerate(rows):
-        cells = "".join(
-            f'<td class="num">{html.escape(str(v))}</td>' if j in numeric else f"<td>{html.escape(str(v))}</td>"
-            for j, v in enumerate(row)
-        )
-        body.append(f"<tr{attrs[i] if attrs else ''}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def render(
@@ -101,11 +92,7 @@ def render(
     r2 = summary.set_index(["model", "protocol", "query", "target"])["r2"]
     keys = list(dict.fromkeys(zip(summary["model"], summary["protocol"])))
     r2_rows = [[m, int(dims[m]), p, *[f"{r2[(m, p, q, t)]:.3f}" for q, t in pairs]] for m, p in keys]
-    r2_attrs = [
-        f' data-model="{html.escape(m)}" data-protocol="{p}" '
-        + " ".join(f'data-{q}-{t}="{float(r2[(m, p, q, t)])!r}"' for q, t in pairs)
-        for m, p in keys
-    ]
+    r2_attrs = [{"model": m, "protocol": p, **{f"{q}-{t}": repr(float(r2[(m, p, q, t)])) for q, t in pairs}} for m, p in keys]
     settings = [
         ["dataset", config["dataset"]["path"]],
         ["valid rows", f"redshift in [{z_min}, {z_max}], spectrum finite and not all zero"],
@@ -119,30 +106,17 @@ def render(
         ["embedding", f"batch {config['embedding']['batch_size']}, {config['embedding']['shards']} shard(s), "
                       f"precision {config['embedding']['precision']}, device {config['embedding']['device']}"],
     ]
-    image = base64.b64encode(Path(figure).read_bytes()).decode()
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>AstroCLIP evaluation: overview</title><style>{STYLE}</style></head>
-<body>
-<h1>AstroCLIP evaluation: overview</h1>
-<p class="note">Written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Every model's figures, tables and
-executed notebooks are under its own category in the report.</p>
-<h2>Results across models</h2>
-<img id="summary-figure" alt="kNN redshift R^2 against embedding dimension" src="data:image/png;base64,{image}">
-<p class="note">Redshift R^2 on the valid validation rows (1 is perfect; 0 is no better than the mean redshift).
-Protocols: <em>reproduction</em>, the mean redshift of the k nearest validation galaxies; <em>zero_shot</em>, the
-AstroCLIP paper's distance-weighted kNN on standardised embeddings fitted on the train split; <em>few_shot</em>, an MLP
-trained on the train split. Columns are query modality -&gt; neighbour (or training) modality: "spectrum -&gt; image"
-means each galaxy's spectrum embedding was compared with image embeddings.</p>
-{_table(["model", "embedding dim", "protocol", *[f"{q} -> {t}" for q, t in pairs]], r2_rows, numeric={1, 3, 4, 5, 6}, attrs=r2_attrs)}
-<h2>Data</h2>
-<p>{n:,} validation rows, <strong>{n_valid:,} valid</strong>, {n - n_valid:,} left out (a row may fail for
-several reasons):</p>
-{_table(["reason", "rows"], reasons, numeric={1})}
-<h2>Models</h2>
-{_table(["model", "architecture", "embedding dim", "promoted checkpoint", "epoch", "val/loss", "embedded on"], models, numeric={2, 4, 5})}
-<h2>Settings</h2>
-{_table(["step", "setting"], settings)}
-<h2>Software</h2>
-{_table(["package", "version"], [[k, v] for k, v in software.items()])}
-</body></html>
-"""
+    return TEMPLATE.render(
+        style=STYLE,
+        written=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        image=base64.b64encode(Path(figure).read_bytes()).decode(),
+        r2_header=["model", "embedding dim", "protocol", *[f"{q} -> {t}" for q, t in pairs]],
+        r2_rows=r2_rows,
+        r2_attrs=r2_attrs,
+        n=n,
+        n_valid=n_valid,
+        reasons=reasons,
+        models=models,
+        settings=settings,
+        software=list(software.items()),
+    )
