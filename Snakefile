@@ -16,7 +16,6 @@ if not workflow.config_settings.configfiles:  # the demo, unless the user names 
     configfile: "config/config.yaml"
 
 
-
 try:  # one clear line naming the key, instead of a schema dump
     check_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 except UserError as error:
@@ -43,6 +42,6 @@ report: "workflow/report/workflow.rst"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

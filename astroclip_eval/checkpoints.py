@@ -65,7 +65,9 @@ def stored_score(path: str | os.PathLike) -> CheckpointScore:
     for key, state in (ckpt.get("callbacks") or {}).items():
         if str(key).startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("monitor"):
             if "'mode': 'max'" in str(key):
-                raise UserError(f"{path}: ModelCheckpoint monitored {state['monitor']} with mode 'max'; expected a loss (mode 'min')")
+                raise UserError(
+                    f"{path}: ModelCheckpoint monitored {state['monitor']} with mode 'max'; expected a loss (mode 'min')"
+                )
             monitor = str(state["monitor"])
             value = state.get("current_score")
             score = float(value) if value is not None else None

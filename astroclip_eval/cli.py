@@ -20,7 +20,9 @@ def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentPar
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if args.log:
         handlers.append(logging.FileHandler(args.log, mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
+    )
     try:
         main(args)
     except UserError as exc:

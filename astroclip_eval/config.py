@@ -33,12 +33,20 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
     for name, entry in config["models"].items():
         given = [k for k in ("checkpoint_dir", "checkpoint", "train") if k in entry]
         if len(given) != 1:
-            raise UserError(f"config: 'models.{name}' must give exactly one of checkpoint_dir, checkpoint, train (got {given or 'none'})")
+            raise UserError(
+                f"config: 'models.{name}' must give exactly one of checkpoint_dir, checkpoint, train (got {given or 'none'})"
+            )
         trained = entry.get("train", {}).get("embedding_dim")
         if trained is not None and entry.get("embedding_dim", trained) != trained:
-            raise UserError(f"config: 'models.{name}.embedding_dim' ({entry['embedding_dim']}) differs from 'models.{name}.train.embedding_dim' ({trained})")
+            raise UserError(
+                f"config: 'models.{name}.embedding_dim' ({entry['embedding_dim']}) differs from "
+                f"'models.{name}.train.embedding_dim' ({trained})"
+            )
         if entry["loader"] != AUTO_LOADER and not LOADER_SPEC.match(entry["loader"]):
-            raise UserError(f"config: 'models.{name}.loader': '{entry['loader']}' is neither 'auto' nor of the form 'package.module:function'")
+            raise UserError(
+                f"config: 'models.{name}.loader': '{entry['loader']}' is neither 'auto' nor of the form "
+                "'package.module:function'"
+            )
     _check_no_collision(config)
     valid = config["valid"]
     if valid["z_min"] > valid["z_max"]:

@@ -34,7 +34,6 @@ from .errors import UserError
 from .plan import AUTO_LOADER, LOADER_SPEC
 
 
-
 class Embedder(Protocol):
     def embed_images(self, images: torch.Tensor) -> torch.Tensor: ...
 
@@ -53,7 +52,9 @@ def load(spec: str, checkpoint: str, device: torch.device, options: dict[str, An
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UserError(f"{where}: cannot import '{module_name}' ({exc}); is it installed in the workflow's environment?") from None
+        raise UserError(
+            f"{where}: cannot import '{module_name}' ({exc}); is it installed in the workflow's environment?"
+        ) from None
     function = getattr(module, function_name, None)
     if not callable(function):
         raise UserError(f"{where}: '{module_name}' has no function '{function_name}'")

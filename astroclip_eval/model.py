@@ -18,7 +18,6 @@ from torch import nn
 from .data import ARCSINH_SOFTENING, SPECTRUM_LENGTH, wavelength_grid
 
 
-
 class ResBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
@@ -240,8 +239,8 @@ def load_reference(path: str, device: str | torch.device = "cpu", options: dict 
 
     The loader of the model-loader contract (`astroclip_eval.loaders`) for the reference model; it takes no options.
     """
-    from .files import safe_load
     from .errors import UserError
+    from .files import safe_load
 
     if options:
         raise UserError(f"loader_options: the reference model takes none, got {sorted(options)}")

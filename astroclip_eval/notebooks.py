@@ -51,7 +51,13 @@ def execute(
     running = output.with_name(f".{output.stem}.running.ipynb")  # papermill wants an .ipynb name
     try:
         papermill.execute_notebook(
-            str(notebook), str(running), parameters=parameters, kernel_name="python3", language="python", cwd=".", progress_bar=False
+            str(notebook),
+            str(running),
+            parameters=parameters,
+            kernel_name="python3",
+            language="python",
+            cwd=".",
+            progress_bar=False,
         )
     except PapermillExecutionError as exc:
         failed_copy.parent.mkdir(parents=True, exist_ok=True)

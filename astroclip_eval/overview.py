@@ -19,7 +19,17 @@ import pandas as pd
 
 from .redshift import MODALITIES
 
-PACKAGES = ("astroclip-eval", "snakemake", "torch", "pytorch-lightning", "numpy", "h5py", "scikit-learn", "matplotlib", "papermill")
+PACKAGES = (
+    "astroclip-eval",
+    "snakemake",
+    "torch",
+    "pytorch-lightning",
+    "numpy",
+    "h5py",
+    "scikit-learn",
+    "matplotlib",
+    "papermill",
+)
 REASONS = {
     "zero_spectrum": "spectrum all zero",
     "nonfinite_spectrum": "spectrum with NaN or inf",
@@ -96,15 +106,34 @@ def render(
     settings = [
         ["dataset", config["dataset"]["path"]],
         ["valid rows", f"redshift in [{z_min}, {z_max}], spectrum finite and not all zero"],
-        ["redshift protocols", ", ".join(config["redshift"]["protocols"])
-                               + f" (zero_shot k = {config['redshift']['zero_shot_neighbours']})"],
-        ["kNN redshift", f"k = {config['redshift']['n_neighbours']}, mean of neighbours' redshifts by cosine similarity, "
-                         f"{'query left out of its own in-modal neighbours' if config['redshift']['exclude_self'] else 'query kept among its own neighbours (as the seed notebook)'}"],
-        ["similarity search", f"queries {config['similarity']['query_indices']}, top {config['similarity']['top_k']} per mode, "
-                              f"candidates: {config['similarity']['rows']} rows, "
-                              f"{'query left out of its own in-modal matches' if config['similarity']['exclude_self'] else 'query kept as its own first in-modal match (as the seed notebook)'}"],
-        ["embedding", f"batch {config['embedding']['batch_size']}, {config['embedding']['shards']} shard(s), "
-                      f"precision {config['embedding']['precision']}, device {config['embedding']['device']}"],
+        [
+            "redshift protocols",
+            ", ".join(config["redshift"]["protocols"]) + f" (zero_shot k = {config['redshift']['zero_shot_neighbours']})",
+        ],
+        [
+            "kNN redshift",
+            f"k = {config['redshift']['n_neighbours']}, mean of neighbours' redshifts by cosine similarity, "
+            + (
+                "query left out of its own in-modal neighbours"
+                if config["redshift"]["exclude_self"]
+                else "query kept among its own neighbours (as the seed notebook)"
+            ),
+        ],
+        [
+            "similarity search",
+            f"queries {config['similarity']['query_indices']}, top {config['similarity']['top_k']} per mode, "
+            f"candidates: {config['similarity']['rows']} rows, "
+            + (
+                "query left out of its own in-modal matches"
+                if config["similarity"]["exclude_self"]
+                else "query kept as its own first in-modal match (as the seed notebook)"
+            ),
+        ],
+        [
+            "embedding",
+            f"batch {config['embedding']['batch_size']}, {config['embedding']['shards']} shard(s), "
+            f"precision {config['embedding']['precision']}, device {config['embedding']['device']}",
+        ],
     ]
     return TEMPLATE.render(
         style=STYLE,

@@ -140,7 +140,9 @@ def read_architecture(ckpt: dict, path: str | os.PathLike) -> Architecture:
     for name, node in containers:
         if chunked:
             r.kind(node, f"{at}.blocks.{name}", "", "BlockChunk")
-            members = [(f"{name}.{i}", b) for i, b in node.state["_modules"].items() if not (class_path(b) or "").endswith("Identity")]
+            members = [
+                (f"{name}.{i}", b) for i, b in node.state["_modules"].items() if not (class_path(b) or "").endswith("Identity")
+            ]
             chunks.append([int(n.split(".")[1]) for n, _ in members])
             blocks += members
         else:

@@ -21,7 +21,6 @@ from .neighbours import block_rows
 from .redshift import MODALITIES, r2_score
 
 
-
 def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension mean and standard deviation of the training embeddings (a constant dimension gets std 1)."""
     mean, std = train.mean(axis=0), train.std(axis=0)
@@ -60,7 +59,13 @@ def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, epochs: 
     x = torch.as_tensor(train, dtype=torch.float32)
     y = torch.as_tensor(z_train, dtype=torch.float32)
     dim = x.shape[1]
-    layers = [torch.nn.Linear(dim, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, 1)]
+    layers = [
+        torch.nn.Linear(dim, hidden),
+        torch.nn.GELU(),
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.GELU(),
+        torch.nn.Linear(hidden, 1),
+    ]
     with torch.no_grad():
         for layer in layers:
             if isinstance(layer, torch.nn.Linear):

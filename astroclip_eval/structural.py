@@ -129,7 +129,9 @@ def read(path: str | os.PathLike) -> Any:
     except zipfile.BadZipFile:
         raise UserError(f"{path}: not a torch checkpoint archive (not a zip file)") from None
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise UserError(f"{path}: unreadable checkpoint: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+        raise UserError(
+            f"{path}: unreadable checkpoint: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        ) from None
 
 
 def class_path(obj: Any) -> str | None:

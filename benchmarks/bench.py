@@ -32,8 +32,8 @@ from astroclip_eval.data import SPECTRUM_LENGTH, Survey
 from astroclip_eval.embed import PRECISIONS, embed_split, prepare, resolve_device
 from astroclip_eval.model import ReferenceAstroCLIP
 from astroclip_eval.polymathic import Architecture, ReleasedAstroCLIP
-from astroclip_eval.reproduction import ReproductionAstroCLIP
 from astroclip_eval.redshift import MODALITIES, evaluate
+from astroclip_eval.reproduction import ReproductionAstroCLIP
 from astroclip_eval.valid import valid_mask, valid_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +116,9 @@ def evict(path: Path) -> None:
         os.close(fd)
 
 
-def seed_style_knn(query: np.ndarray, target: np.ndarray, z: np.ndarray, k: int, exclude_self: bool, rows: np.ndarray) -> np.ndarray:
+def seed_style_knn(
+    query: np.ndarray, target: np.ndarray, z: np.ndarray, k: int, exclude_self: bool, rows: np.ndarray
+) -> np.ndarray:
     """The seed's per-row kNN: for each query, cosine similarity to every target, a full sort, the mean of the top k."""
     out = np.empty(rows.size, dtype=np.float32)
     for j, i in enumerate(rows):
@@ -261,8 +263,15 @@ def bench_knn(args: argparse.Namespace) -> list[tuple]:
             seed = seed_style_knn(emb[q], emb[t], z, k, q == t, rows)
             t_seed += (time.perf_counter() - t0) * n / rows.size  # per-query time, scaled to all n queries
             np.testing.assert_allclose(predictions[(q, t)][rows], seed, rtol=1e-6)  # same predictions
-    return [(f"kNN redshift, 4 combinations, {n:,} x {d}", f"{t_ours:.2f} s", f"{t_seed:.1f} s (per-row loop, from {rows.size:,} queries)",
-             f"{t_seed / t_ours:.1f}x faster", ">= 3x, same predictions")]
+    return [
+        (
+            f"kNN redshift, 4 combinations, {n:,} x {d}",
+            f"{t_ours:.2f} s",
+            f"{t_seed:.1f} s (per-row loop, from {rows.size:,} queries)",
+            f"{t_seed / t_ours:.1f}x faster",
+            ">= 3x, same predictions",
+        )
+    ]
 
 
 def bench_dry_run(args: argparse.Namespace, workdir: Path) -> list[tuple]:
@@ -275,7 +284,20 @@ def bench_dry_run(args: argparse.Namespace, workdir: Path) -> list[tuple]:
         models[f"m{i}"] = {"checkpoint": f"ckpt/m{i}.ckpt"}
     config = {"dataset": {"path": "survey.h5"}, "models": models, "embedding": {"shards": 64}}
     (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-n", "--cores", "2", "--quiet", "all"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(workdir),
+        "-n",
+        "--cores",
+        "2",
+        "--quiet",
+        "all",
+    ]
     # The SLURM executor plugin asks `scontrol show config` when it is imported; where the SLURM client is installed
     # but no controller answers (a workstation), that waits ~9 s. A stub that fails at once stands in for it, as
     # on a machine without SLURM or a login node whose controller answers in milliseconds.
@@ -308,7 +330,9 @@ def main() -> None:
     parser.add_argument("--knn-rows", type=int, default=40_000)
     parser.add_argument("--knn-sample", type=int, default=1_000, help="queries timed for the per-row loop")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--only", nargs="*", default=["embedding", "reproduction", "released", "valid", "chain", "knn", "dry-run"])
+    parser.add_argument(
+        "--only", nargs="*", default=["embedding", "reproduction", "released", "valid", "chain", "knn", "dry-run"]
+    )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 
@@ -318,8 +342,11 @@ def main() -> None:
         if {"embedding", "reproduction", "released", "valid", "chain"} & set(args.only):
             t0 = time.perf_counter()
             build_survey(path, args.rows, args.image_size)
-            print(f"built {path.stat().st_size / 1e9:.2f} GB ({args.rows:,} rows, {args.image_size}px) in {time.perf_counter() - t0:.0f} s",
-                  file=sys.stderr)
+            print(
+                f"built {path.stat().st_size / 1e9:.2f} GB ({args.rows:,} rows, {args.image_size}px) "
+                f"in {time.perf_counter() - t0:.0f} s",
+                file=sys.stderr,
+            )
         if "embedding" in args.only:
             rows += bench_embedding(args, path, "reference")
         if "reproduction" in args.only:

@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from tiled import write_tiled  # beside this script
 
 from astroclip_eval.data import split_sizes
 from astroclip_eval.model import ReferenceAstroCLIP
 from astroclip_eval.simulate import SurveyConfig, simulate
-from tiled import write_tiled  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -210,5 +210,7 @@ def spec_spectrum_embedding(sd: dict, spectra: np.ndarray) -> np.ndarray:
             x = F.max_pool1d(x, pool, stride=pool, padding=pool // 2)
     h, a = x[:, :256], x[:, 256:]
     features = (h * torch.softmax(a, dim=2)).sum(dim=2)
-    e = F.linear(F.relu(F.linear(features, sd[f"{p}.mlp.0.weight"], sd[f"{p}.mlp.0.bias"])), sd[f"{p}.mlp.2.weight"], sd[f"{p}.mlp.2.bias"])
+    e = F.linear(
+        F.relu(F.linear(features, sd[f"{p}.mlp.0.weight"], sd[f"{p}.mlp.0.bias"])), sd[f"{p}.mlp.2.weight"], sd[f"{p}.mlp.2.bias"]
+    )
     return (e / e.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy()

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from astroclip_eval.atomic import atomic_path, write_json
-from conftest import ROOT
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -94,7 +94,10 @@ def test_a_failing_notebook_cell_is_one_line_and_leaves_no_output(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "mode = \"ok\"" in "".join(c.source for c in nbformat.read(out, as_version=4).cells)
     assert not failed.exists()
-    for mode, fragment in (("user", "similarity.query_indices: row 2 is not a valid row"), ("crash", "raised ZeroDivisionError: division by zero")):
+    for mode, fragment in (
+        ("user", "similarity.query_indices: row 2 is not a valid row"),
+        ("crash", "raised ZeroDivisionError: division by zero"),
+    ):
         bad, out, failed = run_with(mode)
         errors = [line for line in bad.stderr.splitlines() if "ERROR" in line]
         assert bad.returncode == 1 and len(errors) == 1 and fragment in errors[0], bad.stderr

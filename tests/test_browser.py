@@ -14,7 +14,6 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, snakemake
 from system import Unavailable, ensure_packages
 

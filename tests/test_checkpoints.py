@@ -7,10 +7,13 @@ import pytest
 import torch
 
 from astroclip_eval.checkpoints import promote, select_best, sha256
-from astroclip_eval.files import safe_load
 from astroclip_eval.errors import UserError
+from astroclip_eval.files import safe_load
 
-CALLBACK_KEY = "ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min', 'every_n_train_steps': 0, 'every_n_epochs': 1, 'train_time_interval': None}"
+CALLBACK_KEY = (
+    "ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min', 'every_n_train_steps': 0, 'every_n_epochs': 1, "
+    "'train_time_interval': None}"
+)
 
 
 def lightning_ckpt(path: Path, epoch: int, score: float) -> None:
@@ -19,7 +22,13 @@ def lightning_ckpt(path: Path, epoch: int, score: float) -> None:
         {
             "epoch": epoch,
             "state_dict": {"w": torch.full((2,), float(epoch))},
-            "callbacks": {CALLBACK_KEY: {"monitor": "val/loss", "current_score": torch.tensor(score), "best_model_score": torch.tensor(score)}},
+            "callbacks": {
+                CALLBACK_KEY: {
+                    "monitor": "val/loss",
+                    "current_score": torch.tensor(score),
+                    "best_model_score": torch.tensor(score),
+                }
+            },
         },
         path,
     )

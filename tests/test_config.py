@@ -6,10 +6,10 @@ import sys
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from astroclip_eval.config import check
 from astroclip_eval.errors import UserError
-from conftest import ROOT
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 DEMO = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -38,9 +38,16 @@ CASES = [
     (_with("models", {"m": {"checkpoint": "a.ckpt", "embedding_dim": 0}}), "models.m.embedding_dim", "minimum"),
     (_with("embedding.device", "gpu"), "embedding.device", "does not match"),
     (_with("similarity.rows", "some"), "similarity.rows", "is not one of"),
-    (_with("models", {"t": {"train": {"embedding_dim": 8}}, "m": {"checkpoint_dir": "out/astroclip_ckpt_t"}}),
-     "models.m.checkpoint_dir", "where model 't' is trained"),
-    (_with("models", {"m": {"checkpoint": "a.ckpt", "loader": "auto-detect"}}), "models.m.loader", "is neither 'auto' nor of the form 'package.module:function'"),
+    (
+        _with("models", {"t": {"train": {"embedding_dim": 8}}, "m": {"checkpoint_dir": "out/astroclip_ckpt_t"}}),
+        "models.m.checkpoint_dir",
+        "where model 't' is trained",
+    ),
+    (
+        _with("models", {"m": {"checkpoint": "a.ckpt", "loader": "auto-detect"}}),
+        "models.m.loader",
+        "is neither 'auto' nor of the form 'package.module:function'",
+    ),
 ]
 
 

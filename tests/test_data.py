@@ -5,10 +5,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import write_groups
 
 from astroclip_eval.data import Survey, split_sizes, wavelength_grid
 from astroclip_eval.errors import UserError
-from conftest import write_groups
 
 
 def test_wavelength_grid_is_desi():

@@ -10,7 +10,6 @@ import sys
 
 import h5py
 import numpy as np
-
 from conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("fullsize", ROOT / "benchmarks/fullsize.py")

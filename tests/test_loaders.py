@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import ROOT, snakemake, write_groups
 
 from astroclip_eval.data import Survey
-from astroclip_eval.files import load_embeddings, load_indices
 from astroclip_eval.errors import UserError
+from astroclip_eval.files import load_embeddings, load_indices
 from astroclip_eval.loaders import load
 from astroclip_eval.redshift import evaluate
-from conftest import ROOT, snakemake, write_groups
 
 PLUGINS = ROOT / "tests/plugins"
 sys.path.insert(0, str(PLUGINS))
@@ -62,8 +62,10 @@ def test_an_unexpected_failure_leaves_its_traceback_in_the_rules_log(tmp_path):
     (tmp_path / "config").mkdir()
     write_groups(tmp_path / "survey.h5", [30, 25], image_size=16)
     toy_astroclip.write_checkpoint(str(tmp_path / "toy.pt"), dim=6)
-    config = {"dataset": {"path": "survey.h5"},
-              "models": {"broken": {"checkpoint": "toy.pt", "loader": "toy_astroclip:load_failing", "loader_options": {"crop": 12}}}}
+    config = {
+        "dataset": {"path": "survey.h5"},
+        "models": {"broken": {"checkpoint": "toy.pt", "loader": "toy_astroclip:load_failing", "loader_options": {"crop": 12}}},
+    }
     (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(config))
     shard = "cache/broken/embedding_shards/0-of-1.pt"
     run = _with_plugins_on_path(lambda: snakemake(tmp_path, shard))

@@ -71,7 +71,12 @@ def test_similarity_top_k_brute_force(emb):
     queries = [10, 52]
     table = search(embeddings, valid, queries, k=3)
     assert len(table) == 4 * 2 * 3
-    pairs = {"sp-sp": ("spectrum", "spectrum"), "im-im": ("image", "image"), "sp-im": ("spectrum", "image"), "im-sp": ("image", "spectrum")}
+    pairs = {
+        "sp-sp": ("spectrum", "spectrum"),
+        "im-im": ("image", "image"),
+        "sp-im": ("spectrum", "image"),
+        "im-sp": ("image", "spectrum"),
+    }
     for mode, (qm, tm) in pairs.items():
         for q in queries:
             cos = embeddings[tm][valid] @ embeddings[qm][q]

@@ -20,14 +20,23 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
     fig, ax = plt.subplots()
     ax.plot([1, 2])
     fig.savefig(tmp_path / "fig.png")
-    config = {"dataset": {"path": "data/demo/survey.h5"}, "redshift": {"n_neighbours": 16, "exclude_self": True, "protocols": ["reproduction", "zero_shot"],
-                                                                  "zero_shot_neighbours": 64},
-              "similarity": {"query_indices": [3, 300], "top_k": 3, "exclude_self": True, "rows": "valid"},
-              "embedding": {"batch_size": 256, "shards": 2, "precision": "32", "device": "auto"}}
+    config = {
+        "dataset": {"path": "data/demo/survey.h5"},
+        "redshift": {
+            "n_neighbours": 16,
+            "exclude_self": True,
+            "protocols": ["reproduction", "zero_shot"],
+            "zero_shot_neighbours": 64,
+        },
+        "similarity": {"query_indices": [3, 300], "top_k": 3, "exclude_self": True, "rows": "valid"},
+        "embedding": {"batch_size": 256, "shards": 2, "precision": "32", "device": "auto"},
+    }
     valid = {"n_rows": 1600, "n_valid": 1556, "z_min": 0.0, "z_max": 0.8,
              "invalid_by_reason": {"zero_spectrum": 17, "nonfinite_spectrum": 0, "redshift_out_of_range": 28}}
-    ckpts = {m: {"source": f"out/astroclip_ckpt_{m}/astroclip-epoch=18-min.ckpt", "epoch": 18, "monitor": "val/loss", "score": 3.21}
-             for m in ("dim16", "dim128")}
+    ckpts = {
+        m: {"source": f"out/astroclip_ckpt_{m}/astroclip-epoch=18-min.ckpt", "epoch": 18, "monitor": "val/loss", "score": 3.21}
+        for m in ("dim16", "dim128")
+    }
     embedded = {"dim16": {"dim": 16, "shards": [{"rows": [0, 800], "device": "cpu"}, {"rows": [800, 1600], "device": "cpu"}]},
                 "dim128": {"dim": 128, "shards": [{"rows": [0, 1600], "device": "cuda:0 (NVIDIA H100 80GB HBM3)"}]}}
     page = render(config, valid, summary, ckpts, embedded, tmp_path / "fig.png", versions())

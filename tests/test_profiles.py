@@ -5,9 +5,8 @@ import os
 
 import pytest
 import yaml
-from snakemake.cli import parse_args
-
 from conftest import ROOT
+from snakemake.cli import parse_args
 
 
 @pytest.fixture

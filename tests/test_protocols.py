@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 from sklearn.metrics import r2_score
-from sklearn.neural_network import MLPRegressor
 from sklearn.neighbors import KNeighborsRegressor
+from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 
 from astroclip_eval import neighbours, protocols

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import ROOT, snakemake
+from reproduction_recipe import recipe_state_dict, spec_image_embedding, spec_spectrum_embedding, write_published, write_run_dir
 
 from astroclip_eval.embed import shard_rows
 from astroclip_eval.files import load_embeddings, load_indices
 from astroclip_eval.redshift import evaluate
-from conftest import ROOT, snakemake
-from reproduction_recipe import recipe_state_dict, spec_image_embedding, spec_spectrum_embedding, write_published, write_run_dir
 
 SIZES = [38, 25, 47, 31, 22, 53, 29, 41, 35, 19]  # uneven groups: 72 validation rows, 268 train rows
 RELEASED = ROOT / "tests/data/polymathic-tiny.ckpt"
@@ -172,3 +172,5 @@ def test_released_model_beside_the_reproduction(paper):
     assert dict(summary.drop_duplicates("model")[["model", "embedding_dim"]].values) == {"dim128": 128, "paper": 64}
     overview = (results / "summary/overview.html").read_text()
     assert "original AstroCLIP, released" in overview and "reproduction (ResNet-50 + spender)" in overview
+    assert "k = 16, mean of neighbours' redshifts by cosine similarity, query kept among its own neighbours" in overview
+    assert "candidates: all rows, query kept as its own first in-modal match" in overview

@@ -111,7 +111,9 @@ def _eps(tree):
 
 def _tanh_gelu(tree):
     spec = tree["hyper_parameters"]["spectrum_encoder"].state["_modules"]["backbone"]
-    spec.state["_modules"]["blocks"].state["_modules"]["0"].state["_modules"]["mlp"].state["_modules"]["activation"].state["approximate"] = "tanh"
+    spec.state["_modules"]["blocks"].state["_modules"]["0"].state["_modules"]["mlp"].state["_modules"]["activation"].state[
+        "approximate"
+    ] = "tanh"
 
 
 @pytest.mark.parametrize("change,fragment", [

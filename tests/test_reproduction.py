@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
+from reproduction_recipe import GOLDEN, checkpoint, recipe_rows, recipe_state_dict
 
 from astroclip_eval.errors import UserError
 from astroclip_eval.loaders import load
 from astroclip_eval.reproduction import ReproductionAstroCLIP
-from conftest import ROOT
-from reproduction_recipe import GOLDEN, checkpoint, recipe_rows, recipe_state_dict
 
 CPU = torch.device("cpu")
 # Rows 3 (all zeros) and 10 (constant 2.0) standardise to exact zeros: what the spectrum encoder then returns is its

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from conftest import ROOT
 
 TINY = ROOT / "tests/slurm/config.yaml"
@@ -52,12 +51,17 @@ def test_sigkill_mid_embedding_then_rerun_incomplete(tmp_path):
         time.sleep(0.05)
     os.killpg(run.pid, signal.SIGKILL)  # the scheduler and the job die together, as on a preempted node
     run.wait()
-    assert not list((killed / "cache/tiny").glob("embedding_shards/*.pt")) and not (killed / "cache/tiny/image_embeddings.pt").exists()
+    assert (
+        not list((killed / "cache/tiny").glob("embedding_shards/*.pt"))
+        and not (killed / "cache/tiny/image_embeddings.pt").exists()
+    )
 
     # What a user does after a kill: release the stale lock, then rerun what was incomplete.
     unlock = subprocess.run(_cmd(killed, "--unlock"), capture_output=True, text=True, timeout=120)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
-    resumed = subprocess.run(_cmd(killed, "--until", "merge_embeddings", "--rerun-incomplete"), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        _cmd(killed, "--until", "merge_embeddings", "--rerun-incomplete"), capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for name in ("image_embeddings.pt", "spectrum_embeddings.pt"):
         assert torch.equal(torch.load(killed / f"cache/tiny/{name}"), torch.load(reference / f"cache/tiny/{name}"))

@@ -2,10 +2,10 @@
 
 import h5py
 import numpy as np
+from tiled import group_sizes, write_tiled  # benchmarks/tiled.py
 
 from astroclip_eval.data import Survey
 from astroclip_eval.valid import valid_rows
-from tiled import group_sizes, write_tiled  # benchmarks/tiled.py
 
 
 def source(n: int = 40, size: int = 20) -> dict[str, np.ndarray]:

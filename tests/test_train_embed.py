@@ -4,11 +4,11 @@ import csv
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 
 from astroclip_eval import simulate as sim
 from astroclip_eval.checkpoints import select_best, stored_score
@@ -17,7 +17,6 @@ from astroclip_eval.embed import embed_split, merge_shards, prefetch, resolve_de
 from astroclip_eval.errors import UserError
 from astroclip_eval.model import load_reference
 from astroclip_eval.train import TrainConfig, train
-from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +25,13 @@ def trained(tmp_path_factory):
     cfg = sim.SurveyConfig(n_galaxies=200, image_size=24, processes=1, seed=3)
     survey = tmp / "survey.h5"
     sim.write_survey(survey, sim.simulate(cfg), cfg.n_groups)
-    run = train(survey, tmp / "astroclip_ckpt_tiny", TrainConfig(embedding_dim=8, max_epochs=3, batch_size=32, lr=2e-3, weight_decay=0.05, image_crop=16, seed=0,
-                                                                 z_min=0.0, z_max=0.8))
+    run = train(
+        survey,
+        tmp / "astroclip_ckpt_tiny",
+        TrainConfig(
+            embedding_dim=8, max_epochs=3, batch_size=32, lr=2e-3, weight_decay=0.05, image_crop=16, seed=0, z_min=0.0, z_max=0.8
+        ),
+    )
     return survey, run
 
 

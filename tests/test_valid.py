@@ -1,11 +1,11 @@
 """Valid rows against a hand-built file with every kind of invalid row."""
 
+import h5py
 import numpy as np
+from conftest import write_groups
 
 from astroclip_eval.data import Survey
 from astroclip_eval.valid import reason_masks, valid_rows
-from conftest import write_groups
-import h5py
 
 
 def test_each_invalid_kind(tmp_path):

@@ -5,11 +5,11 @@ import json
 import nbformat
 import numpy as np
 import pandas as pd
+from conftest import snakemake
 
 from astroclip_eval.data import Survey
 from astroclip_eval.files import load_embeddings, load_indices
 from astroclip_eval.redshift import evaluate
-from conftest import snakemake
 
 
 def test_demo_outputs_and_values(demo):
@@ -25,7 +25,9 @@ def test_demo_outputs_and_values(demo):
         dim = cfg["models"][model]["train"]["embedding_dim"]
         meta = json.loads((demo / f"cache/{model}/astroclip_model.json").read_text())
         assert meta["monitor"] == "val/loss" and "-min" in meta["source"]
-        emb = load_embeddings(str(demo / f"cache/{model}/image_embeddings.pt"), str(demo / f"cache/{model}/spectrum_embeddings.pt"))
+        emb = load_embeddings(
+            str(demo / f"cache/{model}/image_embeddings.pt"), str(demo / f"cache/{model}/spectrum_embeddings.pt")
+        )
         assert emb["image"].shape == (1600, dim)
         np.testing.assert_allclose(np.linalg.norm(emb["spectrum"], axis=1), 1.0, rtol=1e-5)
         table = pd.read_csv(demo / f"results/{model}/redshift_r2.csv")

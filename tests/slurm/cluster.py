@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from system import Unavailable, ensure_packages
+from system import ensure_packages
 
 PACKAGES = ("slurm-wlm", "munge")
 NODE = "localhost"

@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT
-
 from system import Unavailable
 
 from .cluster import Cluster
@@ -106,7 +104,9 @@ def test_demo_through_slurm(cluster, slurm_run, tmp_path):
     for job in jobs(cluster).values():
         by_rule.setdefault(rule_of(job), []).append(job)
     # Heavy rules went through sbatch; light ones (promotion, notebook HTML, summary) stayed local.
-    assert {"simulate_survey", "train_model", "embed", "valid_indices", "redshift_notebook", "similarity_notebook"} <= set(by_rule)
+    assert {"simulate_survey", "train_model", "embed", "valid_indices", "redshift_notebook", "similarity_notebook"} <= set(
+        by_rule
+    )
     assert not {"promote_checkpoint", "merge_embeddings", "notebook_html", "summary"} & set(by_rule)
     unfinished = [f"job {j['JobId']} ({rule_of(j)}): {j['JobState']}, reason {j.get('Reason')}, exit {j.get('ExitCode')}, "
                   f"log {j.get('StdOut')}" for js in by_rule.values() for j in js if j["JobState"] != "COMPLETED"]

@@ -4,7 +4,6 @@ import os
 
 from astroclip_eval.plan import SIMILARITY_MODES, fitted_on_train, trained_run_dir
 
-
 CACHE = config["cache_dir"]
 RESULTS = config["results_dir"]
 LOGS = f"{RESULTS}/logs"
@@ -14,6 +13,7 @@ SHARDS = config["embedding"]["shards"]
 MODELS = list(config["models"])
 TRAINED = [m for m in MODELS if "train" in config["models"][m]]
 NOTEBOOKS = ["redshift", "similarity"]
+
 
 wildcard_constraints:
     model="|".join(MODELS),

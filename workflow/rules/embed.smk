@@ -10,6 +10,15 @@ rule embed:
         dataset=DATASET,
     output:
         f"{CACHE}/{{model}}/embedding_shards/{{split}}{{shard}}-of-{SHARDS}.pt",
+    log:
+        f"{LOGS}/embed/{{model}}/{{split}}{{shard}}-of-{SHARDS}.log",
+    benchmark:
+        f"{BENCH}/embed/{{model}}/{{split}}{{shard}}-of-{SHARDS}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=embed_mem_mb,
+        runtime=lambda wc, attempt: 60 * attempt,
     params:
         cmd=script_cmd("embed.py"),
         shards=SHARDS,
@@ -20,15 +29,6 @@ rule embed:
         expected_dim=expected_dim_args,
         loader=lambda wc: config["models"][wc.model]["loader"],
         loader_options=lambda wc: json.dumps(config["models"][wc.model]["loader_options"]),
-    log:
-        f"{LOGS}/embed/{{model}}/{{split}}{{shard}}-of-{SHARDS}.log",
-    benchmark:
-        f"{BENCH}/embed/{{model}}/{{split}}{{shard}}-of-{SHARDS}.tsv"
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=embed_mem_mb,
-        runtime=lambda wc, attempt: 60 * attempt,
     shell:
         "{params.cmd} --checkpoint {input.ckpt} --dataset {input.dataset} --split {params.split} "
         "--shard {wildcards.shard} --shards {params.shards} "
@@ -45,14 +45,14 @@ rule merge_embeddings:
         image=f"{CACHE}/{{model}}/{{split}}image_embeddings.pt",
         spectrum=f"{CACHE}/{{model}}/{{split}}spectrum_embeddings.pt",
         provenance=f"{CACHE}/{{model}}/{{split}}embeddings.json",
-    params:
-        cmd=script_cmd("merge_embeddings.py"),
-        split=split_name,
     log:
         f"{LOGS}/merge_embeddings/{{split}}{{model}}.log",
     benchmark:
         f"{BENCH}/merge_embeddings/{{split}}{{model}}.tsv"
     localrule: True
+    params:
+        cmd=script_cmd("merge_embeddings.py"),
+        split=split_name,
     shell:
         "{params.cmd} {input.shards} --dataset {input.dataset} --split {params.split} "
         "--image-out {output.image} --spectrum-out {output.spectrum} "

@@ -7,13 +7,12 @@ rule promote_checkpoint:
     output:
         ckpt=f"{CACHE}/{{model}}/astroclip_model.ckpt",
         meta=f"{CACHE}/{{model}}/astroclip_model.json",
-    params:
-        cmd=script_cmd("promote_checkpoint.py"),
     log:
         f"{LOGS}/promote_checkpoint/{{model}}.log",
     benchmark:
         f"{BENCH}/promote_checkpoint/{{model}}.tsv"
     localrule: True
+    params:
+        cmd=script_cmd("promote_checkpoint.py"),
     shell:
-        "{params.cmd} --source {input} --ckpt {output.ckpt} "
-        "--meta {output.meta} --log {log}"
+        "{params.cmd} --source {input} --ckpt {output.ckpt} --meta {output.meta} --log {log}"

@@ -26,6 +26,12 @@ rule redshift_notebook:
             subcategory="Redshift",
             labels={"model": "{model}", "table": "R^2"},
         ),
+    log:
+        f"{LOGS}/redshift_notebook/{{model}}.log",
+    benchmark:
+        f"{BENCH}/redshift_notebook/{{model}}.tsv"
+    resources:
+        mem_mb=lambda wc, attempt: 2000 * attempt,  # make fullsize: peak under 900 MiB at the published size
     params:
         run=script_cmd("run_notebook.py"),
         parameters=lambda wc, input, output: json.dumps(
@@ -49,12 +55,6 @@ rule redshift_notebook:
             }
         ),
         failed=f"{LOGS}/redshift_notebook/{{model}}.failed.ipynb",
-    log:
-        f"{LOGS}/redshift_notebook/{{model}}.log",
-    benchmark:
-        f"{BENCH}/redshift_notebook/{{model}}.tsv"
-    resources:
-        mem_mb=lambda wc, attempt: 2000 * attempt,  # make fullsize: peak under 900 MiB at the published size
     shell:
         "{params.run} {input.notebook} {output.notebook} --parameters {params.parameters:q} "
         "--failed-copy {params.failed} --log {log}"
@@ -71,12 +71,12 @@ rule notebook_html:
             subcategory="Notebooks",
             labels={"model": "{model}", "notebook": "{notebook}"},
         ),
-    params:
-        cmd=script_cmd("notebook_html.py"),
     log:
         f"{LOGS}/notebook_html/{{model}}_{{notebook}}.log",
     benchmark:
         f"{BENCH}/notebook_html/{{model}}_{{notebook}}.tsv"
     localrule: True
+    params:
+        cmd=script_cmd("notebook_html.py"),
     shell:
         "{params.cmd} {input} {output} --log {log}"

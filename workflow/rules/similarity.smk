@@ -10,14 +10,6 @@ rule similarity_notebook:
         spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
         valid=f"{CACHE}/valid_indices.pt",
     output:
-        notebook=f"{RESULTS}/{{model}}/similarity.ipynb",
-        table=report(
-            f"{RESULTS}/{{model}}/similarity.csv",
-            caption="../report/similarity_table.rst",
-            category="{model}",
-            subcategory="Similarity",
-            labels={"model": "{model}", "figure": "matches (table)"},
-        ),
         **{
             f"{kind}_{mode}": report(
                 f"{RESULTS}/{{model}}/similarity_{kind}_{mode}.png",
@@ -29,6 +21,20 @@ rule similarity_notebook:
             for kind in ("images", "spectra")
             for mode in SIMILARITY_MODES
         },
+        notebook=f"{RESULTS}/{{model}}/similarity.ipynb",
+        table=report(
+            f"{RESULTS}/{{model}}/similarity.csv",
+            caption="../report/similarity_table.rst",
+            category="{model}",
+            subcategory="Similarity",
+            labels={"model": "{model}", "figure": "matches (table)"},
+        ),
+    log:
+        f"{LOGS}/similarity_notebook/{{model}}.log",
+    benchmark:
+        f"{BENCH}/similarity_notebook/{{model}}.tsv"
+    resources:
+        mem_mb=lambda wc, attempt: 2000 * attempt,  # make fullsize: peak under 900 MiB at the published size
     params:
         run=script_cmd("run_notebook.py"),
         parameters=lambda wc, input, output: json.dumps(
@@ -47,12 +53,6 @@ rule similarity_notebook:
             }
         ),
         failed=f"{LOGS}/similarity_notebook/{{model}}.failed.ipynb",
-    log:
-        f"{LOGS}/similarity_notebook/{{model}}.log",
-    benchmark:
-        f"{BENCH}/similarity_notebook/{{model}}.tsv"
-    resources:
-        mem_mb=lambda wc, attempt: 2000 * attempt,  # make fullsize: peak under 900 MiB at the published size
     shell:
         "{params.run} {input.notebook} {output.notebook} --parameters {params.parameters:q} "
         "--failed-copy {params.failed} --log {log}"

@@ -6,9 +6,6 @@ if "simulate" in config:
     rule simulate_survey:
         output:
             DATASET,
-        params:
-            cmd=script_cmd("simulate_survey.py"),
-            survey=json.dumps(config["simulate"]),
         log:
             f"{LOGS}/simulate_survey.log",
         benchmark:
@@ -16,5 +13,8 @@ if "simulate" in config:
         threads: config["simulate"]["processes"]
         resources:
             mem_mb=8000,
+        params:
+            cmd=script_cmd("simulate_survey.py"),
+            survey=json.dumps(config["simulate"]),
         shell:
             "{params.cmd} --params '{params.survey}' --output {output} --log {log}"

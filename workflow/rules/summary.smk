@@ -27,15 +27,15 @@ rule summary:
             category="Summary",
             labels={"item": "3. R^2 across models (table)"},
         ),
-    params:
-        cmd=script_cmd("summary.py"),
-        models=MODELS,
-        config=json.dumps(config),
     log:
         f"{LOGS}/summary.log",
     benchmark:
         f"{BENCH}/summary.tsv"
     localrule: True
+    params:
+        cmd=script_cmd("summary.py"),
+        models=MODELS,
+        config=json.dumps(config),
     shell:
         "{params.cmd} --models {params.models} --tables {input.tables} --embeddings {input.embeddings} "
         "--checkpoints {input.checkpoints} --valid-summary {input.valid} --config {params.config:q} "

@@ -9,20 +9,20 @@ if TRAINED:
             DATASET,
         output:
             directory(trained_run_dir(config["train_dir"], "{model}")),
-        wildcard_constraints:
-            model="|".join(TRAINED),
-        params:
-            cmd=script_cmd("train_model.py"),
-            train=train_params,
         log:
             f"{LOGS}/train_model/{{model}}.log",
         benchmark:
             f"{BENCH}/train_model/{{model}}.tsv"
+        wildcard_constraints:
+            model="|".join(TRAINED),
         threads: 2
         resources:
             gpu=1,
             mem_mb=lambda wc, attempt: 8000 * attempt,
             runtime=lambda wc, attempt: 120 * attempt,
+        params:
+            cmd=script_cmd("train_model.py"),
+            train=train_params,
         shell:
             "{params.cmd} --dataset {input} --run-dir {output} "
             "--params '{params.train}' --threads {threads} --log {log}"

@@ -8,17 +8,17 @@ rule valid_indices:
     output:
         indices=f"{CACHE}/{{split}}valid_indices.pt",
         summary=f"{CACHE}/{{split}}valid_summary.json",
-    params:
-        cmd=script_cmd("valid_indices.py"),
-        z_min=config["valid"]["z_min"],
-        z_max=config["valid"]["z_max"],
-        split=split_name,
     log:
         f"{LOGS}/{{split}}valid_indices.log",
     benchmark:
         f"{BENCH}/{{split}}valid_indices.tsv"
     resources:
         mem_mb=lambda wc, attempt: 2000 * attempt,  # make fullsize: peak under 900 MiB at the published size
+    params:
+        cmd=script_cmd("valid_indices.py"),
+        z_min=config["valid"]["z_min"],
+        z_max=config["valid"]["z_max"],
+        split=split_name,
     shell:
         "{params.cmd} --dataset {input} --split {params.split} --z-min {params.z_min} "
         "--z-max {params.z_max} --indices {output.indices} --summary {output.summary} --log {log}"

@@ -1,9 +1,9 @@
 """Train one reference AstroCLIP model into a Lightning run directory."""
 
 import argparse
+import json
 
 import torch
-import json
 
 from astroclip_eval.cli import run
 from astroclip_eval.train import TrainConfig, train

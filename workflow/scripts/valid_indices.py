@@ -16,7 +16,9 @@ def main(args: argparse.Namespace) -> None:
         indices, summary = valid_rows(survey, args.z_min, args.z_max, args.split)
     save_torch(args.indices, torch.from_numpy(indices))
     write_json(args.summary, summary)
-    logging.getLogger("valid_indices").info("%d of %d rows valid: %s", summary["n_valid"], summary["n_rows"], summary["invalid_by_reason"])
+    logging.getLogger("valid_indices").info(
+        "%d of %d rows valid: %s", summary["n_valid"], summary["n_rows"], summary["invalid_by_reason"]
+    )
 
 
 parser = argparse.ArgumentParser(prog="valid_indices", description=__doc__)
