@@ -138,18 +138,3 @@ def class_path(obj: Any) -> str | None:
     """The class path a stand-in stands for (None for real objects)."""
     return obj.path if isinstance(obj, Inert) else None
 
-
-def attr(obj: Any, dotted: str, where: str) -> Any:
-    """Follow `a.b.c` through stand-ins' states and their submodules (`_modules`); a missing step names `where`."""
-    node = obj
-    for step in dotted.split("."):
-        state = node.state if isinstance(node, Inert) else None
-        if isinstance(state, dict) and step in state:
-            node = state[step]
-        elif isinstance(state, dict) and step in (state.get("_modules") or {}):
-            node = state["_modules"][step]
-        elif isinstance(node, Inert) and step in node.items:
-            node = node.items[step]
-        else:
-            raise UserError(f"{where}.{dotted}: not found in the checkpoint's pickled modules")
-    return node

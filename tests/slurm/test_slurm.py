@@ -144,7 +144,9 @@ def _cancel_when_running(cluster: Cluster, rule: str, cancelled: list[int], stop
     while not stop.is_set():
         for job_id, job in jobs(cluster).items():
             if rule_of(job) == rule and job["JobState"] == "RUNNING" and job_id not in cancelled:
-                cluster.run("scancel", str(job_id))
+                # an array task by its task id: `scancel <id>` with the array's own id would cancel every task
+                task = f"{job['ArrayJobId']}_{job['ArrayTaskId']}" if job.get("ArrayTaskId") else str(job_id)
+                cluster.run("scancel", task)
                 cancelled.append(job_id)
                 return
         time.sleep(0.1)
@@ -167,7 +169,9 @@ def test_cancelled_embedding_job_is_retried(cluster, slurm_run):
     assert len(cancelled) == 1
     # Both shards ran again (forced); the cancelled one was resubmitted once and completed.
     embeds = [j for i, j in jobs(cluster).items() if rule_of(j) == "embed" and i > max(before)]
-    assert sorted(j["JobState"] for j in embeds) == ["CANCELLED", "COMPLETED", "COMPLETED"]
+    states = sorted(j["JobState"] for j in embeds)
+    seen = [(j["JobId"], j.get("ArrayJobId"), j.get("ArrayTaskId"), j["JobState"]) for j in embeds]
+    assert states == ["CANCELLED", "COMPLETED", "COMPLETED"], seen
     assert torch.equal(torch.load(work / "cache/tiny/image_embeddings.pt"), reference)
 
 
