@@ -86,7 +86,7 @@ def slurm_run(cluster, tmp_path_factory):
     work = _workdir(tmp_path_factory.mktemp("slurm_run"))
     dry = snakemake(cluster, work, "-n")
     submitted_by_dry_run = jobs(cluster)
-    run = snakemake(cluster, work)
+    run = snakemake(cluster, work, "--slurm-array-jobs", "embed")  # the shards as one job array (off in the profile)
     return work, dry, submitted_by_dry_run, run
 
 
