@@ -149,8 +149,11 @@ def paper(published):
     (work / "models").mkdir()
     shutil.copy(RELEASED, work / paper_config["models"]["paper"]["checkpoint"])
     (work / "config/paper-vs-reproduction.yaml").write_text(yaml.safe_dump(paper_config))
-    run = snakemake(work, "--configfile", str(work / "config/paper-vs-reproduction.yaml"))
+    config_file = ["--configfile", str(work / "config/paper-vs-reproduction.yaml")]
+    run = snakemake(work, *config_file)
     assert run.returncode == 0, run.stderr[-4000:]
+    report = snakemake(work, *config_file, "--report", "results/desi-edr/paper-vs-reproduction.html")
+    assert report.returncode == 0, report.stderr[-3000:]
     return work, run
 
 
@@ -174,3 +177,5 @@ def test_released_model_beside_the_reproduction(paper):
     assert "original AstroCLIP, released" in overview and "reproduction (ResNet-50 + spender)" in overview
     assert "k = 16, mean of neighbours' redshifts by cosine similarity, query kept among its own neighbours" in overview
     assert "candidates: all rows, query kept as its own first in-modal match" in overview
+    report = (results / "paper-vs-reproduction.html").read_text()  # both models' categories in one report
+    assert report.count("redshift_knn_regression.png") >= 2 and "paper" in report and "dim128" in report
