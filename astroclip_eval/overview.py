@@ -26,7 +26,6 @@ PACKAGES = (
     "pytorch-lightning",
     "numpy",
     "h5py",
-    "scikit-learn",
     "matplotlib",
     "papermill",
 )

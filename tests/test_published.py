@@ -175,7 +175,7 @@ def test_released_model_beside_the_reproduction(paper):
     assert dict(summary.drop_duplicates("model")[["model", "embedding_dim"]].values) == {"dim128": 128, "paper": 64}
     overview = (results / "summary/overview.html").read_text()
     assert "original AstroCLIP, released" in overview and "reproduction (ResNet-50 + spender)" in overview
-    assert "k = 16, mean of neighbours' redshifts by cosine similarity, query kept among its own neighbours" in overview
+    assert "k = 16, mean of neighbours&#39; redshifts by cosine similarity, query kept among its own neighbours" in overview
     assert "candidates: all rows, query kept as its own first in-modal match" in overview
     report = (results / "paper-vs-reproduction.html").read_text()  # both models' categories in one report
     assert report.count("redshift_knn_regression.png") >= 2 and "paper" in report and "dim128" in report
