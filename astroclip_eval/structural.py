@@ -11,8 +11,10 @@ is walked like the original objects: a module's attributes are keys of its `stat
 from __future__ import annotations
 
 import collections
+import mmap
 import os
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -79,9 +81,9 @@ ALLOWED = {
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: Any, archive: zipfile.ZipFile, root: str):
+    def __init__(self, file: Any, archive: zipfile.ZipFile, root: str, mapped: mmap.mmap):
         super().__init__(file)
-        self.archive, self.root = archive, root
+        self.archive, self.root, self.mapped = archive, root, mapped
         self.storages: dict[str, torch.Tensor] = {}
         self.standins: dict[str, type] = {}
 
@@ -105,12 +107,24 @@ class _Unpickler(pickle.Unpickler):
         if not isinstance(dtype, torch.dtype):
             raise pickle.UnpicklingError(f"storage {key} has no known dtype ({dtype!r:.80})")
         if key not in self.storages:
-            raw = bytearray(self.archive.read(f"{self.root}/data/{key}"))
-            flat = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
+            flat = self._storage(f"{self.root}/data/{key}", dtype)
             if flat.numel() != numel and dtype is not torch.uint8:
                 raise pickle.UnpicklingError(f"storage {key} holds {flat.numel()} elements, the pickle says {numel}")
             self.storages[key] = flat
         return self.storages[key]
+
+    def _storage(self, name: str, dtype: torch.dtype) -> torch.Tensor:
+        """A flat tensor over the entry's bytes in the memory-mapped file: pages are read only when a tensor is used,
+        so what the model never touches (the released file's optimizer moments, twice its weights) stays on disk."""
+        info = self.archive.getinfo(name)
+        count = info.file_size // dtype.itemsize
+        if count == 0:
+            return torch.empty(0, dtype=dtype)
+        if info.compress_type != zipfile.ZIP_STORED:  # torch stores entries uncompressed; read others whole
+            return torch.frombuffer(bytearray(self.archive.read(name)), dtype=dtype)
+        name_len, extra_len = struct.unpack("<HH", self.mapped[info.header_offset + 26 : info.header_offset + 30])
+        start = info.header_offset + 30 + name_len + extra_len  # after the entry's local header
+        return torch.frombuffer(self.mapped, dtype=dtype, count=count, offset=start)
 
 
 def read(path: str | os.PathLike) -> Any:
@@ -124,8 +138,10 @@ def read(path: str | os.PathLike) -> Any:
             if len(pickles) != 1:
                 raise UserError(f"{path}: not a torch checkpoint archive (expected one */data.pkl, found {len(pickles)})")
             root = pickles[0][: -len("/data.pkl")]
+            with open(path, "rb") as raw:  # copy-on-write: tensors are writable, the file is never changed
+                mapped = mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_COPY)
             with archive.open(pickles[0]) as f:
-                return _Unpickler(f, archive, root).load()
+                return _Unpickler(f, archive, root, mapped).load()
     except zipfile.BadZipFile:
         raise UserError(f"{path}: not a torch checkpoint archive (not a zip file)") from None
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
