@@ -22,11 +22,12 @@ from .files import Refused, safe_load
 
 def load_checkpoint(path: str | os.PathLike) -> Any:
     """`safe_load`, or for the original AstroCLIP's released checkpoint (refused by it) the structural reader's tree;
-    any other refused file stays refused."""
+    any other refused file stays refused. Memory-mapped: the optimizer moments a training checkpoint carries (twice
+    its weights) are never read, nor the weights of a file refused only after them."""
     from . import polymathic, structural
 
     try:
-        return safe_load(path)
+        return safe_load(path, mmap=True)
     except Refused:
         tree = structural.read(path)
         if polymathic.is_released(tree):

@@ -26,14 +26,15 @@ class Refused(UserError):
     """A checkpoint that needs types outside the allow-list."""
 
 
-def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """torch.load with weights_only=True; any failure becomes one UserError naming the file."""
+def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu", mmap: bool = False) -> Any:
+    """torch.load with weights_only=True; any failure becomes one UserError naming the file. With `mmap` tensors are
+    views of the mapped file, read only where used."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     try:
         with torch.serialization.safe_globals(_allowed_globals()):
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise Refused(

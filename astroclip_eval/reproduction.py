@@ -157,12 +157,13 @@ def key_mismatch(path: str | os.PathLike, keys: set[str], expected: set[str], wh
 def from_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike) -> ReproductionAstroCLIP:
     """The model with D and H read from the shapes, loaded strictly; any mismatch is one UserError naming the file."""
     keys = set(state_dict)
-    expected = expected_keys()
-    if keys != expected:
-        raise UserError(key_mismatch(path, keys, expected, "the reproduction's AstroCLIP"))
+    if not is_reproduction(state_dict):  # no shapes to build from: compare with the keys alone
+        raise UserError(key_mismatch(path, keys, expected_keys(), "the reproduction's AstroCLIP"))
     dim, width = int(state_dict[DIM_KEY].shape[0]), int(state_dict[WIDTH_KEY].shape[0])
     model = ReproductionAstroCLIP(dim, width)
     shapes = model.state_dict()
+    if keys != set(shapes):
+        raise UserError(key_mismatch(path, keys, set(shapes), "the reproduction's AstroCLIP"))
     wrong = [f"{k} {tuple(state_dict[k].shape)} (expected {tuple(v.shape)})" for k, v in shapes.items()
              if tuple(state_dict[k].shape) != tuple(v.shape)]
     if wrong:
@@ -180,7 +181,7 @@ def load_reproduction(path: str, device: str | torch.device = "cpu", options: di
 
     if options:
         raise UserError(f"loader_options: the reproduction's model takes none, got {sorted(options)}")
-    ckpt = safe_load(path, map_location="cpu")
+    ckpt = safe_load(path, mmap=True)  # its optimizer moments (twice the weights) are never read
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), Mapping):
         raise UserError(f"{path}: not a Lightning checkpoint (expected a dict with 'state_dict')")
     return from_state_dict(ckpt["state_dict"], path).to(device)
