@@ -9,6 +9,12 @@ fluxes come from the DECam responses that kcorrect ships; GalSim renders a de Va
 exponential disc (sizes from size-luminosity relations and the angular diameter distance) convolved with a
 Moffat PSF on 0.262 arcsec pixels, with sky noise at Legacy Survey depth. The same object gives both the
 image and the spectrum, so redshift is learnable from each.
+
+Selection by redshift success. The published file's redshifts are DESI catalogue redshifts, secure fits of the
+same spectra, so a galaxy whose spectrum cannot reveal its redshift is not in it. The simulator draws candidates,
+fits each spectrum with its own templates and noise (`astroclip_eval.template_fit`), and keeps a galaxy only when
+the best redshift beats every solution more than 0.01 away by `min_delta_chi2` (DESI's secure samples ask 15-40;
+Redrock flags below 9). The label stays the true redshift; kept galaxies' fits agree with it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .data import COLUMNS, wavelength_grid
+from .template_fit import fit_redshifts
 
 BANDS = ("g", "r", "z")
 PIXEL_SCALE = 0.262  # arcsec, Legacy Survey
@@ -45,7 +52,20 @@ class SurveyConfig:
     mag_limit_z: float = 20.0
     zero_spectrum_fraction: float = 0.01
     spectrum_noise: float = 1.0  # multiplies the DESI-like noise level
+    min_delta_chi2: float = 25.0  # redshift-success selection; 0 keeps every candidate
     processes: int = 2
+
+
+@dataclass(frozen=True)
+class SimulatedSurvey:
+    """The file's columns (in file order) and the attributes that describe how it was made."""
+
+    columns: dict[str, np.ndarray]
+    attrs: dict[str, float | int | str]
+
+
+FIT_BLOCK = 8  # pixels averaged per fit bin (6.4 Angstrom): delta-chi^2 within 4% of 4-pixel bins, 2x faster
+FIT_ZGRID = np.round(np.arange(0.0, 1.3005, 0.001), 3)  # beyond the sample's deepest galaxy, for wrong solutions
 
 
 # -- cosmology and templates ---------------------------------------------------------------------------
@@ -134,9 +154,11 @@ def _mixtures(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]
     return bulge / bulge.sum(1, keepdims=True), disc / disc.sum(1, keepdims=True)
 
 
-def sample_population(cfg: SurveyConfig) -> dict[str, np.ndarray]:
-    """Draw a magnitude-limited sample: redshift, luminosity, bulge/disc mixtures, sizes and shapes."""
-    rng = np.random.default_rng([cfg.seed, 0])
+def sample_population(cfg: SurveyConfig, n: int, stream: int = 0) -> dict[str, np.ndarray]:
+    """Draw n galaxies of a magnitude-limited sample: redshift, luminosity, bulge/disc mixtures, sizes and shapes.
+
+    Each `stream` is an independent draw of the same seed (the selection draws candidates in batches)."""
+    rng = np.random.default_rng([cfg.seed, 0, stream])
     cosmo = _cosmology()
     zgrid = np.linspace(0.005, 1.3, 600)
     dvdz = cosmo.differential_comoving_volume(zgrid).value
@@ -147,7 +169,7 @@ def sample_population(cfg: SurveyConfig) -> dict[str, np.ndarray]:
     mstar, alpha, q_evol = -21.0, -1.15, 1.5  # Schechter M* (r, h=0.7) and faint slope; brightening per unit z
     kept: list[dict[str, np.ndarray]] = []
     n_kept = 0
-    while n_kept < cfg.n_galaxies:
+    while n_kept < n:
         m = 400_000
         z = np.interp(rng.uniform(size=m), cdf, zgrid)
         # Schechter in magnitudes by rejection from a uniform proposal over [-24.5, -17].
@@ -156,14 +178,14 @@ def sample_population(cfg: SurveyConfig) -> dict[str, np.ndarray]:
         phi = x ** (alpha + 1) * np.exp(-x)
         keep = rng.uniform(size=m) * phi.max() < phi
         z, mag = z[keep], mag[keep]
-        n = z.size
+        m = z.size
         # Brighter galaxies are more often bulge-dominated (the red sequence); B/T sets colour and shape.
         p_red = 1 / (1 + np.exp((mag + 20.8) / 0.6))
-        red = rng.uniform(size=n) < p_red
-        bt = np.where(red, rng.beta(6, 2, n), rng.beta(1.2, 5, n))
-        bulge, disc = _mixtures(rng, n)
+        red = rng.uniform(size=m) < p_red
+        bt = np.where(red, rng.beta(6, 2, m), rng.beta(1.2, 5, m))
+        bulge, disc = _mixtures(rng, m)
         # Scale each component so the bulge carries a fraction bt of the rest-frame r-band light.
-        rest = _band_maggies(np.zeros(n), bulge)[:, 1], _band_maggies(np.zeros(n), disc)[:, 1]
+        rest = _band_maggies(np.zeros(m), bulge)[:, 1], _band_maggies(np.zeros(m), disc)[:, 1]
         total = 10 ** (-0.4 * mag)
         bulge *= (bt * total / rest[0])[:, None]
         disc *= ((1 - bt) * total / rest[1])[:, None]
@@ -178,8 +200,7 @@ def sample_population(cfg: SurveyConfig) -> dict[str, np.ndarray]:
             )
         )
         n_kept += int(sel.sum())
-    pop = {k: np.concatenate([d[k] for d in kept])[: cfg.n_galaxies] for k in kept[0]}
-    n = cfg.n_galaxies
+    pop = {k: np.concatenate([d[k] for d in kept])[:n] for k in kept[0]}
     # Sizes (kpc) from size-luminosity relations of early and late types, 0.2 dex scatter.
     lum = -0.4 * (pop["absmag"] + 21.0)
     r_bulge = 10 ** (0.40 + 0.56 * lum + rng.normal(0, 0.2, n))
@@ -216,14 +237,18 @@ def fibre_fraction(r_bulge: np.ndarray, r_disc: np.ndarray, bt: np.ndarray) -> n
     return bt * frac(r_bulge) + (1 - bt) * frac(r_disc)
 
 
-def render_spectra(pop: dict[str, np.ndarray], cfg: SurveyConfig, rng: np.random.Generator) -> np.ndarray:
-    """Observed-frame spectra (n, 7781) in 1e-17 erg/s/cm^2/A with DESI-like noise, float32."""
+def render_spectra(
+    pop: dict[str, np.ndarray], cfg: SurveyConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Observed-frame spectra (n, 7781) in 1e-17 erg/s/cm^2/A with DESI-like noise, and that noise's per-pixel
+    sigma (what a pipeline's inverse variance holds), both float32."""
     wave_rest, flux = templates()
     wave = wavelength_grid()
     sky = sky_spectrum(wave)
     frac = fibre_fraction(pop["r_bulge"], pop["r_disc"], pop["bt"])
     n = pop["redshift"].size
     out = np.empty((n, wave.size), dtype=np.float32)
+    noise = np.empty((n, wave.size), dtype=np.float32)
     for i in range(n):
         z = pop["redshift"][i]
         rest = np.stack([np.interp(wave / (1 + z), wave_rest, t) for t in flux])
@@ -234,7 +259,8 @@ def render_spectra(pop: dict[str, np.ndarray], cfg: SurveyConfig, rng: np.random
         # (continuum S/N of a few per pixel at r ~ 19.5).
         sigma = cfg.spectrum_noise * 0.45 * np.sqrt(sky + np.maximum(signal, 0))
         out[i] = signal + sigma * rng.standard_normal(wave.size)
-    return out
+        noise[i] = sigma
+    return out, noise
 
 
 # -- images ----------------------------------------------------------------------------------------------
@@ -284,25 +310,64 @@ def render_images(pop: dict[str, np.ndarray], cfg: SurveyConfig) -> np.ndarray:
 # -- the file --------------------------------------------------------------------------------------------
 
 
-def simulate(cfg: SurveyConfig) -> dict[str, np.ndarray]:
-    """All columns of the survey, in file order, with a `targetids` column and ~1% all-zero spectra."""
-    pop = sample_population(cfg)
+def _take(pop: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[rows] for k, v in pop.items()}
+
+
+def secure_population(cfg: SurveyConfig) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, float | int]]:
+    """cfg.n_galaxies galaxies whose spectra give a secure redshift, their spectra, and the selection's numbers.
+
+    Candidates are drawn in batches sized from the kept fraction so far; each batch's spectra are rendered and
+    fitted, and the first n_galaxies that pass, in draw order, are kept (deterministic for a seed)."""
+    rest_wave, flux = templates()
+    wave = wavelength_grid()
+    pops, spectra, n_kept, n_fitted, stream = [], [], 0, 0, 0
+    fraction = 0.65  # a guess just below the 0.67 measured at 25 (default noise), so one batch usually suffices
+    while n_kept < cfg.n_galaxies:
+        want = cfg.n_galaxies - n_kept
+        n_draw = max(int(np.ceil(want / max(fraction, 0.05) * 1.05)), 16)
+        pop = sample_population(cfg, n_draw, stream)
+        spec, sigma = render_spectra(pop, cfg, np.random.default_rng([cfg.seed, 1, stream]))
+        if cfg.min_delta_chi2 > 0:
+            fit = fit_redshifts(spec, sigma, wave, rest_wave, flux, FIT_ZGRID, block=FIT_BLOCK)
+            passed = np.flatnonzero(fit.delta_chi2 > cfg.min_delta_chi2)
+        else:
+            passed = np.arange(n_draw)
+        n_fitted += n_draw
+        n_kept += passed.size
+        fraction = n_kept / n_fitted
+        rows = passed[:want]
+        pops.append(_take(pop, rows))
+        spectra.append(spec[rows])
+        stream += 1
+    pop = {k: np.concatenate([p[k] for p in pops]) for k in pops[0]}
+    selection = {"min_delta_chi2": float(cfg.min_delta_chi2), "candidates": n_fitted, "kept_fraction": fraction}
+    return pop, np.concatenate(spectra), selection
+
+
+def simulate(cfg: SurveyConfig) -> SimulatedSurvey:
+    """All columns of the survey, in file order, with a `targetids` column and ~1% all-zero spectra, and the
+    selection's attributes."""
+    pop, spectra, selection = secure_population(cfg)
     rng = np.random.default_rng([cfg.seed, 1])
-    spectra = render_spectra(pop, cfg, rng)
     dead = rng.uniform(size=cfg.n_galaxies) < cfg.zero_spectrum_fraction
-    spectra[dead] = 0.0  # fibres that were not assigned or failed
+    spectra[dead] = 0.0  # fibres that were not assigned or failed: the valid-row filter's work
     images = render_images(pop, cfg)
     targetids = 39627000000000000 + np.sort(rng.choice(10**9, cfg.n_galaxies, replace=False)).astype(np.int64)
-    return {
+    columns = {
         "images": images,
         "spectra": spectra,
         "redshifts": pop["redshift"].astype(np.float32),
         "targetids": targetids,
     }
+    attrs = {"simulator": "astroclip_eval.simulate", **{f"selection_{k}": v for k, v in selection.items()}}
+    return SimulatedSurvey(columns, attrs)
 
 
-def write_survey(path: str | os.PathLike, columns: dict[str, np.ndarray], n_groups: int) -> None:
-    """Write columns as groups "0".."n_groups-1" of near-equal size, in the published layout, atomically."""
+def write_survey(path: str | os.PathLike, survey: SimulatedSurvey, n_groups: int) -> None:
+    """Write the columns as groups "0".."n_groups-1" of near-equal size, in the published layout, atomically, with
+    the survey's attributes on the file."""
+    columns = survey.columns
     n = columns["redshifts"].shape[0]
     bounds = np.linspace(0, n, n_groups + 1).astype(int)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -310,5 +375,5 @@ def write_survey(path: str | os.PathLike, columns: dict[str, np.ndarray], n_grou
             grp = f.create_group(str(g))
             for name in COLUMNS:
                 grp.create_dataset(name, data=columns[name][bounds[g] : bounds[g + 1]])
-        f.attrs["simulator"] = "astroclip_eval.simulate"
+        f.attrs.update(survey.attrs)
 

@@ -103,7 +103,7 @@ def build(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]:
     if not survey.exists():
         t0 = time.perf_counter()
         source = simulate(SurveyConfig(n_galaxies=args.source_galaxies, image_size=args.image_size, seed=args.seed,
-                                       processes=args.processes))
+                                       processes=args.processes)).columns
         write_tiled(survey, source, args.valid_rows, args.zero_spectra, args.high_redshift, keep=tuple(queries(args.valid_rows)),
                     seed=args.seed)
         print(f"built {survey} in {time.perf_counter() - t0:.0f} s", flush=True)
