@@ -25,8 +25,8 @@ TRAIN_FRACTION = 0.8
 COLUMNS = ("images", "spectra", "redshifts", "targetids")
 FLAT_NAMES = {"images": "image", "spectra": "spectrum", "redshifts": "redshift", "targetids": "targetid"}
 SPLITS = ("train", "valid")
-# arcsinh softening per band (g, r, z) in nanomaggies, near the Legacy Survey sky noise: the model's input stretch
-# and the figures' display stretch.
+# arcsinh softening per band (g, r, z) in nanomaggies, near the Legacy Survey sky noise: the reference model's input
+# stretch.
 ARCSINH_SOFTENING = (0.01, 0.02, 0.05)
 
 
@@ -139,6 +139,12 @@ class Survey:
         elif shape != self.image_shape:
             raise UserError(f"{self.path}: {where} images are {shape}, other groups {self.image_shape}")
         return counts["images"]
+
+    @property
+    def selection(self) -> dict[str, float | int] | None:
+        """How a simulated file selected its galaxies (the simulator's `selection_*` attributes), else None."""
+        found = {k.removeprefix("selection_"): v.item() for k, v in self._file.attrs.items() if k.startswith("selection_")}
+        return found or None
 
     # -- reading --------------------------------------------------------------------------------------
     def n_rows(self, split: str) -> int:

@@ -79,12 +79,14 @@ def render(
     config: dict[str, Any],
     valid_summary: dict[str, Any],
     summary: pd.DataFrame,
+    retrieval: pd.DataFrame,
     checkpoints: dict[str, dict[str, Any]],
     embedded: dict[str, dict[str, Any]],
     figure: str | Path,
     software: dict[str, str],
 ) -> str:
     """The landing page. `summary` is the across-model R^2 table (model, embedding_dim, query, target, r2);
+    `retrieval` the across-model retrieval table (model, embedding_dim, query, target, n, top1, top10, median_rank);
     `checkpoints` maps model -> its promotion record (source, epoch, monitor, score); `embedded` maps model -> its
     embedding record (dim, and each shard's rows and device)."""
     n, n_valid = valid_summary["n_rows"], valid_summary["n_valid"]
@@ -102,6 +104,8 @@ def render(
     keys = list(dict.fromkeys(zip(summary["model"], summary["protocol"])))
     r2_rows = [[m, int(dims[m]), p, *[f"{r2[(m, p, q, t)]:.3f}" for q, t in pairs]] for m, p in keys]
     r2_attrs = [{"model": m, "protocol": p, **{f"{q}-{t}": repr(float(r2[(m, p, q, t)])) for q, t in pairs}} for m, p in keys]
+    retrieval_rows = [[r.model, int(r.embedding_dim), f"{r.query} -> own {r.target}", f"{r.n:,}", f"{r.top1:.3f}",
+                       f"{r.top10:.3f}", f"{r.median_rank:g}"] for r in retrieval.itertuples()]
     settings = [
         ["dataset", config["dataset"]["path"]],
         ["valid rows", f"redshift in [{z_min}, {z_max}], spectrum finite and not all zero"],
@@ -144,6 +148,8 @@ def render(
         n=n,
         n_valid=n_valid,
         reasons=reasons,
+        selection=valid_summary.get("selection"),  # recorded since the demo's survey selects by redshift success
+        retrieval_rows=retrieval_rows,
         models=models,
         settings=settings,
         software=list(software.items()),

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .data import ARCSINH_SOFTENING, wavelength_grid
+from .data import wavelength_grid
 from .redshift import MODALITIES, r2_score
 
 STYLE = {
@@ -17,7 +17,10 @@ STYLE = {
     "axes.labelsize": 10,
     "image.cmap": "viridis",
 }
-SOFTENING = np.array(ARCSINH_SOFTENING)
+# The Legacy Survey viewer's colour mapping for g, r, z (per-band scales, offset, arcsinh softening).
+LEGACY_RGB_SCALES = np.array([6.0, 3.4, 2.2])
+LEGACY_RGB_OFFSET = 0.03
+LEGACY_RGB_Q = 20.0
 PROTOCOL_TITLES = {
     "reproduction": "reproduction: kNN mean, validation set",
     "zero_shot": "zero-shot: weighted kNN fitted on train",
@@ -55,12 +58,37 @@ def redshift_panels(
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
-    """g/r/z image (H, W, 3) -> RGB in [0, 1] with an arcsinh stretch (z -> red, r -> green, g -> blue)."""
-    # The black point one softening unit above zero (about the sky noise) keeps the background dark.
-    x = np.arcsinh(np.clip(image - SOFTENING, 0, None) / SOFTENING) / np.arcsinh(1 / SOFTENING)
-    rgb = x[..., ::-1]
-    top = np.percentile(rgb, 99.5)
-    return np.clip(rgb / max(top, 1e-6), 0, 1)
+    """g/r/z image (H, W, 3) in nanomaggies -> RGB in [0, 1] as the Legacy Survey viewer maps it.
+
+    Each band is scaled (g x6.0 -> blue, r x3.4 -> green, z x2.2 -> red) and offset by 0.03; one arcsinh stretch of
+    the bands' mean intensity multiplies all three, so colour follows the flux ratios and the sky noise, which is
+    near that offset in every band, stays grey instead of becoming coloured speckle (Lupton et al. 2004).
+    """
+    scaled = image * LEGACY_RGB_SCALES + LEGACY_RGB_OFFSET
+    intensity = np.maximum(scaled, 0).mean(axis=-1, keepdims=True)
+    stretch = np.arcsinh(LEGACY_RGB_Q * intensity) / np.sqrt(LEGACY_RGB_Q) / np.maximum(intensity, 1e-6)
+    return np.clip(scaled * stretch, 0, 1)[..., ::-1]
+
+
+def retrieval_curves(ranks: dict[tuple[str, str], np.ndarray], title: str) -> plt.Figure:
+    """Fraction of queries whose own counterpart is within the top k, against k, per direction, with the chance
+    level (k / n) for reference."""
+    use_style()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    n = max(r.size for r in ranks.values())
+    k = np.unique(np.geomspace(1, n, 200).astype(int))
+    for style, ((qm, tm), r) in zip(("-", "--"), ranks.items()):
+        ax.plot(k, (np.sort(r)[None, :] <= k[:, None]).mean(axis=1), style, label=f"{qm} query, own {tm}")
+    ax.plot(k, k / n, ":", color="grey", label="chance")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"k (rank among {n:,} valid rows)")
+    ax.set_ylabel("fraction found within top k")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
 
 
 def image_grid(queries: list[int], hits: dict[int, list[int]], images: dict[int, np.ndarray], title: str) -> plt.Figure:

@@ -19,6 +19,7 @@ Redrock flags below 9). The label stays the true redshift; kept galaxies' fits a
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ import numpy as np
 from .atomic import atomic_path
 from .data import COLUMNS, wavelength_grid
 from .template_fit import fit_redshifts
+
+log = logging.getLogger(__name__)
 
 BANDS = ("g", "r", "z")
 PIXEL_SCALE = 0.262  # arcsec, Legacy Survey
@@ -341,6 +344,8 @@ def secure_population(cfg: SurveyConfig) -> tuple[dict[str, np.ndarray], np.ndar
         pops.append(_take(pop, rows))
         spectra.append(spec[rows])
         stream += 1
+        log.info("selection: %d of %d candidates so far give a secure redshift (delta-chi^2 > %g)", n_kept, n_fitted,
+                 cfg.min_delta_chi2)
     pop = {k: np.concatenate([p[k] for p in pops]) for k in pops[0]}
     selection = {"min_delta_chi2": float(cfg.min_delta_chi2), "candidates": n_fitted, "kept_fraction": fraction}
     return pop, np.concatenate(spectra), selection

@@ -32,14 +32,20 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
         "embedding": {"batch_size": 256, "shards": 2, "precision": "32", "device": "auto"},
     }
     valid = {"n_rows": 1600, "n_valid": 1556, "z_min": 0.0, "z_max": 0.8,
-             "invalid_by_reason": {"zero_spectrum": 17, "nonfinite_spectrum": 0, "redshift_out_of_range": 28}}
+             "invalid_by_reason": {"zero_spectrum": 17, "nonfinite_spectrum": 0, "redshift_out_of_range": 28},
+             "selection": {"min_delta_chi2": 25.0, "candidates": 12001, "kept_fraction": 0.6731}}
+    retrieval = pd.DataFrame(
+        [(m, d, q, t, 1556, top1, top10, rank) for m, d, top1, top10, rank in (("dim16", 16, 0.05, 0.31, 24.5),
+                                                                               ("dim128", 128, 0.081, 0.402, 15.0))
+         for q, t in (("spectrum", "image"), ("image", "spectrum"))],
+        columns=["model", "embedding_dim", "query", "target", "n", "top1", "top10", "median_rank"])
     ckpts = {
         m: {"source": f"out/astroclip_ckpt_{m}/astroclip-epoch=18-min.ckpt", "epoch": 18, "monitor": "val/loss", "score": 3.21}
         for m in ("dim16", "dim128")
     }
     embedded = {"dim16": {"dim": 16, "shards": [{"rows": [0, 800], "device": "cpu"}, {"rows": [800, 1600], "device": "cpu"}]},
                 "dim128": {"dim": 128, "shards": [{"rows": [0, 1600], "device": "cuda:0 (NVIDIA H100 80GB HBM3)"}]}}
-    page = render(config, valid, summary, ckpts, embedded, tmp_path / "fig.png", versions())
+    page = render(config, valid, summary, retrieval, ckpts, embedded, tmp_path / "fig.png", versions())
     shown = {(m, p): dict(re.findall(r'data-(\w+-\w+)="([0-9.]+)"', row))
              for m, p, row in re.findall(r'<tr data-model="(\w+)" data-protocol="(\w+)"([^>]*)>', page)}
     assert set(shown) == {(m, p) for m in ("dim16", "dim128") for p in ("reproduction", "zero_shot")}
@@ -49,4 +55,12 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
     assert "astroclip-epoch=18-min.ckpt" in page and "torch" in page and "2 shard(s)" in page
     assert "<td>cpu: 2 shards</td>" in page and "<td>cuda:0 (NVIDIA H100 80GB HBM3): 1 shard</td>" in page
     assert 'src="data:image/png;base64,' in page
+    found = re.findall(r"<tr><td>(\w+)</td><td class=\"num\">\d+</td><td>(\w+) -&gt; own (\w+)</td><td class=\"num\">1,556</td>"
+                       r"<td class=\"num\">([0-9.]+)</td><td class=\"num\">([0-9.]+)</td><td class=\"num\">([0-9.]+)</td>", page)
+    assert [(m, q, t, float(a), float(b), float(c)) for m, q, t, a, b, c in found] == [
+        tuple(r) for r in retrieval[["model", "query", "target", "top1", "top10", "median_rank"]].itertuples(index=False)]
+    selection = re.search(r'<p id="selection">(.*?)</p>', page, re.S).group(1)
+    assert "12,001 simulated" in selection and "(67%)" in selection and "delta-chi^2 &gt; 25.0" in selection
+    valid.pop("selection")
+    assert 'id="selection"' not in render(config, valid, summary, retrieval, ckpts, embedded, tmp_path / "fig.png", versions())
     assert not re.search(r'(?:src|href)="(?:https?:)?//', page) and "<script" not in page

@@ -1,4 +1,4 @@
-# Similarity search (four modes), as a parameterised notebook executed with papermill.
+# Similarity search (four modes) and cross-modal retrieval, as a parameterised notebook executed with papermill.
 import json
 
 
@@ -29,6 +29,20 @@ rule similarity_notebook:
             subcategory="Similarity",
             labels={"model": "{model}", "figure": "matches (table)"},
         ),
+        retrieval=report(
+            f"{RESULTS}/{{model}}/retrieval.csv",
+            caption="../report/retrieval_table.rst",
+            category="{model}",
+            subcategory="Similarity",
+            labels={"model": "{model}", "figure": "retrieval (table)"},
+        ),
+        retrieval_figure=report(
+            f"{RESULTS}/{{model}}/retrieval.png",
+            caption="../report/retrieval_figure.rst",
+            category="{model}",
+            subcategory="Similarity",
+            labels={"model": "{model}", "figure": "retrieval"},
+        ),
     log:
         f"{LOGS}/similarity_notebook/{{model}}.log",
     benchmark:
@@ -49,6 +63,8 @@ rule similarity_notebook:
                 "exclude_self": config["similarity"]["exclude_self"],
                 "rows": config["similarity"]["rows"],
                 "table": output.table,
+                "retrieval_csv": output.retrieval,
+                "retrieval_png": output.retrieval_figure,
                 "figure_dir": f"{RESULTS}/{wc.model}",
             }
         ),

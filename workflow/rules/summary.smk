@@ -1,10 +1,11 @@
-# Across models: the R^2 table, R^2 against embedding dimension, and the report's landing page.
+# Across models: the R^2 and retrieval tables, R^2 against embedding dimension, and the report's landing page.
 import json
 
 
 rule summary:
     input:
         tables=expand(f"{RESULTS}/{{model}}/redshift_r2.csv", model=MODELS),
+        retrieval=expand(f"{RESULTS}/{{model}}/retrieval.csv", model=MODELS),
         embeddings=expand(f"{CACHE}/{{model}}/embeddings.json", model=MODELS),
         checkpoints=expand(f"{CACHE}/{{model}}/astroclip_model.json", model=MODELS),
         valid=f"{CACHE}/valid_summary.json",
@@ -27,6 +28,12 @@ rule summary:
             category="Summary",
             labels={"item": "3. R^2 across models (table)"},
         ),
+        retrieval=report(
+            f"{RESULTS}/summary/retrieval.csv",
+            caption="../report/summary_retrieval.rst",
+            category="Summary",
+            labels={"item": "4. cross-modal retrieval across models (table)"},
+        ),
     log:
         f"{LOGS}/summary.log",
     benchmark:
@@ -37,6 +44,8 @@ rule summary:
         models=MODELS,
         config=json.dumps(config),
     shell:
-        "{params.cmd} --models {params.models} --tables {input.tables} --embeddings {input.embeddings} "
+        "{params.cmd} --models {params.models} --tables {input.tables} --retrieval {input.retrieval} "
+        "--embeddings {input.embeddings} "
         "--checkpoints {input.checkpoints} --valid-summary {input.valid} --config {params.config:q} "
-        "--table-out {output.table} --figure-out {output.figure} --overview-out {output.overview} --log {log}"
+        "--table-out {output.table} --retrieval-out {output.retrieval} --figure-out {output.figure} "
+        "--overview-out {output.overview} --log {log}"

@@ -14,6 +14,7 @@ from astroclip_eval.valid import valid_rows
 def main(args: argparse.Namespace) -> None:
     with Survey(args.dataset) as survey:
         indices, summary = valid_rows(survey, args.z_min, args.z_max, args.split)
+        summary["selection"] = survey.selection
     save_torch(args.indices, torch.from_numpy(indices))
     write_json(args.summary, summary)
     logging.getLogger("valid_indices").info(
