@@ -18,6 +18,15 @@ from torch import nn
 from .data import ARCSINH_SOFTENING, SPECTRUM_LENGTH, wavelength_grid
 
 
+VIEW_MASK_FRACTION = 0.3  # of the spectrum bins hidden in the second view (training only)
+
+
+def _clip_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE: row i and column i of the logits are the positive pair."""
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+
 class ResBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
@@ -109,6 +118,7 @@ class ReferenceAstroCLIP(pl.LightningModule):
         lr: float | None = None,  # the training settings: set by a training run from the config, unused otherwise
         weight_decay: float | None = None,
         max_epochs: int | None = None,
+        spectrum_view_weight: float = 0.0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -205,17 +215,38 @@ class ReferenceAstroCLIP(pl.LightningModule):
         return x_img, x_spec
 
     def _loss(self, batch: dict[str, torch.Tensor], augment: bool) -> torch.Tensor | None:
-        """Symmetric CLIP (InfoNCE) loss over the batch's pairs (the training data hold valid rows only)."""
+        """Symmetric CLIP (InfoNCE) loss over the batch's pairs (the training data hold valid rows only), plus, in
+        training, `spectrum_view_weight` times the same loss between each spectrum and a second view of it."""
         if batch["redshifts"].shape[0] < 2:
             return None
         x_img = self._standard_images(batch["images"])
         x_spec, log_amp = self._standard_spectra(batch["spectra"])
+        clean = x_spec
         if augment:
             x_img, x_spec = self._augment(x_img, x_spec)
         z_img, z_spec = self.encode_images(x_img), self.encode_spectra(x_spec, log_amp)
-        logits = self.logit_scale.clamp(max=math.log(100)).exp() * z_img @ z_spec.T
-        labels = torch.arange(logits.shape[0], device=logits.device)
-        return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+        scale = self.logit_scale.clamp(max=math.log(100)).exp()
+        loss = _clip_loss(scale * z_img @ z_spec.T)
+        weight = float(self.hparams.spectrum_view_weight)
+        if augment and weight > 0:
+            z_view = self.encode_spectra(self._spectrum_view(clean), log_amp)
+            loss = loss + weight * _clip_loss(scale * z_spec @ z_view.T)
+        return loss
+
+    @staticmethod
+    def _spectrum_view(x: torch.Tensor) -> torch.Tensor:
+        """A second view of standardised spectra: fresh noise and one window of VIEW_MASK_FRACTION of the bins zeroed.
+
+        Telling a spectrum from the batch's others by its remaining features needs where its lines and breaks sit,
+        which is the redshift the image cannot give; AstroCLIP gets this from pretraining its spectrum encoder by
+        masked modelling, which the demo's 3-minute budget leaves no room for.
+        """
+        n, length = x.shape
+        width = int(VIEW_MASK_FRACTION * length)
+        start = torch.randint(0, length - width + 1, (n, 1), device=x.device)
+        position = torch.arange(length, device=x.device)[None]
+        keep = (position < start) | (position >= start + width)
+        return (x + 0.3 * torch.randn_like(x) * x.std(dim=1, keepdim=True)) * keep
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         loss = self._loss(batch, augment=True)

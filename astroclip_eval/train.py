@@ -42,6 +42,7 @@ class TrainConfig:
     weight_decay: float
     image_crop: int
     seed: int
+    spectrum_view_weight: float
     z_min: float  # the valid-row filter (config `valid`): training sees valid pairs only
     z_max: float
 
@@ -102,6 +103,7 @@ def train(dataset_path: str | os.PathLike, run_dir: str | os.PathLike, cfg: Trai
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
         max_epochs=cfg.max_epochs,
+        spectrum_view_weight=cfg.spectrum_view_weight,
     )
     sample = fit[:2048]
     model.fit_normalisation(torch.from_numpy(images[sample]), torch.from_numpy(spectra[sample]))

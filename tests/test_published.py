@@ -177,5 +177,9 @@ def test_released_model_beside_the_reproduction(paper):
     assert "original AstroCLIP, released" in overview and "reproduction (ResNet-50 + spender)" in overview
     assert "k = 16, mean of neighbours&#39; redshifts by cosine similarity, query kept among its own neighbours" in overview
     assert "candidates: all rows, query kept as its own first in-modal match" in overview
+    assert 'id="selection"' not in overview  # a catalogue file: no simulator's selection to state
+    retrieval = pd.read_csv(results / "summary/retrieval.csv")
+    assert retrieval[["model", "query"]].values.tolist() == [["paper", "spectrum"], ["paper", "image"],
+                                                               ["dim128", "spectrum"], ["dim128", "image"]]
     report = (results / "paper-vs-reproduction.html").read_text()  # both models' categories in one report
     assert report.count("redshift_knn_regression.png") >= 2 and "paper" in report and "dim128" in report

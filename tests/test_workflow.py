@@ -45,6 +45,18 @@ def test_demo_outputs_and_values(demo):
         for mode in ("sp-sp", "im-im", "sp-im", "im-sp"):
             for kind in ("images", "spectra"):
                 assert (demo / f"results/{model}/similarity_{kind}_{mode}.png").stat().st_size > 10_000
+        found = pd.read_csv(demo / f"results/{model}/retrieval.csv").set_index(["query", "target"])
+        unit = {m: e[valid] / np.linalg.norm(e[valid], axis=1, keepdims=True) for m, e in emb.items()}
+        for qm, tm in (("spectrum", "image"), ("image", "spectrum")):
+            sims = unit[qm] @ unit[tm].T  # brute force: every valid row's own counterpart among all valid rows
+            ranks = 1 + (sims > np.diag(sims)[:, None]).sum(axis=1)
+            row = found.loc[(qm, tm)]
+            assert row["n"] == valid.size
+            assert abs(row["top1"] - np.mean(ranks == 1)) <= 2 / valid.size  # float32 ties may differ by a row
+            assert abs(row["top10"] - np.mean(ranks <= 10)) <= 2 / valid.size
+            assert abs(row["median_rank"] - np.median(ranks)) <= 1
+            assert row["top10"] > 20 * 10 / valid.size  # far above chance
+        assert (demo / f"results/{model}/retrieval.png").stat().st_size > 10_000
         executed = nbformat.read(demo / f"results/{model}/redshift.ipynb", as_version=4)
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
         assert "<html" in (demo / f"results/{model}/redshift.html").read_text()[:2000].lower()
@@ -52,6 +64,14 @@ def test_demo_outputs_and_values(demo):
     assert list(overall.columns) == ["model", "embedding_dim", "protocol", "query", "target", "r2"]
     assert len(overall) == 4 * len(cfg["redshift"]["protocols"]) * len(models)
     assert sorted(overall["embedding_dim"].unique()) == sorted(m["train"]["embedding_dim"] for m in cfg["models"].values())
+    retrieval = pd.read_csv(demo / "results/summary/retrieval.csv")
+    assert len(retrieval) == 2 * len(models) and set(retrieval["model"]) == set(models)
+    # The demo's file holds secure redshifts only, and the landing page says so with the file's own numbers.
+    with Survey(demo / "data/demo/survey.h5") as survey:
+        selection = survey.selection
+    assert summary["selection"] == selection and selection["min_delta_chi2"] == 25
+    overview = (demo / "results/summary/overview.html").read_text()
+    assert f"of {selection['candidates']:,} simulated" in overview and f"({selection['kept_fraction']:.0%})" in overview
 
 
 def test_rerun_plans_nothing_and_force_reruns_one_job(demo):
