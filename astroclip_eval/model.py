@@ -17,7 +17,6 @@ from torch import nn
 
 from .data import ARCSINH_SOFTENING, SPECTRUM_LENGTH, wavelength_grid
 
-
 VIEW_MASK_FRACTION = 0.3  # of the spectrum bins hidden in the second view (training only)
 
 

@@ -29,7 +29,8 @@ def trained(tmp_path_factory):
         survey,
         tmp / "astroclip_ckpt_tiny",
         TrainConfig(
-            embedding_dim=8, max_epochs=3, batch_size=32, lr=2e-3, weight_decay=0.05, image_crop=16, seed=0, spectrum_view_weight=1.0, z_min=0.0, z_max=0.8
+            embedding_dim=8, max_epochs=3, batch_size=32, lr=2e-3, weight_decay=0.05, image_crop=16, seed=0,
+            spectrum_view_weight=1.0, z_min=0.0, z_max=0.8,
         ),
     )
     return survey, run
