@@ -179,3 +179,18 @@ def test_prefetch_keeps_order_and_reraises_read_errors():
     assert next(tail) == 0
     time.sleep(0.3)  # the reader has handed over 1 and now waits to hand over its end marker
     tail.close()  # returns: the end marker is not pushed into a full queue forever
+
+
+def test_spectrum_view_hides_one_window_per_row():
+    """The second view zeroes one contiguous 30% window per spectrum (noise scales with the row's spread: none here)."""
+    from astroclip_eval.model import VIEW_MASK_FRACTION, ReferenceAstroCLIP
+
+    torch.manual_seed(0)
+    view = ReferenceAstroCLIP._spectrum_view(torch.ones(50, 200))
+    starts = set()
+    for row in view.numpy():
+        hidden = np.flatnonzero(row == 0)
+        assert hidden.size == int(VIEW_MASK_FRACTION * 200) and np.all(np.diff(hidden) == 1)
+        assert np.all(row[row != 0] == 1)
+        starts.add(int(hidden[0]))
+    assert len(starts) > 10  # windows fall anywhere
