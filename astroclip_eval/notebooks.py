@@ -5,17 +5,22 @@ from __future__ import annotations
 import logging
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import nbformat
 from nbconvert import HTMLExporter
+from traitlets.config import Config
 
 from .atomic import atomic_path
 from .errors import UserError
 
 log = logging.getLogger(__name__)
 DATA_URL_LIMIT = 2 * 1024 * 1024  # Chromium refuses to navigate (or load a frame) to a longer URL
+# Seconds a kernel may take to answer (papermill's default is 60): on a loaded node, or importing from a network file
+# system, 60 s is not always enough; a kernel that dies is reported at once, whatever this is.
+KERNEL_START_TIMEOUT = 300
 
 
 def to_html(notebook: str | os.PathLike, html: str | os.PathLike) -> None:
@@ -35,6 +40,18 @@ def to_html(notebook: str | os.PathLike, html: str | os.PathLike) -> None:
         tmp.write_text(body, encoding="utf-8")
 
 
+def private_kernel(directory: str) -> Config:
+    """Kernel settings that connect over unix sockets in a directory of this job's own.
+
+    Over TCP, jupyter_client picks free ports and hands them to the kernel, which binds them a moment later; a kernel
+    starting at that moment on the same node (the other notebook job, another user's) can take one, and the job fails
+    before its first cell with ZMQError "Address already in use" (papermill #511, snakemake #3689). Sockets named in
+    a private directory cannot collide.
+    """
+    return Config({"KernelManager": {"transport": "ipc", "connection_file": os.path.join(directory, "kernel.json"),
+                                     "ip": os.path.join(directory, "kernel")}})
+
+
 def execute(
     notebook: str | os.PathLike, output: str | os.PathLike, parameters: dict[str, Any], failed_copy: str | os.PathLike
 ) -> None:
@@ -50,15 +67,18 @@ def execute(
     output, failed_copy = Path(output), Path(failed_copy)
     running = output.with_name(f".{output.stem}.running.ipynb")  # papermill wants an .ipynb name
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(running),
-            parameters=parameters,
-            kernel_name="python3",
-            language="python",
-            cwd=".",
-            progress_bar=False,
-        )
+        with tempfile.TemporaryDirectory(prefix="astroclip-kernel-") as sockets:
+            papermill.execute_notebook(
+                str(notebook),
+                str(running),
+                parameters=parameters,
+                kernel_name="python3",
+                language="python",
+                cwd=".",
+                progress_bar=False,
+                start_timeout=KERNEL_START_TIMEOUT,
+                config=private_kernel(sockets),
+            )
     except PapermillExecutionError as exc:
         failed_copy.parent.mkdir(parents=True, exist_ok=True)
         os.replace(running, failed_copy)

@@ -104,3 +104,29 @@ def test_a_failing_notebook_cell_is_one_line_and_leaves_no_output(tmp_path):
         assert str(failed) in errors[0] and "Traceback" not in bad.stderr
         assert not out.exists() and not list(tmp_path.glob(".*running*"))
         assert "ZeroDivisionError" in failed.read_text() or "UserError" in failed.read_text()
+
+
+def test_notebook_kernel_talks_over_private_unix_sockets(tmp_path):
+    """Two notebook jobs starting together on one node cannot take each other's TCP ports: the kernel is reached over
+    unix sockets in a directory of the job's own, which is gone afterwards."""
+    import nbformat
+
+    from astroclip_eval.notebooks import execute
+
+    seen_file = tmp_path / "seen.json"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import json, os\nimport ipykernel.connect\n"
+        "connection = ipykernel.connect.get_connection_file()\n"
+        "seen = {'file': connection, 'info': json.load(open(connection)), 'sockets': os.listdir(os.path.dirname(connection))}\n"
+        f"json.dump(seen, open({str(seen_file)!r}, 'w'))"
+    )]
+    probe, out = tmp_path / "probe.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, probe)
+    execute(probe, out, {}, tmp_path / "failed.ipynb")
+    seen = json.loads(seen_file.read_text())
+    private = Path(seen["file"]).parent
+    assert private.name.startswith("astroclip-kernel-") and seen["info"]["transport"] == "ipc"
+    assert seen["info"]["ip"] == str(private / "kernel")
+    assert {"kernel.json", f"kernel-{seen['info']['shell_port']}"} <= set(seen["sockets"])
+    assert out.exists() and not private.exists()
