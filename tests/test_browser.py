@@ -56,7 +56,7 @@ def seen(demo, chromium) -> dict:
 def test_every_figure_in_the_report_loads(seen, demo):
     shown = seen["report"]["images"]
     pngs = {str(p.relative_to(demo)) for p in (demo / "results").rglob("*.png") if "logs" not in p.parts}
-    assert set(shown) == pngs and len(pngs) == 2 * 9 + 1  # per model: redshift + 8 similarity; one summary
+    assert set(shown) == pngs and len(pngs) == 2 * 10 + 1  # per model: redshift, 8 similarity, retrieval; one summary
     for path, state in shown.items():
         assert state["complete"] and state["widths"] and min(state["widths"]) > 0, path
     pages = seen["report"]["pages"]
