@@ -27,7 +27,7 @@ def paired():
 
 
 def test_ranks_match_brute_force_in_blocks(paired, monkeypatch):
-    monkeypatch.setattr(neighbours, "BLOCK_BYTES", 37 * 500 * 4)  # 37-row blocks: the last one is partial
+    monkeypatch.setattr(neighbours, "BLOCK_BYTES", 4 * 37 * 500 * 4)  # 37-row blocks: the last one is partial
     ranks = own_ranks(paired["spectrum"], paired["image"])
     assert np.array_equal(ranks, _brute_ranks(paired["spectrum"], paired["image"]))
     assert own_ranks(paired["image"], paired["image"]).max() == 1  # every row is its own best match
