@@ -15,6 +15,11 @@ def block_rows(n_target: int, bytes_per_value: int = 4) -> int:
     return max(1, BLOCK_BYTES // (max(n_target, 1) * bytes_per_value))
 
 
+def unit_rows(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """float32 rows scaled to unit length, so dot products are cosine similarities."""
+    return torch.nn.functional.normalize(torch.as_tensor(x, dtype=torch.float32), dim=1)
+
+
 def top_k(
     query: np.ndarray | torch.Tensor,
     target: np.ndarray | torch.Tensor,
@@ -26,8 +31,7 @@ def top_k(
     Rows are normalised here, so the result is independent of their scale. `exclude_diagonal` drops target
     row i for query row i (query and target are the same rows, e.g. in-modal leave-one-out).
     """
-    q = torch.nn.functional.normalize(torch.as_tensor(query, dtype=torch.float32), dim=1)
-    t = torch.nn.functional.normalize(torch.as_tensor(target, dtype=torch.float32), dim=1)
+    q, t = unit_rows(query), unit_rows(target)
     if k > t.shape[0] - int(exclude_diagonal):
         raise ValueError(f"k={k} neighbours requested from {t.shape[0]} rows")
     idx_out = np.empty((q.shape[0], k), dtype=np.int64)

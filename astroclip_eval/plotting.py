@@ -78,7 +78,7 @@ def retrieval_curves(ranks: dict[tuple[str, str], np.ndarray], title: str) -> pl
     n = max(r.size for r in ranks.values())
     k = np.unique(np.geomspace(1, n, 200).astype(int))
     for style, ((qm, tm), r) in zip(("-", "--"), ranks.items()):
-        ax.plot(k, (np.sort(r)[None, :] <= k[:, None]).mean(axis=1), style, label=f"{qm} query, own {tm}")
+        ax.plot(k, np.searchsorted(np.sort(r), k, side="right") / r.size, style, label=f"{qm} query, own {tm}")
     ax.plot(k, k / n, ":", color="grey", label="chance")
     ax.set_xscale("log")
     ax.set_xlabel(f"k (rank among {n:,} valid rows)")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .neighbours import block_rows
+from .neighbours import block_rows, unit_rows
 
 DIRECTIONS = (("spectrum", "image"), ("image", "spectrum"))
 COLUMNS = ["query", "target", "n", "top1", "top10", "median_rank"]
@@ -21,8 +21,7 @@ def own_ranks(query: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tenso
 
     Blocked like `neighbours.top_k` but a quarter of its block (32 MiB of similarities and their comparison), so the
     similarity notebook stays within the memory `make fullsize` bounds at the published 39,599 rows."""
-    q = torch.nn.functional.normalize(torch.as_tensor(query, dtype=torch.float32), dim=1)
-    t = torch.nn.functional.normalize(torch.as_tensor(target, dtype=torch.float32), dim=1)
+    q, t = unit_rows(query), unit_rows(target)
     if q.shape != t.shape:
         raise ValueError(f"query {tuple(q.shape)} and target {tuple(t.shape)} must be paired row by row")
     ranks = np.empty(q.shape[0], dtype=np.int64)

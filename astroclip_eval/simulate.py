@@ -326,9 +326,9 @@ def secure_population(cfg: SurveyConfig) -> tuple[dict[str, np.ndarray], np.ndar
     wave = wavelength_grid()
     pops, spectra, n_kept, n_fitted, stream = [], [], 0, 0, 0
     fraction = 0.65  # a guess just below the 0.67 measured at 25 (default noise), so one batch usually suffices
+    select = cfg.min_delta_chi2 > 0
     while n_kept < cfg.n_galaxies:
         want = cfg.n_galaxies - n_kept
-        select = cfg.min_delta_chi2 > 0
         n_draw = max(int(np.ceil(want / max(fraction, 0.05) * 1.05)), 16) if select else want
         pop = sample_population(cfg, n_draw, stream)
         spec, sigma = render_spectra(pop, cfg, np.random.default_rng([cfg.seed, 1, stream]))

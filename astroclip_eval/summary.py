@@ -7,18 +7,9 @@ import pandas as pd
 COLUMNS = ["model", "embedding_dim", "protocol", "query", "target", "r2"]
 
 
-def combine(tables: dict[str, pd.DataFrame], dims: dict[str, int]) -> pd.DataFrame:
-    """Stack per-model `protocol,query,target,r2` tables into `model,embedding_dim,protocol,query,target,r2`,
-    sorted by dimension (each model's rows keep their order)."""
+def combine(tables: dict[str, pd.DataFrame], dims: dict[str, int], columns: list[str] = COLUMNS) -> pd.DataFrame:
+    """Stack per-model tables with each model's name and embedding dimension into `columns` (the R^2 table's by
+    default), sorted by dimension (each model's rows keep their order)."""
     frames = [t.assign(model=m, embedding_dim=dims[m]) for m, t in tables.items()]
-    out = pd.concat(frames, ignore_index=True)[COLUMNS]
+    out = pd.concat(frames, ignore_index=True)[columns]
     return out.sort_values(["embedding_dim", "model"], kind="stable").reset_index(drop=True)
-
-
-def combine_retrieval(tables: dict[str, pd.DataFrame], summary: pd.DataFrame) -> pd.DataFrame:
-    """Stack per-model retrieval tables (`retrieval.COLUMNS`) with model and embedding_dim first, in the R^2
-    table's model order."""
-    dims = summary.drop_duplicates("model").set_index("model")["embedding_dim"]
-    frames = [tables[m].assign(model=m, embedding_dim=int(d)) for m, d in dims.items()]
-    out = pd.concat(frames, ignore_index=True)
-    return out[["model", "embedding_dim", *[c for c in out.columns if c not in ("model", "embedding_dim")]]]

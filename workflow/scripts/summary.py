@@ -10,15 +10,18 @@ from astroclip_eval.atomic import atomic_path, save_figure, write_csv
 from astroclip_eval.cli import run
 from astroclip_eval.overview import render, versions
 from astroclip_eval.plotting import r2_vs_dim
-from astroclip_eval.summary import combine, combine_retrieval
+from astroclip_eval.retrieval import COLUMNS as RETRIEVAL_COLUMNS
+from astroclip_eval.summary import combine
 
 
 def main(args: argparse.Namespace) -> None:
     tables = {m: pd.read_csv(t) for m, t in zip(args.models, args.tables)}
     embedded = {m: json.loads(Path(e).read_text()) for m, e in zip(args.models, args.embeddings)}
-    summary = combine(tables, {m: int(e["dim"]) for m, e in embedded.items()})
+    dims = {m: int(e["dim"]) for m, e in embedded.items()}
+    summary = combine(tables, dims)
     write_csv(args.table_out, summary)
-    retrieval = combine_retrieval({m: pd.read_csv(t) for m, t in zip(args.models, args.retrieval)}, summary)
+    retrieval = combine({m: pd.read_csv(t) for m, t in zip(args.models, args.retrieval)}, dims,
+                        ["model", "embedding_dim", *RETRIEVAL_COLUMNS])
     write_csv(args.retrieval_out, retrieval)
     save_figure(args.figure_out, r2_vs_dim(summary), bbox_inches="tight")
     checkpoints = {m: json.loads(Path(c).read_text()) for m, c in zip(args.models, args.checkpoints)}
