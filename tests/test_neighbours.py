@@ -10,6 +10,8 @@ from astroclip_eval.errors import UserError
 from astroclip_eval.redshift import evaluate, knn_redshift
 from astroclip_eval.similarity import search
 
+pytestmark = pytest.mark.numeric  # rerun under a second torch CPU kernel (tests/test_kernels.py)
+
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)

@@ -10,6 +10,8 @@ from sklearn.preprocessing import StandardScaler
 from astroclip_eval import neighbours, protocols
 from astroclip_eval.protocols import evaluate_trained, fit_few_shot, standardiser, weighted_knn
 
+pytestmark = pytest.mark.numeric  # rerun under a second torch CPU kernel (tests/test_kernels.py)
+
 
 @pytest.fixture
 def split():

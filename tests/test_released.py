@@ -29,6 +29,7 @@ def relative(ours: np.ndarray, golden: np.ndarray) -> np.ndarray:
     return np.abs(ours - golden).max(axis=1) / np.abs(golden).max(axis=1)
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("spec", ["auto", "astroclip_eval.polymathic:load_released"])
 def test_embeddings_match_the_originals_goldens(spec):
     golden = np.load(GOLDEN)

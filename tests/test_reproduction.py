@@ -51,6 +51,7 @@ def test_recipe_weights_match_the_spec_check_sums():
         assert state[str(key)].double().sum().item() == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("spec", ["auto", "astroclip_eval.reproduction:load_reproduction"])
 def test_embeddings_match_the_goldens(golden_checkpoint, golden_inputs, spec):
     golden = np.load(GOLDEN)

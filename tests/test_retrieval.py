@@ -6,6 +6,8 @@ import pytest
 from astroclip_eval import neighbours
 from astroclip_eval.retrieval import own_ranks, retrieval_ranks, retrieval_table
 
+pytestmark = pytest.mark.numeric  # rerun under a second torch CPU kernel (tests/test_kernels.py)
+
 
 def _brute_ranks(query: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Position of the own row in a full stable sort of each query's cosines, ties resolved in its favour."""
