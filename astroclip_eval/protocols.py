@@ -27,16 +27,18 @@ def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 0, std, 1.0)
 
 
-def weighted_knn(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
-    """Inverse-distance-weighted mean redshift of the k nearest training rows (Euclidean), per query row.
+def weighted_knn(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, k: int,
+                 key: str = "redshift.zero_shot_neighbours") -> np.ndarray:
+    """Inverse-distance-weighted mean of the k nearest training rows' targets (Euclidean), per query row.
 
+    `z_train` is (n,) or (n, c): with one-hot class columns the weighted mean is the weighted vote's class shares.
     A query at distance 0 from training rows takes the mean of exactly those rows (the limit of the weights).
     """
     if k > train.shape[0]:
-        raise UserError(f"redshift.zero_shot_neighbours: {k} neighbours requested from {train.shape[0]} valid training rows")
+        raise UserError(f"{key}: {k} neighbours requested from {train.shape[0]} valid training rows")
     t = torch.as_tensor(train, dtype=torch.float64)
     z = torch.as_tensor(z_train, dtype=torch.float64)
-    out = np.empty(query.shape[0], dtype=np.float64)
+    out = np.empty((query.shape[0], *z.shape[1:]), dtype=np.float64)
     step = block_rows(t.shape[0], bytes_per_value=8)
     for lo in range(0, query.shape[0], step):
         q = torch.as_tensor(query[lo : lo + step], dtype=torch.float64)
@@ -44,27 +46,29 @@ def weighted_knn(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, k: i
         zk = z[idx]
         exact = dist == 0
         weights = torch.where(exact.any(dim=1, keepdim=True), exact.double(), 1.0 / dist.clamp_min(1e-300))
+        weights = weights.reshape(*weights.shape, *([1] * (zk.dim() - 2)))
         out[lo : lo + step] = ((weights * zk).sum(dim=1) / weights.sum(dim=1)).numpy()
     return out
 
 
 def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, epochs: int = 200,
-                 hidden: int = 64) -> Callable[[np.ndarray], np.ndarray]:
-    """Train a two-layer MLP regressor (full-batch Adam, CPU, seeded) on standardised embeddings; return its predictor.
+                 hidden: int = 64, classes: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+    """Train a two-layer MLP (full-batch Adam, CPU, seeded) on standardised embeddings; return its predictor.
 
-    Fitted once per target modality and applied to both query modalities, since the network depends only on the
-    training embeddings.
+    A regressor of `z_train` by default; with `classes` > 0 a classifier of the integer codes in `z_train`
+    (cross-entropy; the predictor returns codes). Fitted once per target modality and applied to both query
+    modalities, since the network depends only on the training embeddings.
     """
     generator = torch.Generator().manual_seed(seed)
     x = torch.as_tensor(train, dtype=torch.float32)
-    y = torch.as_tensor(z_train, dtype=torch.float32)
+    y = torch.as_tensor(z_train, dtype=torch.int64 if classes else torch.float32)
     dim = x.shape[1]
     layers = [
         torch.nn.Linear(dim, hidden),
         torch.nn.GELU(),
         torch.nn.Linear(hidden, hidden),
         torch.nn.GELU(),
-        torch.nn.Linear(hidden, 1),
+        torch.nn.Linear(hidden, classes or 1),
     ]
     with torch.no_grad():
         for layer in layers:
@@ -76,13 +80,17 @@ def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, epochs: 
     opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
     for _ in range(epochs):
         opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(net(x).squeeze(1), y)
+        if classes:
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+        else:
+            loss = torch.nn.functional.mse_loss(net(x).squeeze(1), y)
         loss.backward()
         opt.step()
 
     def predict(query: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return net(torch.as_tensor(query, dtype=torch.float32)).squeeze(1).double().numpy()
+            out = net(torch.as_tensor(query, dtype=torch.float32))
+            return out.argmax(dim=1).numpy() if classes else out.squeeze(1).double().numpy()
 
     return predict
 

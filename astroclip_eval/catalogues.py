@@ -1,0 +1,154 @@
+"""Catalogues joined to the survey's rows: by a key column (PROVABGS by TARGETID) or on the sky (Galaxy Zoo DECaLS
+by RA/Dec, nearest match within a radius, with coordinates from a catalogue joined by key).
+
+A join is done once per split; the result is one row of catalogue values per survey row (NaN or empty where the
+galaxy is not in the catalogue) and its counts. Catalogues are untrusted: a duplicated key, no overlap, a missing
+column or an unreadable file ends in one line naming the catalogue and the column."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError
+
+FORMATS = {".csv": "csv", ".fits": "fits", ".fit": "fits", ".fits.gz": "fits", ".hdf5": "hdf5", ".h5": "hdf5",
+           ".parquet": "parquet"}
+
+
+def file_format(path: str | Path) -> str:
+    name = str(path).lower()
+    for suffix, kind in sorted(FORMATS.items(), key=lambda item: -len(item[0])):
+        if name.endswith(suffix):
+            return kind
+    raise UserError(f"{path}: unknown catalogue format (expected one of {', '.join(sorted(FORMATS))})")
+
+
+def read_columns(name: str, path: str | Path, columns: list[str]) -> pd.DataFrame:
+    """The named columns of a catalogue file, nothing else (one-dimensional columns only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"catalogues.{name}: {path} not found")
+    kind = file_format(path)
+    try:
+        if kind == "csv":
+            header = pd.read_csv(path, nrows=0).columns
+            _require(name, path, header, columns)
+            return pd.read_csv(path, usecols=columns)[columns]
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            _require(name, path, pq.read_schema(path).names, columns)
+            return pd.read_parquet(path, columns=columns)
+        from astropy.table import Table
+
+        table = Table.read(path, format=kind)
+        _require(name, path, table.colnames, columns)
+        out = {}
+        for col in columns:
+            values = np.asarray(table[col])
+            if values.ndim != 1:
+                raise UserError(f"catalogues.{name}: column {col} of {path} has shape {values.shape}, expected one value per row")
+            out[col] = values.astype(values.dtype.newbyteorder("=")) if values.dtype.kind in "iuf" else values
+        return pd.DataFrame(out)
+    except UserError:
+        raise
+    except Exception as exc:  # a truncated or foreign file: what the reader said, in one line
+        raise UserError(f"catalogues.{name}: cannot read {path} as {kind}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def _require(name: str, path: Path, present: Any, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in set(present)]
+    if missing:
+        raise UserError(f"catalogues.{name}: column {missing[0]} not in {path} (it has {', '.join(list(present)[:12])}...)")
+
+
+def join_by_key(name: str, key: str, survey_ids: np.ndarray, catalogue_ids: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Catalogue row per survey row (-1 where absent) and the counts. A key that repeats is refused: which of two
+    entries is the galaxy's would be a guess."""
+    ids = pd.Series(catalogue_ids)
+    if ids.isna().any():
+        raise UserError(f"catalogues.{name}: column {key} has empty values")
+    repeated = ids[ids.duplicated()]
+    if repeated.size:
+        raise UserError(f"catalogues.{name}: column {key} repeats {repeated.size} values (first {repeated.iloc[0]}); keys must be unique")
+    position = pd.Index(ids).get_indexer(pd.Index(survey_ids))
+    matched = int((position >= 0).sum())
+    if matched == 0:
+        raise UserError(f"catalogues.{name}: no value of column {key} is a targetid of the data file (no overlap)")
+    return position.astype(np.int64), {"method": f"key {key}", "rows": int(len(survey_ids)), "matched": matched,
+                                       "unmatched": int(len(survey_ids) - matched), "duplicates": 0}
+
+
+def match_on_sky(name: str, ra: np.ndarray, dec: np.ndarray, cat_ra: np.ndarray, cat_dec: np.ndarray,
+                 radius_arcsec: float) -> tuple[np.ndarray, dict]:
+    """Nearest catalogue row within the radius per survey row (-1 where none, or where the row has no coordinates).
+    Two survey rows on one catalogue entry: the closer keeps it and the other counts as a duplicate."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord, match_coordinates_sky
+
+    position = np.full(len(ra), -1, dtype=np.int64)
+    known = np.isfinite(ra) & np.isfinite(dec)
+    good = np.isfinite(cat_ra) & np.isfinite(cat_dec)
+    duplicates = 0
+    if known.any() and good.any():
+        cat_rows = np.flatnonzero(good)
+        catalogue = SkyCoord(cat_ra[good] * u.deg, cat_dec[good] * u.deg)
+        idx, sep, _ = match_coordinates_sky(SkyCoord(ra[known] * u.deg, dec[known] * u.deg), catalogue)
+        sep = sep.to_value(u.arcsec)
+        within = sep <= radius_arcsec
+        rows, hits, seps = np.flatnonzero(known)[within], cat_rows[idx[within]], sep[within]
+        order = np.lexsort((seps, hits))  # per catalogue entry, the closest survey row first
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = hits[order][1:] != hits[order][:-1]
+        duplicates = int((~first).sum())
+        position[rows[order][first]] = hits[order][first]
+    matched = int((position >= 0).sum())
+    if matched == 0:
+        raise UserError(f"catalogues.{name}: no survey row has a match within {radius_arcsec} arcsec (no overlap)")
+    return position, {"method": f"sky within {radius_arcsec} arcsec", "rows": int(len(ra)), "matched": matched,
+                      "unmatched": int(len(ra) - matched), "duplicates": duplicates,
+                      "without_coordinates": int((~known).sum())}
+
+
+def take(values: pd.Series, position: np.ndarray) -> np.ndarray:
+    """values[position] per survey row, NaN (numbers) or None (text) where position is -1."""
+    arr = values.to_numpy()
+    if arr.dtype.kind in "iufb":
+        out = np.full(position.size, np.nan)
+        out[position >= 0] = arr[position[position >= 0]].astype(np.float64)
+        return out
+    out = np.full(position.size, None, dtype=object)
+    out[position >= 0] = arr[position[position >= 0]]
+    return out
+
+
+def join(catalogues: Mapping[str, dict], needed: Mapping[str, list[str]], targetids: np.ndarray
+         ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict]]:
+    """Every needed column of every catalogue, aligned to the survey rows whose `targetids` are given, and the
+    counts of each join. Key joins first: sky matches take their coordinates from one of them."""
+    columns: dict[str, dict[str, np.ndarray]] = {}
+    counts: dict[str, dict] = {}
+    order = sorted(needed, key=lambda n: "match" in catalogues[n])
+    for name in order:
+        entry = catalogues[name]
+        if "key" in entry:
+            table = read_columns(name, entry["path"], _unique([entry["key"], *needed[name]]))
+            position, counts[name] = join_by_key(name, entry["key"], targetids, table[entry["key"]].to_numpy())
+        else:
+            match = entry["match"]
+            source = match["coordinates"]
+            ra, dec = (columns[source][c] for c in match["coordinates_columns"])
+            table = read_columns(name, entry["path"], _unique([match["ra"], match["dec"], *needed[name]]))
+            cat_ra, cat_dec = (pd.to_numeric(table[c], errors="coerce").to_numpy(float) for c in (match["ra"], match["dec"]))
+            position, counts[name] = match_on_sky(name, ra, dec, cat_ra, cat_dec, match["radius_arcsec"])
+        columns[name] = {c: take(table[c], position) for c in needed[name]}
+    return columns, counts
+
+
+def _unique(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))

@@ -1,0 +1,192 @@
+"""The downstream tasks beyond redshift on one core: a label per galaxy (a number or a class), the redshift
+protocols applied to it, and the scores.
+
+- reproduction: the k nearest validation rows by cosine similarity (the query left out in-modal): their mean, or
+  their majority vote (a tie goes to the first class in name order);
+- zero_shot: distance-weighted kNN on embeddings standardised with the train split (targets standardised too),
+  the weighted mean or the weighted vote;
+- few_shot: an MLP (two hidden layers of 64) on the same standardised embeddings, a regressor or a classifier.
+
+Only rows that are valid and have the label take part, on both splits. Scores: R^2 for numbers; accuracy, weighted
+F1 and the majority-class baseline (the share of the most common true class among the queries) for classes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError
+from .neighbours import top_k
+from .protocols import fit_few_shot, standardiser, weighted_knn
+from .redshift import MODALITIES, r2_score
+
+PAIRS = [(q, t) for q in MODALITIES for t in MODALITIES]
+PROPERTY_COLUMNS = ["protocol", "property", "query", "target", "n", "r2"]
+CLASS_COLUMNS = ["protocol", "question", "query", "target", "n", "accuracy", "f1_weighted", "majority"]
+
+
+@dataclass
+class Labelled:
+    """One split's rows that take part in a task: their embeddings per modality and their labels."""
+
+    embeddings: dict[str, np.ndarray]
+    labels: np.ndarray  # float64 values, or int64 class codes
+
+    @classmethod
+    def select(cls, embeddings: dict[str, np.ndarray], labels: np.ndarray, rows: np.ndarray, codes: bool) -> Labelled:
+        have = labels[rows] >= 0 if codes else np.isfinite(labels[rows])
+        rows = rows[have]
+        picked = {m: e[rows] for m, e in embeddings.items()}
+        for modality, emb in picked.items():
+            bad = ~np.isfinite(emb).all(axis=1)
+            if bad.any():
+                raise UserError(f"{modality} embeddings: {int(bad.sum())} rows are not finite (first rows {rows[bad][:5].tolist()}); no score is computed from them")
+        return cls(picked, labels[rows])
+
+
+def accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(truth == pred))
+
+
+def f1_weighted(truth: np.ndarray, pred: np.ndarray) -> float:
+    """F1 per class (over the classes in truth or prediction), averaged with the true support as weight."""
+    total = 0.0
+    for c in np.union1d(truth, pred):
+        tp = np.sum((pred == c) & (truth == c))
+        denominator = np.sum(pred == c) + np.sum(truth == c)
+        total += np.sum(truth == c) * (2 * tp / denominator if denominator else 0.0)
+    return float(total / truth.size)
+
+
+def majority(truth: np.ndarray) -> float:
+    return float(np.bincount(truth).max() / truth.size)
+
+
+def redshift_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """What photometric-redshift work judges by: bias (median of dz/(1+z)), sigma_NMAD (1.4826 x the median
+    absolute deviation of dz/(1+z) about its median) and the outlier fraction (|dz|/(1+z) > 0.15)."""
+    dz = (np.asarray(pred, np.float64) - truth) / (1 + np.asarray(truth, np.float64))
+    bias = float(np.median(dz))
+    return {"bias": bias, "sigma_nmad": float(1.4826 * np.median(np.abs(dz - bias))),
+            "outlier_fraction": float(np.mean(np.abs(dz) > 0.15))}
+
+
+def _vote(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Majority class per row of (q, k) codes; ties to the lowest code."""
+    counts = np.zeros((codes.shape[0], n_classes), dtype=np.int64)
+    np.add.at(counts, (np.repeat(np.arange(codes.shape[0]), codes.shape[1]), codes.ravel()), 1)
+    return counts.argmax(axis=1)
+
+
+def reproduction(on: Labelled, k: int, exclude_self: bool, n_classes: int, name: str
+                 ) -> dict[tuple[str, str], np.ndarray]:
+    """Predictions per (query, target) pair from the k nearest validation rows that have the label."""
+    n = on.labels.size
+    if k > n - 1:
+        raise UserError(f"{name}: redshift.n_neighbours = {k} needs at least {k + 1} labelled valid rows, there are {n}")
+    out = {}
+    for query, target in PAIRS:
+        idx, _ = top_k(on.embeddings[query], on.embeddings[target], k, exclude_diagonal=exclude_self and query == target)
+        out[(query, target)] = _vote(on.labels[idx], n_classes) if n_classes else on.labels[idx].mean(axis=1)
+    return out
+
+
+def fitted(protocol: str, train: Labelled, valid: Labelled, k: int, seed: int, n_classes: int, name: str
+           ) -> dict[tuple[str, str], np.ndarray]:
+    """zero_shot or few_shot predictions per (query, target): fitted once per target modality on the train split."""
+    if train.labels.size < 2:
+        raise UserError(f"{name}: {train.labels.size} labelled valid rows in the train split, too few to fit {protocol}")
+    out = {}
+    for target in MODALITIES:
+        mean, std = standardiser(train.embeddings[target])
+        x_train = (train.embeddings[target] - mean) / std
+        predict: Callable[[np.ndarray], np.ndarray]
+        if n_classes:
+            onehot = np.eye(n_classes)[train.labels]
+            if protocol == "zero_shot":
+                predict = lambda q, x=x_train: weighted_knn(x, onehot, q, k, f"{name}: redshift.zero_shot_neighbours").argmax(1)  # noqa: E731
+            else:
+                predict = fit_few_shot(x_train, train.labels, seed=seed, classes=n_classes)
+        else:
+            y_mean, y_std = train.labels.mean(), train.labels.std() or 1.0
+            y = (train.labels - y_mean) / y_std
+            if protocol == "zero_shot":
+                standard = lambda q, x=x_train, y=y: weighted_knn(x, y, q, k, f"{name}: redshift.zero_shot_neighbours")  # noqa: E731
+            else:
+                standard = fit_few_shot(x_train, y, seed=seed)
+            predict = lambda q, f=standard, a=y_mean, b=y_std: f(q) * b + a  # noqa: E731
+        for query in MODALITIES:
+            out[(query, target)] = predict((valid.embeddings[query] - mean) / std)
+    return out
+
+
+def evaluate(
+    name: str, valid_emb: dict[str, np.ndarray], valid_labels: np.ndarray, valid_rows: np.ndarray,
+    train_emb: dict[str, np.ndarray] | None, train_labels: np.ndarray | None, train_rows: np.ndarray | None,
+    protocols: list[str], n_classes: int = 0, k: int = 16, exclude_self: bool = True, zero_shot_k: int = 64,
+    seed: int = 0,
+) -> tuple[list[dict], dict[tuple[str, str, str], np.ndarray], np.ndarray]:
+    """Score rows (without the label's name column), predictions per (protocol, query, target), and the truth.
+
+    A property's labels are float64 with NaN where missing; a question's are int64 codes with -1 where missing
+    (`n_classes` > 0)."""
+    codes = n_classes > 0
+    valid = Labelled.select(valid_emb, valid_labels, valid_rows, codes)
+    if valid.labels.size < 2:
+        raise UserError(f"{name}: {valid.labels.size} valid rows of the validation split have this label; nothing to score")
+    predictions: dict[tuple[str, str, str], np.ndarray] = {}
+    if "reproduction" in protocols:
+        for pair, pred in reproduction(valid, k, exclude_self, n_classes, name).items():
+            predictions[("reproduction", *pair)] = pred
+    trained = [p for p in protocols if p != "reproduction"]
+    if trained:
+        train = Labelled.select(train_emb, train_labels, train_rows, codes)
+        for protocol in trained:
+            for pair, pred in fitted(protocol, train, valid, zero_shot_k, seed, n_classes, name).items():
+                predictions[(protocol, *pair)] = pred
+    rows = []
+    for (protocol, query, target), pred in predictions.items():
+        row = {"protocol": protocol, "query": query, "target": target, "n": int(valid.labels.size)}
+        if codes:
+            row.update(accuracy=accuracy(valid.labels, pred), f1_weighted=f1_weighted(valid.labels, pred),
+                       majority=majority(valid.labels))
+        else:
+            row["r2"] = r2_score(valid.labels, pred)
+        rows.append(row)
+    return rows, predictions, valid.labels
+
+
+def class_codes(*splits: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
+    """Class names (sorted, over all splits) and each split's labels as int64 codes, -1 where there is no class."""
+    names = sorted({str(v) for labels in splits for v in labels if isinstance(v, str)})
+    index = {n: i for i, n in enumerate(names)}
+    return names, [np.array([index.get(v, -1) if isinstance(v, str) else -1 for v in s], dtype=np.int64) for s in splits]
+
+
+def evaluate_all(
+    properties: list[str], questions: list[str], valid_emb: dict[str, np.ndarray], valid_table: pd.DataFrame,
+    valid_rows: np.ndarray, train_emb: dict[str, np.ndarray] | None, train_table: pd.DataFrame | None,
+    train_rows: np.ndarray | None, protocols: list[str], **settings,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """The properties' R^2 table and the questions' classification table, with what the figures need:
+    {property: (truth, predictions)} and {question: (class names, truth, predictions)}."""
+    prop_rows, class_rows, prop_pred, class_pred = [], [], {}, {}
+    for name in properties:
+        train_labels = train_table[name].to_numpy(np.float64) if train_table is not None else None
+        rows, pred, truth = evaluate(f"properties.{name}", valid_emb, valid_table[name].to_numpy(np.float64),
+                                     valid_rows, train_emb, train_labels, train_rows, protocols, **settings)
+        prop_rows += [{"property": name, **r} for r in rows]
+        prop_pred[name] = (truth, pred)
+    for name in questions:
+        splits = [valid_table[name].to_numpy(object)] + ([train_table[name].to_numpy(object)] if train_table is not None else [])
+        names, codes = class_codes(*splits)
+        rows, pred, truth = evaluate(f"classifications.{name}", valid_emb, codes[0], valid_rows, train_emb,
+                                     codes[1] if len(codes) > 1 else None, train_rows, protocols,
+                                     n_classes=len(names), **settings)
+        class_rows += [{"question": name, **r} for r in rows]
+        class_pred[name] = (names, truth, pred)
+    return (pd.DataFrame(prop_rows, columns=PROPERTY_COLUMNS), pd.DataFrame(class_rows, columns=CLASS_COLUMNS),
+            prop_pred, class_pred)
