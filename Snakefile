@@ -35,6 +35,8 @@ include: "workflow/rules/embed.smk"
 include: "workflow/rules/valid.smk"
 include: "workflow/rules/redshift.smk"
 include: "workflow/rules/similarity.smk"
+include: "workflow/rules/properties.smk"
+include: "workflow/rules/notebooks.smk"
 include: "workflow/rules/summary.smk"
 
 

@@ -11,6 +11,7 @@ import yaml
 from snakemake.utils import validate
 
 from .errors import UserError
+from .labels import needed_columns
 from .plan import AUTO_LOADER, LOADER_SPEC, trained_run_dir
 
 
@@ -54,6 +55,13 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
     bad = [q for q in config["similarity"]["query_indices"] if q < 0]
     if bad:
         raise UserError(f"config: 'similarity.query_indices' must be row indices >= 0, got {bad}")
+    both = set(config["properties"]) & set(config["classifications"])
+    if both:
+        raise UserError(f"config: '{sorted(both)[0]}' is both in properties and in classifications; give them different names")
+    try:  # catalogue references and expressions, before any file is read
+        needed_columns(config)
+    except UserError as error:
+        raise UserError(f"config: {error}") from None
 
 
 def _check_no_collision(config: dict[str, Any]) -> None:

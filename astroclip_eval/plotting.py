@@ -155,3 +155,63 @@ def r2_vs_dim(summary: pd.DataFrame) -> plt.Figure:
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def property_panels(results: dict[str, tuple[np.ndarray, dict]], protocol: str, bins: int = 40) -> plt.Figure:
+    """True against predicted value, one row per property, one column per (query, target) pair, for one protocol."""
+    use_style()
+    pairs = [(q, t) for q in MODALITIES for t in MODALITIES]
+    fig, axes = plt.subplots(len(results), 4, figsize=(13, 3.1 * len(results)), squeeze=False, constrained_layout=True)
+    for i, (name, (truth, predictions)) in enumerate(results.items()):
+        lo, hi = np.percentile(truth, [0.5, 99.5])
+        edges = np.linspace(lo, hi, bins + 1)
+        for j, pair in enumerate(pairs):
+            ax = axes[i, j]
+            pred = predictions[(protocol, *pair)]
+            hist, *_ = np.histogram2d(truth, pred, bins=[edges, edges])
+            ax.pcolormesh(edges, edges, np.log10(1 + hist.T), cmap="viridis", shading="flat")
+            ax.plot([lo, hi], [lo, hi], color="white", lw=0.8, ls="--")
+            ax.text(0.04, 0.93, f"$R^2$ = {r2_score(truth, pred):.3f}", transform=ax.transAxes, color="white", va="top")
+            ax.set_title(f"{pair[0]} query, {pair[1]} target", fontsize=9)
+            ax.set_xlabel(f"true {name}")
+            if j == 0:
+                ax.set_ylabel(f"predicted {name}")
+    fig.suptitle(f"{PROTOCOL_TITLES.get(protocol, protocol)}; colour: log10(1 + galaxies per bin)")
+    return fig
+
+
+def confusion_panels(results: dict[str, tuple[list[str], np.ndarray, dict]], protocol: str) -> plt.Figure:
+    """Confusion matrices (rows: true class, normalised to 1; columns: predicted), one row per question, one column
+    per (query, target) pair, for one protocol."""
+    use_style()
+    pairs = [(q, t) for q in MODALITIES for t in MODALITIES]
+    fig, axes = plt.subplots(len(results), 4, figsize=(13, 3.3 * len(results)), squeeze=False, constrained_layout=True)
+    for i, (name, (names, truth, predictions)) in enumerate(results.items()):
+        n = len(names)
+        for j, pair in enumerate(pairs):
+            ax = axes[i, j]
+            pred = predictions[(protocol, *pair)]
+            counts = np.zeros((n, n))
+            np.add.at(counts, (truth, pred), 1)
+            share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+            ax.imshow(share, cmap="viridis", vmin=0, vmax=1)
+            for a in range(n):
+                for b in range(n):
+                    ax.text(b, a, f"{share[a, b]:.2f}", ha="center", va="center", fontsize=8,
+                            color="black" if share[a, b] > 0.5 else "white")
+            ax.set_xticks(range(n), names, rotation=30, ha="right", fontsize=8)
+            ax.set_yticks(range(n), names if j == 0 else [""] * n, fontsize=8)
+            ax.set_title(f"{name}: {pair[0]} query, {pair[1]} target\naccuracy {np.mean(truth == pred):.2f}", fontsize=9)
+            ax.set_xlabel("predicted class")
+            if j == 0:
+                ax.set_ylabel("true class (rows sum to 1)")
+    fig.suptitle(PROTOCOL_TITLES.get(protocol, protocol))
+    return fig
+
+
+def empty_figure(message: str) -> plt.Figure:
+    """A small figure that says why there is nothing to show (an output the rule declares is always written)."""
+    use_style()
+    fig = plt.figure(figsize=(4, 1))
+    fig.text(0.5, 0.5, message, ha="center", va="center")
+    return fig

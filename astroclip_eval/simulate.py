@@ -22,14 +22,16 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import h5py
 import numpy as np
 
 from .atomic import atomic_path
 from .data import COLUMNS, wavelength_grid
+from .simulate_catalogues import catalogues
 from .template_fit import fit_redshifts
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class SimulatedSurvey:
 
     columns: dict[str, np.ndarray]
     attrs: dict[str, float | int | str]
+    catalogues: dict[str, Any] = field(default_factory=dict)  # file name -> table (simulate_catalogues)
 
 
 FIT_BLOCK = 8  # pixels averaged per fit bin (6.4 Angstrom): delta-chi^2 within 4% of 4-pixel bins, 2x faster
@@ -367,7 +370,7 @@ def simulate(cfg: SurveyConfig) -> SimulatedSurvey:
         "targetids": targetids,
     }
     attrs = {"simulator": "astroclip_eval.simulate", **{f"selection_{k}": v for k, v in selection.items()}}
-    return SimulatedSurvey(columns, attrs)
+    return SimulatedSurvey(columns, attrs, catalogues(pop, targetids, cfg.seed))
 
 
 def write_survey(path: str | os.PathLike, survey: SimulatedSurvey, n_groups: int) -> None:

@@ -2,6 +2,7 @@
 import json
 import os
 
+from astroclip_eval.labels import needed_columns
 from astroclip_eval.plan import SIMILARITY_MODES, fitted_on_train, trained_run_dir
 
 CACHE = config["cache_dir"]
@@ -12,7 +13,8 @@ DATASET = config["dataset"]["path"]
 SHARDS = config["embedding"]["shards"]
 MODELS = list(config["models"])
 TRAINED = [m for m in MODELS if "train" in config["models"][m]]
-NOTEBOOKS = ["redshift", "similarity"]
+LABELLED = bool(config["properties"] or config["classifications"])  # the properties stage runs
+NOTEBOOKS = ["redshift", "similarity", *(["properties"] if LABELLED else [])]
 
 
 wildcard_constraints:
@@ -51,6 +53,24 @@ def train_inputs(wildcards):
     }
 
 
+def simulated_catalogues():
+    """The catalogues the demo's simulator writes beside the survey file."""
+    from astroclip_eval.simulate_catalogues import GALAXY_ZOO_FILE, PROVABGS_FILE
+
+    return [os.path.join(os.path.dirname(DATASET), name) for name in (PROVABGS_FILE, GALAXY_ZOO_FILE)]
+
+
+def catalogue_files(wildcards):
+    """The files of the catalogues the labels read (a simulated one is made by the simulate rule)."""
+    return {f"catalogue_{name}": config["catalogues"][name]["path"] for name in needed_columns(config)}
+
+
+def train_label_inputs(wildcards):
+    """The train split's embeddings, valid rows and labels, only when a protocol is fitted on it."""
+    inputs = train_inputs(wildcards)
+    return {**inputs, "train_labels": f"{CACHE}/catalogues/train_labels.csv"} if inputs else {}
+
+
 def promote_input(wildcards):
     return run_dir(wildcards.model)
 
@@ -62,6 +82,7 @@ def model_outputs(model):
         f"{RESULTS}/{model}/redshift_knn_regression.png",
         f"{RESULTS}/{model}/similarity.csv",
         *[f"{RESULTS}/{model}/{nb}.html" for nb in NOTEBOOKS],
+        *([f"{RESULTS}/{model}/properties_r2.csv", f"{RESULTS}/{model}/classification.csv"] if LABELLED else []),
     ]
 
 

@@ -6,6 +6,7 @@ if "simulate" in config:
     rule simulate_survey:
         output:
             DATASET,
+            *simulated_catalogues(),
         log:
             f"{LOGS}/simulate_survey.log",
         benchmark:
@@ -17,4 +18,4 @@ if "simulate" in config:
             cmd=script_cmd("simulate_survey.py"),
             survey=json.dumps(config["simulate"]),
         shell:
-            "{params.cmd} --params '{params.survey}' --output {output} --log {log}"
+            "{params.cmd} --params {params.survey:q} --output {output[0]:q} --log {log:q}"

@@ -2,14 +2,18 @@
 
 import argparse
 import json
+import os
 
 from astroclip_eval.cli import run
 from astroclip_eval.simulate import SurveyConfig, simulate, write_survey
+from astroclip_eval.simulate_catalogues import write_catalogues
 
 
 def main(args: argparse.Namespace) -> None:
     cfg = SurveyConfig(**json.loads(args.params))
-    write_survey(args.output, simulate(cfg), cfg.n_groups)
+    survey = simulate(cfg)
+    write_catalogues(os.path.dirname(os.path.abspath(args.output)), survey.catalogues)  # before the survey: it is
+    write_survey(args.output, survey, cfg.n_groups)  # the rule's first output, so a file there means all are done
 
 
 parser = argparse.ArgumentParser(prog="simulate_survey", description=__doc__)

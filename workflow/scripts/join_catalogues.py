@@ -1,0 +1,36 @@
+"""Join the configured catalogues to one split's rows and write its labels (properties and classes) and counts."""
+
+import argparse
+import json
+import logging
+
+from astroclip_eval.atomic import write_csv, write_json
+from astroclip_eval.catalogues import join
+from astroclip_eval.cli import run
+from astroclip_eval.data import Survey
+from astroclip_eval.labels import label_table, needed_columns
+
+
+def main(args: argparse.Namespace) -> None:
+    config = json.loads(args.config)
+    with Survey(args.dataset) as survey:
+        targetids = survey.read(args.split, "targetids")
+    columns, counts = join(config["catalogues"], needed_columns(config), targetids)
+    table = label_table(config, columns)
+    summary = {"split": args.split, "joins": counts,
+               "labelled": {name: int(table[name].notna().sum()) for name in table.columns if name != "row"}}
+    write_csv(args.labels, table)
+    write_json(args.summary, summary)
+    log = logging.getLogger("join_catalogues")
+    for name, c in counts.items():
+        log.info("%s (%s): %d of %d rows matched, %d duplicates", name, c["method"], c["matched"], c["rows"], c["duplicates"])
+    log.info("labelled rows: %s", summary["labelled"])
+
+
+parser = argparse.ArgumentParser(prog="join_catalogues", description=__doc__)
+parser.add_argument("--dataset", required=True)
+parser.add_argument("--split", required=True, choices=["train", "valid"])
+parser.add_argument("--config", required=True, help="JSON of the config's catalogues, properties and classifications")
+parser.add_argument("--labels", required=True)
+parser.add_argument("--summary", required=True)
+run(main, parser)
