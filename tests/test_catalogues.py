@@ -1,0 +1,166 @@
+"""Catalogue joins against pandas and astropy, the expression parser, and one line per bad catalogue."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy import units as u
+from astropy.coordinates import SkyCoord, match_coordinates_sky
+from astropy.table import Table
+
+from astroclip_eval import catalogues, labels
+from astroclip_eval.errors import UserError
+from astroclip_eval.expressions import Expression
+from conftest import ROOT, write_groups
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["__import__('os').system('true')", "LOG_MSTAR.real", "open('x')", "abs(LOG_MSTAR)", "log10(x, 2)",
+     "log(x=1)", "[1][0]", "lambda: 1", "x if y else z", "'text'", "x < 1", "x.__class__", "a; b", "{1: 2}"],
+)
+def test_expressions_refuse_everything_but_arithmetic(text):
+    with pytest.raises(UserError, match=r"^properties\.p\.expression: "):
+        Expression(text, "properties.p.expression")
+
+
+def test_expression_values_and_columns():
+    e = Expression("log10(AVG_SFR) - LOG_MSTAR + 2 ** -1 * exp(0) - log(1)", "k")
+    assert e.columns == ["AVG_SFR", "LOG_MSTAR"]
+    got = e.evaluate({"AVG_SFR": np.array([10.0, -1.0]), "LOG_MSTAR": np.array([10.0, 9.0])})
+    assert got[0] == pytest.approx(1 - 10 + 0.5) and np.isnan(got[1])  # log of a negative rate: dropped later
+
+
+def test_key_join_matches_a_pandas_merge():
+    rng = np.random.default_rng(0)
+    survey = rng.choice(10_000, 400, replace=False)
+    cat = pd.DataFrame({"TARGETID": rng.permutation(np.concatenate([survey[:300], 20_000 + np.arange(50)])),
+                        "LOG_MSTAR": rng.normal(10, 1, 350)})
+    position, counts = catalogues.join_by_key("c", "TARGETID", survey, cat["TARGETID"].to_numpy())
+    got = catalogues.take(cat["LOG_MSTAR"], position)
+    merged = pd.DataFrame({"TARGETID": survey}).merge(cat, on="TARGETID", how="left")
+    np.testing.assert_array_equal(got, merged["LOG_MSTAR"].to_numpy())
+    assert counts == {"method": "key TARGETID", "rows": 400, "matched": 300, "unmatched": 100, "duplicates": 0}
+
+
+def test_sky_match_agrees_with_astropy_and_leaves_a_decoy_at_one_arcsec():
+    rng = np.random.default_rng(1)
+    ra, dec = rng.uniform(150, 160, 300), rng.uniform(0, 10, 300)
+    jitter = rng.normal(0, 0.1 / 3600, (2, 300))
+    cat_ra = np.concatenate([ra + jitter[0] / np.cos(np.radians(dec)), [ra[7]], rng.uniform(150, 160, 50)])
+    cat_dec = np.concatenate([dec + jitter[1], [dec[7] + 1.0 / 3600], rng.uniform(0, 10, 50)])
+    cat_ra[3] = cat_dec[3] = np.nan  # an entry without a position
+    ra_q = ra.copy()
+    ra_q[5] = np.nan  # a galaxy without coordinates
+    position, counts = catalogues.match_on_sky("gz", ra_q, dec, cat_ra, cat_dec, 0.5)
+    good = np.isfinite(cat_ra)
+    idx, sep, _ = match_coordinates_sky(SkyCoord(ra * u.deg, dec * u.deg), SkyCoord(cat_ra[good] * u.deg, cat_dec[good] * u.deg))
+    expected = np.where(sep.to_value(u.arcsec) <= 0.5, np.flatnonzero(good)[idx], -1)
+    expected[5] = -1
+    np.testing.assert_array_equal(position, expected)
+    assert position[7] == 7 and 300 not in position  # the decoy 1 arcsec away is never chosen
+    assert position[3] == -1 and counts["matched"] == 298 and counts["without_coordinates"] == 1
+    # The decoy alone, at 1 arcsec, is no match at 0.5 arcsec but is one at 1.5 arcsec.
+    only = np.array([False] * 300 + [True] + [False] * 50)
+    with pytest.raises(UserError, match="catalogues.gz: no survey row has a match within 0.5 arcsec"):
+        catalogues.match_on_sky("gz", ra, dec, cat_ra[only], cat_dec[only], 0.5)
+    assert catalogues.match_on_sky("gz", ra, dec, cat_ra[only], cat_dec[only], 1.5)[0][7] == 0
+
+
+def test_two_galaxies_on_one_entry_the_closer_keeps_it():
+    ra, dec = np.array([10.0, 10.0 + 0.2 / 3600]), np.array([0.0, 0.0])
+    position, counts = catalogues.match_on_sky("gz", ra, dec, np.array([10.0 + 0.15 / 3600]), np.array([0.0]), 0.5)
+    assert position.tolist() == [-1, 0] and counts["duplicates"] == 1
+
+
+@pytest.mark.parametrize("suffix", ["csv", "fits", "hdf5", "parquet"])
+def test_formats_read_the_same_columns(tmp_path, suffix):
+    frame = pd.DataFrame({"TARGETID": np.arange(5, dtype=np.int64), "LOG_MSTAR": np.linspace(9, 11, 5), "extra": 1.0})
+    path = tmp_path / f"cat.{suffix}"
+    if suffix == "csv":
+        frame.to_csv(path, index=False)
+    elif suffix == "parquet":
+        frame.to_parquet(path)
+    else:
+        Table.from_pandas(frame).write(path, **({"path": "data"} if suffix == "hdf5" else {}))
+    got = catalogues.read_columns("c", path, ["LOG_MSTAR", "TARGETID"])
+    assert list(got.columns) == ["LOG_MSTAR", "TARGETID"]
+    np.testing.assert_array_equal(got["LOG_MSTAR"], frame["LOG_MSTAR"])
+    np.testing.assert_array_equal(got["TARGETID"], frame["TARGETID"])
+
+
+def test_class_labels_take_the_largest_fraction_and_drop_few_votes():
+    entry = {"catalogue": "gz", "answers": ["q_a_debiased", "q_b_debiased"], "min_votes": {"column": "q_total-votes", "value": 3}}
+    cols = {"q_a_debiased": np.array([0.7, 0.2, 0.9, np.nan]), "q_b_debiased": np.array([0.3, 0.8, 0.1, np.nan]),
+            "q_total-votes": np.array([10, 5, 2, np.nan])}
+    assert labels.answer_names(entry["answers"]) == ["a", "b"]
+    assert labels.class_labels("q", entry, cols).tolist() == ["a", "b", None, None]
+
+
+def _write_join_inputs(tmp_path, catalogue: pd.DataFrame, name="cat.csv"):
+    cols = write_groups(tmp_path / "survey.h5", [10, 10], image_size=8)
+    catalogue.to_csv(tmp_path / name, index=False)
+    return cols
+
+
+def _join(tmp_path, config):
+    out = tmp_path / "labels.csv"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "workflow/scripts/join_catalogues.py"), "--dataset", str(tmp_path / "survey.h5"),
+         "--split", "valid", "--config", json.dumps(config), "--labels", str(out), "--summary", str(tmp_path / "join.json")],
+        capture_output=True, text=True, timeout=120,
+    )
+    return run, out
+
+
+def _config(**catalogue):
+    return {"catalogues": {"pv": {"path": "", "key": "TARGETID", **catalogue}},
+            "properties": {"mass": {"catalogue": "pv", "column": "LOG_MSTAR"}}, "classifications": {}}
+
+
+@pytest.mark.parametrize(
+    "frame, fragment",
+    [
+        (pd.DataFrame({"TARGETID": [1008, 1008, 1009], "LOG_MSTAR": [1.0, 2, 3]}), "catalogues.pv: column TARGETID repeats 1 values (first 1008)"),
+        (pd.DataFrame({"TARGETID": [1, 2], "LOG_MSTAR": [1.0, 2]}), "catalogues.pv: no value of column TARGETID is a targetid"),
+        (pd.DataFrame({"TARGETID": [1008, 1009], "MASS": [1.0, 2]}), "catalogues.pv: column LOG_MSTAR not in"),
+        (pd.DataFrame({"TARGETID": [1008, 1009], "LOG_MSTAR": [np.nan, np.inf]}), "properties.mass: no finite value of 'LOG_MSTAR'"),
+    ],
+    ids=["duplicated key", "no overlap", "missing column", "never finite"],
+)
+def test_bad_catalogues_end_in_one_line_and_write_nothing(tmp_path, frame, fragment):
+    _write_join_inputs(tmp_path, frame)
+    config = _config(path=str(tmp_path / "cat.csv"))
+    run, out = _join(tmp_path, config)
+    assert run.returncode == 1
+    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and fragment in errors[0], run.stderr
+    assert "Traceback" not in run.stderr and not out.exists() and not (tmp_path / "join.json").exists()
+
+
+def test_join_script_writes_labels_aligned_to_the_split(tmp_path):
+    cols = _write_join_inputs(tmp_path, pd.DataFrame({"TARGETID": [1008, 1019, 1015], "LOG_MSTAR": [9.0, 11.0, -1.0]}))
+    config = _config(path=str(tmp_path / "cat.csv"))
+    config["properties"]["mass"]["valid"] = {"min": 0}
+    run, out = _join(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    table = pd.read_csv(out)
+    valid_ids = np.concatenate([cols["targetids"][8:10], cols["targetids"][18:20]])  # 8 train rows of each 10
+    assert valid_ids.tolist() == [1008, 1009, 1018, 1019]
+    np.testing.assert_array_equal(table["mass"].to_numpy(), [9.0, np.nan, np.nan, 11.0])
+    summary = json.loads((tmp_path / "join.json").read_text())
+    assert summary["joins"]["pv"]["matched"] == 2 and summary["labelled"] == {"mass": 2}
+
+
+def test_config_refuses_unknown_catalogues_and_bad_expressions():
+    base = {"catalogues": {"pv": {"path": "x.csv", "key": "TARGETID"}}, "classifications": {}}
+    with pytest.raises(UserError, match=r"properties.m.catalogue: catalogue 'nope' is not in catalogues \(pv\)"):
+        labels.needed_columns({**base, "properties": {"m": {"catalogue": "nope", "column": "A"}}})
+    with pytest.raises(UserError, match=r"properties.m.expression: 'os.system\(1\)' in .* is not allowed"):
+        labels.needed_columns({**base, "properties": {"m": {"catalogue": "pv", "expression": "os.system(1)"}}})
+    gz = {"path": "g.csv", "match": {"ra": "ra", "dec": "dec", "radius_arcsec": 0.5, "coordinates": "gz"}}
+    with pytest.raises(UserError, match="catalogues.gz.match.coordinates: 'gz' must be a catalogue joined by key"):
+        labels.needed_columns({"catalogues": {"gz": gz}, "properties": {}, "classifications": {"q": {"catalogue": "gz", "column": "c"}}})
