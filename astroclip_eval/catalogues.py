@@ -16,8 +16,15 @@ import pandas as pd
 
 from .errors import UserError
 
-FORMATS = {".csv": "csv", ".fits": "fits", ".fit": "fits", ".fits.gz": "fits", ".hdf5": "hdf5", ".h5": "hdf5",
-           ".parquet": "parquet"}
+FORMATS = {
+    ".csv": "csv",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fits.gz": "fits",
+    ".hdf5": "hdf5",
+    ".h5": "hdf5",
+    ".parquet": "parquet",
+}
 
 
 def file_format(path: str | Path) -> str:
@@ -44,10 +51,13 @@ def read_columns(name: str, path: str | Path, columns: list[str]) -> pd.DataFram
 
             _require(name, path, pq.read_schema(path).names, columns)
             return pd.read_parquet(path, columns=columns)
-        from astropy.table import Table
+        table = _hdf5_columns(path) if kind == "hdf5" else None
+        if table is None:
+            from astropy.table import Table
 
-        table = Table.read(path, format=kind)
-        _require(name, path, table.colnames, columns)
+            table = Table.read(path, format=kind)
+        names = table.colnames if hasattr(table, "colnames") else list(table)
+        _require(name, path, names, columns)
         out = {}
         for col in columns:
             values = np.asarray(table[col])
@@ -58,7 +68,39 @@ def read_columns(name: str, path: str | Path, columns: list[str]) -> pd.DataFram
     except UserError:
         raise
     except Exception as exc:  # a truncated or foreign file: what the reader said, in one line
-        raise UserError(f"catalogues.{name}: cannot read {path} as {kind}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise UserError(
+            f"catalogues.{name}: cannot read {path} as {kind}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+
+
+def _hdf5_columns(path: Path) -> dict[str, Any] | None:
+    """An HDF5 catalogue whose columns are top-level datasets (as DESI's value-added catalogues ship), read lazily;
+    None when the file holds an astropy table instead."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "__astropy_table__" in f or any(isinstance(v, h5py.Group) for v in f.values()) or not len(f):
+            return None
+        if any(f[k].dtype.fields for k in f):  # a compound table
+            return None
+    return _LazyColumns(path)
+
+
+class _LazyColumns(dict):
+    """Column name -> values of a top-level-datasets HDF5 file, read on first use (only what is asked for)."""
+
+    def __init__(self, path: Path):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            super().__init__({k: None for k in f})
+        self.path = path
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            return f[key][()]
 
 
 def _require(name: str, path: Path, present: Any, columns: list[str]) -> None:
@@ -75,17 +117,25 @@ def join_by_key(name: str, key: str, survey_ids: np.ndarray, catalogue_ids: np.n
         raise UserError(f"catalogues.{name}: column {key} has empty values")
     repeated = ids[ids.duplicated()]
     if repeated.size:
-        raise UserError(f"catalogues.{name}: column {key} repeats {repeated.size} values (first {repeated.iloc[0]}); keys must be unique")
+        raise UserError(
+            f"catalogues.{name}: column {key} repeats {repeated.size} values (first {repeated.iloc[0]}); keys must be unique"
+        )
     position = pd.Index(ids).get_indexer(pd.Index(survey_ids))
     matched = int((position >= 0).sum())
     if matched == 0:
         raise UserError(f"catalogues.{name}: no value of column {key} is a targetid of the data file (no overlap)")
-    return position.astype(np.int64), {"method": f"key {key}", "rows": int(len(survey_ids)), "matched": matched,
-                                       "unmatched": int(len(survey_ids) - matched), "duplicates": 0}
+    return position.astype(np.int64), {
+        "method": f"key {key}",
+        "rows": int(len(survey_ids)),
+        "matched": matched,
+        "unmatched": int(len(survey_ids) - matched),
+        "duplicates": 0,
+    }
 
 
-def match_on_sky(name: str, ra: np.ndarray, dec: np.ndarray, cat_ra: np.ndarray, cat_dec: np.ndarray,
-                 radius_arcsec: float) -> tuple[np.ndarray, dict]:
+def match_on_sky(
+    name: str, ra: np.ndarray, dec: np.ndarray, cat_ra: np.ndarray, cat_dec: np.ndarray, radius_arcsec: float
+) -> tuple[np.ndarray, dict]:
     """Nearest catalogue row within the radius per survey row (-1 where none, or where the row has no coordinates).
     Two survey rows on one catalogue entry: the closer keeps it and the other counts as a duplicate."""
     from astropy import units as u
@@ -110,9 +160,14 @@ def match_on_sky(name: str, ra: np.ndarray, dec: np.ndarray, cat_ra: np.ndarray,
     matched = int((position >= 0).sum())
     if matched == 0:
         raise UserError(f"catalogues.{name}: no survey row has a match within {radius_arcsec} arcsec (no overlap)")
-    return position, {"method": f"sky within {radius_arcsec} arcsec", "rows": int(len(ra)), "matched": matched,
-                      "unmatched": int(len(ra) - matched), "duplicates": duplicates,
-                      "without_coordinates": int((~known).sum())}
+    return position, {
+        "method": f"sky within {radius_arcsec} arcsec",
+        "rows": int(len(ra)),
+        "matched": matched,
+        "unmatched": int(len(ra) - matched),
+        "duplicates": duplicates,
+        "without_coordinates": int((~known).sum()),
+    }
 
 
 def take(values: pd.Series, position: np.ndarray) -> np.ndarray:
@@ -127,8 +182,9 @@ def take(values: pd.Series, position: np.ndarray) -> np.ndarray:
     return out
 
 
-def join(catalogues: Mapping[str, dict], needed: Mapping[str, list[str]], targetids: np.ndarray
-         ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict]]:
+def join(
+    catalogues: Mapping[str, dict], needed: Mapping[str, list[str]], targetids: np.ndarray
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict]]:
     """Every needed column of every catalogue, aligned to the survey rows whose `targetids` are given, and the
     counts of each join. Key joins first: sky matches take their coordinates from one of them."""
     columns: dict[str, dict[str, np.ndarray]] = {}

@@ -43,7 +43,10 @@ class Labelled:
         for modality, emb in picked.items():
             bad = ~np.isfinite(emb).all(axis=1)
             if bad.any():
-                raise UserError(f"{modality} embeddings: {int(bad.sum())} rows are not finite (first rows {rows[bad][:5].tolist()}); no score is computed from them")
+                raise UserError(
+                    f"{modality} embeddings: {int(bad.sum())} rows are not finite (first rows {rows[bad][:5].tolist()}); "
+                    "no score is computed from them"
+                )
         return cls(picked, labels[rows])
 
 
@@ -70,8 +73,11 @@ def redshift_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     absolute deviation of dz/(1+z) about its median) and the outlier fraction (|dz|/(1+z) > 0.15)."""
     dz = (np.asarray(pred, np.float64) - truth) / (1 + np.asarray(truth, np.float64))
     bias = float(np.median(dz))
-    return {"bias": bias, "sigma_nmad": float(1.4826 * np.median(np.abs(dz - bias))),
-            "outlier_fraction": float(np.mean(np.abs(dz) > 0.15))}
+    return {
+        "bias": bias,
+        "sigma_nmad": float(1.4826 * np.median(np.abs(dz - bias))),
+        "outlier_fraction": float(np.mean(np.abs(dz) > 0.15)),
+    }
 
 
 def _vote(codes: np.ndarray, n_classes: int) -> np.ndarray:
@@ -81,8 +87,7 @@ def _vote(codes: np.ndarray, n_classes: int) -> np.ndarray:
     return counts.argmax(axis=1)
 
 
-def reproduction(on: Labelled, k: int, exclude_self: bool, n_classes: int, name: str
-                 ) -> dict[tuple[str, str], np.ndarray]:
+def reproduction(on: Labelled, k: int, exclude_self: bool, n_classes: int, name: str) -> dict[tuple[str, str], np.ndarray]:
     """Predictions per (query, target) pair from the k nearest validation rows that have the label."""
     n = on.labels.size
     if k > n - 1:
@@ -94,12 +99,14 @@ def reproduction(on: Labelled, k: int, exclude_self: bool, n_classes: int, name:
     return out
 
 
-def fitted(protocol: str, train: Labelled, valid: Labelled, k: int, seed: int, n_classes: int, name: str
-           ) -> dict[tuple[str, str], np.ndarray]:
+def fitted(
+    protocol: str, train: Labelled, valid: Labelled, k: int, seed: int, n_classes: int, name: str
+) -> dict[tuple[str, str], np.ndarray]:
     """zero_shot or few_shot predictions per (query, target): fitted once per target modality on the train split."""
     if train.labels.size < 2:
         raise UserError(f"{name}: {train.labels.size} labelled valid rows in the train split, too few to fit {protocol}")
     out = {}
+    key = f"{name}: redshift.zero_shot_neighbours"
     for target in MODALITIES:
         mean, std = standardiser(train.embeddings[target])
         x_train = (train.embeddings[target] - mean) / std
@@ -107,14 +114,14 @@ def fitted(protocol: str, train: Labelled, valid: Labelled, k: int, seed: int, n
         if n_classes:
             onehot = np.eye(n_classes)[train.labels]
             if protocol == "zero_shot":
-                predict = lambda q, x=x_train: weighted_knn(x, onehot, q, k, f"{name}: redshift.zero_shot_neighbours").argmax(1)  # noqa: E731
+                predict = lambda q, x=x_train, y=onehot: weighted_knn(x, y, q, k, key).argmax(1)  # noqa: E731
             else:
                 predict = fit_few_shot(x_train, train.labels, seed=seed, classes=n_classes)
         else:
             y_mean, y_std = train.labels.mean(), train.labels.std() or 1.0
             y = (train.labels - y_mean) / y_std
             if protocol == "zero_shot":
-                standard = lambda q, x=x_train, y=y: weighted_knn(x, y, q, k, f"{name}: redshift.zero_shot_neighbours")  # noqa: E731
+                standard = lambda q, x=x_train, y=y: weighted_knn(x, y, q, k, key)  # noqa: E731
             else:
                 standard = fit_few_shot(x_train, y, seed=seed)
             predict = lambda q, f=standard, a=y_mean, b=y_std: f(q) * b + a  # noqa: E731
@@ -124,9 +131,18 @@ def fitted(protocol: str, train: Labelled, valid: Labelled, k: int, seed: int, n
 
 
 def evaluate(
-    name: str, valid_emb: dict[str, np.ndarray], valid_labels: np.ndarray, valid_rows: np.ndarray,
-    train_emb: dict[str, np.ndarray] | None, train_labels: np.ndarray | None, train_rows: np.ndarray | None,
-    protocols: list[str], n_classes: int = 0, k: int = 16, exclude_self: bool = True, zero_shot_k: int = 64,
+    name: str,
+    valid_emb: dict[str, np.ndarray],
+    valid_labels: np.ndarray,
+    valid_rows: np.ndarray,
+    train_emb: dict[str, np.ndarray] | None,
+    train_labels: np.ndarray | None,
+    train_rows: np.ndarray | None,
+    protocols: list[str],
+    n_classes: int = 0,
+    k: int = 16,
+    exclude_self: bool = True,
+    zero_shot_k: int = 64,
     seed: int = 0,
 ) -> tuple[list[dict], dict[tuple[str, str, str], np.ndarray], np.ndarray]:
     """Score rows (without the label's name column), predictions per (protocol, query, target), and the truth.
@@ -151,8 +167,11 @@ def evaluate(
     for (protocol, query, target), pred in predictions.items():
         row = {"protocol": protocol, "query": query, "target": target, "n": int(valid.labels.size)}
         if codes:
-            row.update(accuracy=accuracy(valid.labels, pred), f1_weighted=f1_weighted(valid.labels, pred),
-                       majority=majority(valid.labels))
+            row.update(
+                accuracy=accuracy(valid.labels, pred),
+                f1_weighted=f1_weighted(valid.labels, pred),
+                majority=majority(valid.labels),
+            )
         else:
             row["r2"] = r2_score(valid.labels, pred)
         rows.append(row)
@@ -167,26 +186,55 @@ def class_codes(*splits: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
 
 
 def evaluate_all(
-    properties: list[str], questions: list[str], valid_emb: dict[str, np.ndarray], valid_table: pd.DataFrame,
-    valid_rows: np.ndarray, train_emb: dict[str, np.ndarray] | None, train_table: pd.DataFrame | None,
-    train_rows: np.ndarray | None, protocols: list[str], **settings,
+    properties: list[str],
+    questions: list[str],
+    valid_emb: dict[str, np.ndarray],
+    valid_table: pd.DataFrame,
+    valid_rows: np.ndarray,
+    train_emb: dict[str, np.ndarray] | None,
+    train_table: pd.DataFrame | None,
+    train_rows: np.ndarray | None,
+    protocols: list[str],
+    **settings,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """The properties' R^2 table and the questions' classification table, with what the figures need:
     {property: (truth, predictions)} and {question: (class names, truth, predictions)}."""
     prop_rows, class_rows, prop_pred, class_pred = [], [], {}, {}
     for name in properties:
         train_labels = train_table[name].to_numpy(np.float64) if train_table is not None else None
-        rows, pred, truth = evaluate(f"properties.{name}", valid_emb, valid_table[name].to_numpy(np.float64),
-                                     valid_rows, train_emb, train_labels, train_rows, protocols, **settings)
+        rows, pred, truth = evaluate(
+            f"properties.{name}",
+            valid_emb,
+            valid_table[name].to_numpy(np.float64),
+            valid_rows,
+            train_emb,
+            train_labels,
+            train_rows,
+            protocols,
+            **settings,
+        )
         prop_rows += [{"property": name, **r} for r in rows]
         prop_pred[name] = (truth, pred)
     for name in questions:
         splits = [valid_table[name].to_numpy(object)] + ([train_table[name].to_numpy(object)] if train_table is not None else [])
         names, codes = class_codes(*splits)
-        rows, pred, truth = evaluate(f"classifications.{name}", valid_emb, codes[0], valid_rows, train_emb,
-                                     codes[1] if len(codes) > 1 else None, train_rows, protocols,
-                                     n_classes=len(names), **settings)
+        rows, pred, truth = evaluate(
+            f"classifications.{name}",
+            valid_emb,
+            codes[0],
+            valid_rows,
+            train_emb,
+            codes[1] if len(codes) > 1 else None,
+            train_rows,
+            protocols,
+            n_classes=len(names),
+            **settings,
+        )
         class_rows += [{"question": name, **r} for r in rows]
         class_pred[name] = (names, truth, pred)
-    return (pd.DataFrame(prop_rows, columns=PROPERTY_COLUMNS), pd.DataFrame(class_rows, columns=CLASS_COLUMNS),
-            prop_pred, class_pred)
+    return (
+        pd.DataFrame(prop_rows, columns=PROPERTY_COLUMNS),
+        pd.DataFrame(class_rows, columns=CLASS_COLUMNS),
+        prop_pred,
+        class_pred,
+    )

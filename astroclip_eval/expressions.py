@@ -43,8 +43,13 @@ class Expression:
         elif isinstance(node, ast.Name):
             if node.id not in self.columns:
                 self.columns.append(node.id)
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS
-              and len(node.args) == 1 and not node.keywords):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in FUNCTIONS
+            and len(node.args) == 1
+            and not node.keywords
+        ):
             self._check(node.args[0])
         else:
             allowed = "column names, numbers, + - * / **, log(), log10(), exp()"

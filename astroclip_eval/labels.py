@@ -19,7 +19,9 @@ def expression(name: str, entry: Mapping[str, Any]) -> Expression:
     """A property's value as an expression (a plain column is the expression of one name)."""
     if "expression" in entry:
         return Expression(entry["expression"], f"properties.{name}.expression")
-    return Expression(entry["column"], f"properties.{name}.column") if entry["column"].isidentifier() else _Column(entry["column"])
+    return (
+        Expression(entry["column"], f"properties.{name}.column") if entry["column"].isidentifier() else _Column(entry["column"])
+    )
 
 
 class _Column(Expression):
@@ -46,7 +48,9 @@ def needed_columns(config: Mapping[str, Any]) -> dict[str, list[str]]:
 
     def need(catalogue: str, where: str, columns: list[str]) -> None:
         if catalogue not in catalogues:
-            raise UserError(f"{where}: catalogue {catalogue!r} is not in catalogues ({', '.join(catalogues) or 'none configured'})")
+            raise UserError(
+                f"{where}: catalogue {catalogue!r} is not in catalogues ({', '.join(catalogues) or 'none configured'})"
+            )
         needed.setdefault(catalogue, [])
         needed[catalogue] += [c for c in columns if c not in needed[catalogue]]
 
@@ -73,8 +77,10 @@ def property_values(name: str, entry: Mapping[str, Any], columns: Mapping[str, n
         keep = np.isfinite(values) & (values >= valid.get("min", -np.inf)) & (values <= valid.get("max", np.inf))
     values = np.where(keep, values, np.nan)
     if not keep.any():
-        raise UserError(f"properties.{name}: no finite value of {entry.get('column') or entry.get('expression')!r} "
-                        f"in catalogue {entry['catalogue']} for the matched rows")
+        raise UserError(
+            f"properties.{name}: no finite value of {entry.get('column') or entry.get('expression')!r} "
+            f"in catalogue {entry['catalogue']} for the matched rows"
+        )
     return values
 
 
@@ -106,7 +112,7 @@ def answer_names(columns: list[str]) -> list[str]:
         return list(columns)
     prefix = len(_common([c for c in columns]))
     suffix = len(_common([c[::-1] for c in columns]))
-    names = [c[prefix: len(c) - suffix] or c for c in columns]
+    names = [c[prefix : len(c) - suffix] or c for c in columns]
     return names if len(set(names)) == len(names) else list(columns)
 
 
@@ -119,7 +125,9 @@ def _common(words: list[str]) -> str:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and not np.isfinite(value)) or (isinstance(value, str) and not value.strip())
+    return (
+        value is None or (isinstance(value, float) and not np.isfinite(value)) or (isinstance(value, str) and not value.strip())
+    )
 
 
 def label_table(config: Mapping[str, Any], columns: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:

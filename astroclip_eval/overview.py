@@ -84,11 +84,17 @@ def render(
     embedded: dict[str, dict[str, Any]],
     figure: str | Path,
     software: dict[str, str],
+    metrics: pd.DataFrame | None = None,
+    properties: pd.DataFrame | None = None,
+    classification: pd.DataFrame | None = None,
+    joins: dict[str, Any] | None = None,
 ) -> str:
     """The landing page. `summary` is the across-model R^2 table (model, embedding_dim, query, target, r2);
     `retrieval` the across-model retrieval table (model, embedding_dim, query, target, n, top1, top10, median_rank);
     `checkpoints` maps model -> its promotion record (source, epoch, monitor, score); `embedded` maps model -> its
-    embedding record (dim, and each shard's rows and device)."""
+    embedding record (dim, and each shard's rows and device). `metrics` (redshift bias, sigma_NMAD, outliers),
+    `properties`, `classification` (across-model tables) and `joins` (the validation split's join counts) add their
+    sections when given."""
     n, n_valid = valid_summary["n_rows"], valid_summary["n_valid"]
     z_min, z_max = valid_summary["z_min"], valid_summary["z_max"]
     reasons = [[REASONS.get(r, r) + (f" [{z_min}, {z_max}]" if r == "redshift_out_of_range" else ""), c]
@@ -138,7 +144,29 @@ def render(
             f"precision {config['embedding']['precision']}, device {config['embedding']['device']}",
         ],
     ]
+    metric_rows = [[r.model, int(r.embedding_dim), r.protocol, f"{r.query} -> {r.target}", f"{r.bias:+.4f}",
+                    f"{r.sigma_nmad:.4f}", f"{r.outlier_fraction:.3f}"]
+                   for r in (metrics if metrics is not None else pd.DataFrame()).itertuples()]
+    property_rows, class_rows, join_rows = [], [], []
+    if properties is not None:
+        table = properties.set_index(["model", "protocol", "property", "query", "target"])
+        keys = list(dict.fromkeys(zip(properties["model"], properties["protocol"], properties["property"])))
+        property_rows = [[m, int(dims[m]), p, name, f"{table.loc[(m, p, name, pairs[0][0], pairs[0][1]), 'n']:,}",
+                          *[f"{table.loc[(m, p, name, q, t), 'r2']:.3f}" for q, t in pairs]] for m, p, name in keys]
+    if classification is not None:
+        class_rows = [[r.model, int(r.embedding_dim), r.protocol, r.question, f"{r.query} -> {r.target}", f"{r.n:,}",
+                       f"{r.accuracy:.3f}", f"{r.f1_weighted:.3f}", f"{r.majority:.3f}"] for r in classification.itertuples()]
+    if joins is not None:
+        join_rows = [[name, c["method"], f"{c['rows']:,}", f"{c['matched']:,}", f"{c['unmatched']:,}", f"{c['duplicates']:,}"]
+                     for name, c in joins["joins"].items()]
+        join_rows += [[f"label {name}", "valid rows with a value", "", f"{count:,}", "", ""]
+                      for name, count in joins["labelled"].items()]
     return TEMPLATE.render(
+        metric_rows=metric_rows,
+        property_header=["model", "embedding dim", "protocol", "property", "n", *[f"{q} -> {t}" for q, t in pairs]],
+        property_rows=property_rows,
+        class_rows=class_rows,
+        join_rows=join_rows,
         style=STYLE,
         written=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         image=base64.b64encode(Path(figure).read_bytes()).decode(),

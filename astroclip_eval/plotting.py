@@ -157,6 +157,27 @@ def r2_vs_dim(summary: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def property_r2_vs_dim(summary: pd.DataFrame, protocol: str) -> plt.Figure:
+    """Property R^2 against embedding dimension for one protocol, one panel per property, one line per pair."""
+    use_style()
+    rows = summary[summary["protocol"] == protocol]
+    names = list(dict.fromkeys(rows["property"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), sharey=True, squeeze=False)
+    styles = ["o-", "s--", "^-.", "D:"]
+    for ax, name in zip(axes[0], names):
+        for style, ((query, target), grp) in zip(styles, rows[rows["property"] == name].groupby(["query", "target"], sort=True)):
+            grp = grp.sort_values("embedding_dim")
+            ax.plot(grp["embedding_dim"], grp["r2"], style, label=f"{query} query, {target} target")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("embedding dimension")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(f"$R^2$ ({PROTOCOL_TITLES.get(protocol, protocol)})", fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def property_panels(results: dict[str, tuple[np.ndarray, dict]], protocol: str, bins: int = 40) -> plt.Figure:
     """True against predicted value, one row per property, one column per (query, target) pair, for one protocol."""
     use_style()

@@ -78,8 +78,9 @@ def _offset(ra: np.ndarray, dec: np.ndarray, arcsec: np.ndarray, angle: np.ndarr
     return ra + d * np.cos(angle) / np.cos(np.radians(dec)), dec + d * np.sin(angle)
 
 
-def _question(rng: np.random.Generator, n_votes: np.ndarray, p: np.ndarray, prefix: str, answers: list[str]
-              ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _question(
+    rng: np.random.Generator, n_votes: np.ndarray, p: np.ndarray, prefix: str, answers: list[str]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     counts = np.stack([rng.multinomial(m, pi) for m, pi in zip(n_votes, p)]) if n_votes.size else np.zeros((0, len(answers)))
     with np.errstate(invalid="ignore", divide="ignore"):
         fraction = counts / n_votes[:, None]
@@ -102,12 +103,19 @@ def catalogues(pop: dict[str, np.ndarray], targetids: np.ndarray, seed: int) -> 
     n_votes = np.where(rng.uniform(size=listed.size) < 0.05, rng.integers(0, 3, listed.size), rng.poisson(25, listed.size))
     bt = pop["bt"][listed]
     p_smooth = 0.05 + 0.9 * bt
-    sof, counts = _question(rng, n_votes, np.stack([p_smooth * 0.98, (1 - p_smooth) * 0.98, np.full(bt.size, 0.02)], 1),
-                            "smooth-or-featured", ["smooth", "featured-or-disk", "artifact"])
+    sof, counts = _question(
+        rng,
+        n_votes,
+        np.stack([p_smooth * 0.98, (1 - p_smooth) * 0.98, np.full(bt.size, 0.02)], 1),
+        "smooth-or-featured",
+        ["smooth", "featured-or-disk", "artifact"],
+    )
     edge_on = 1 / (1 + np.exp((pop["q"][listed] - 0.42) / 0.05))
     p_yes = 0.05 + 0.9 * edge_on * (1 - bt)
     deo, _ = _question(rng, counts[:, 1].astype(np.int64), np.stack([p_yes, 1 - p_yes], 1), "disk-edge-on", ["yes", "no"])
-    g_ra, g_dec = _offset(ra[listed], dec[listed], np.abs(rng.normal(0, 0.1, listed.size)), rng.uniform(0, 2 * np.pi, listed.size))
+    g_ra, g_dec = _offset(
+        ra[listed], dec[listed], np.abs(rng.normal(0, 0.1, listed.size)), rng.uniform(0, 2 * np.pi, listed.size)
+    )
     gz = pd.DataFrame({"ra": g_ra, "dec": g_dec, **sof, **deo})
     decoy = listed[rng.uniform(size=listed.size) < DECOY_FRACTION]
     d_ra, d_dec = _offset(ra[decoy], dec[decoy], np.full(decoy.size, 1.0), rng.uniform(0, 2 * np.pi, decoy.size))

@@ -10,17 +10,31 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord, match_coordinates_sky
 from astropy.table import Table
+from conftest import ROOT, write_groups
 
 from astroclip_eval import catalogues, labels
 from astroclip_eval.errors import UserError
 from astroclip_eval.expressions import Expression
-from conftest import ROOT, write_groups
 
 
 @pytest.mark.parametrize(
     "text",
-    ["__import__('os').system('true')", "LOG_MSTAR.real", "open('x')", "abs(LOG_MSTAR)", "log10(x, 2)",
-     "log(x=1)", "[1][0]", "lambda: 1", "x if y else z", "'text'", "x < 1", "x.__class__", "a; b", "{1: 2}"],
+    [
+        "__import__('os').system('true')",
+        "LOG_MSTAR.real",
+        "open('x')",
+        "abs(LOG_MSTAR)",
+        "log10(x, 2)",
+        "log(x=1)",
+        "[1][0]",
+        "lambda: 1",
+        "x if y else z",
+        "'text'",
+        "x < 1",
+        "x.__class__",
+        "a; b",
+        "{1: 2}",
+    ],
 )
 def test_expressions_refuse_everything_but_arithmetic(text):
     with pytest.raises(UserError, match=r"^properties\.p\.expression: "):
@@ -37,8 +51,9 @@ def test_expression_values_and_columns():
 def test_key_join_matches_a_pandas_merge():
     rng = np.random.default_rng(0)
     survey = rng.choice(10_000, 400, replace=False)
-    cat = pd.DataFrame({"TARGETID": rng.permutation(np.concatenate([survey[:300], 20_000 + np.arange(50)])),
-                        "LOG_MSTAR": rng.normal(10, 1, 350)})
+    cat = pd.DataFrame(
+        {"TARGETID": rng.permutation(np.concatenate([survey[:300], 20_000 + np.arange(50)])), "LOG_MSTAR": rng.normal(10, 1, 350)}
+    )
     position, counts = catalogues.join_by_key("c", "TARGETID", survey, cat["TARGETID"].to_numpy())
     got = catalogues.take(cat["LOG_MSTAR"], position)
     merged = pd.DataFrame({"TARGETID": survey}).merge(cat, on="TARGETID", how="left")
@@ -94,8 +109,11 @@ def test_formats_read_the_same_columns(tmp_path, suffix):
 
 def test_class_labels_take_the_largest_fraction_and_drop_few_votes():
     entry = {"catalogue": "gz", "answers": ["q_a_debiased", "q_b_debiased"], "min_votes": {"column": "q_total-votes", "value": 3}}
-    cols = {"q_a_debiased": np.array([0.7, 0.2, 0.9, np.nan]), "q_b_debiased": np.array([0.3, 0.8, 0.1, np.nan]),
-            "q_total-votes": np.array([10, 5, 2, np.nan])}
+    cols = {
+        "q_a_debiased": np.array([0.7, 0.2, 0.9, np.nan]),
+        "q_b_debiased": np.array([0.3, 0.8, 0.1, np.nan]),
+        "q_total-votes": np.array([10, 5, 2, np.nan]),
+    }
     assert labels.answer_names(entry["answers"]) == ["a", "b"]
     assert labels.class_labels("q", entry, cols).tolist() == ["a", "b", None, None]
 
@@ -109,25 +127,48 @@ def _write_join_inputs(tmp_path, catalogue: pd.DataFrame, name="cat.csv"):
 def _join(tmp_path, config):
     out = tmp_path / "labels.csv"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "workflow/scripts/join_catalogues.py"), "--dataset", str(tmp_path / "survey.h5"),
-         "--split", "valid", "--config", json.dumps(config), "--labels", str(out), "--summary", str(tmp_path / "join.json")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "workflow/scripts/join_catalogues.py"),
+            "--dataset",
+            str(tmp_path / "survey.h5"),
+            "--split",
+            "valid",
+            "--config",
+            json.dumps(config),
+            "--labels",
+            str(out),
+            "--summary",
+            str(tmp_path / "join.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return run, out
 
 
 def _config(**catalogue):
-    return {"catalogues": {"pv": {"path": "", "key": "TARGETID", **catalogue}},
-            "properties": {"mass": {"catalogue": "pv", "column": "LOG_MSTAR"}}, "classifications": {}}
+    return {
+        "catalogues": {"pv": {"path": "", "key": "TARGETID", **catalogue}},
+        "properties": {"mass": {"catalogue": "pv", "column": "LOG_MSTAR"}},
+        "classifications": {},
+    }
 
 
 @pytest.mark.parametrize(
     "frame, fragment",
     [
-        (pd.DataFrame({"TARGETID": [1008, 1008, 1009], "LOG_MSTAR": [1.0, 2, 3]}), "catalogues.pv: column TARGETID repeats 1 values (first 1008)"),
+        (
+            pd.DataFrame({"TARGETID": [1008, 1008, 1009], "LOG_MSTAR": [1.0, 2, 3]}),
+            "catalogues.pv: column TARGETID repeats 1 values (first 1008)",
+        ),
         (pd.DataFrame({"TARGETID": [1, 2], "LOG_MSTAR": [1.0, 2]}), "catalogues.pv: no value of column TARGETID is a targetid"),
         (pd.DataFrame({"TARGETID": [1008, 1009], "MASS": [1.0, 2]}), "catalogues.pv: column LOG_MSTAR not in"),
-        (pd.DataFrame({"TARGETID": [1008, 1009], "LOG_MSTAR": [np.nan, np.inf]}), "properties.mass: no finite value of 'LOG_MSTAR'"),
+        (
+            pd.DataFrame({"TARGETID": [1008, 1009], "LOG_MSTAR": [np.nan, np.inf]}),
+            "properties.mass: no finite value of 'LOG_MSTAR'",
+        ),
     ],
     ids=["duplicated key", "no overlap", "missing column", "never finite"],
 )
@@ -163,4 +204,6 @@ def test_config_refuses_unknown_catalogues_and_bad_expressions():
         labels.needed_columns({**base, "properties": {"m": {"catalogue": "pv", "expression": "os.system(1)"}}})
     gz = {"path": "g.csv", "match": {"ra": "ra", "dec": "dec", "radius_arcsec": 0.5, "coordinates": "gz"}}
     with pytest.raises(UserError, match="catalogues.gz.match.coordinates: 'gz' must be a catalogue joined by key"):
-        labels.needed_columns({"catalogues": {"gz": gz}, "properties": {}, "classifications": {"q": {"catalogue": "gz", "column": "c"}}})
+        labels.needed_columns(
+            {"catalogues": {"gz": gz}, "properties": {}, "classifications": {"q": {"catalogue": "gz", "column": "c"}}}
+        )

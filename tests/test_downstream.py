@@ -25,7 +25,7 @@ def _split(rng, n):
 def data():
     rng = np.random.default_rng(3)
     train, valid = _split(rng, 500), _split(rng, 180)
-    for emb, mass, classes in (train, valid):
+    for _, mass, classes in (train, valid):
         mass[::7] = np.nan  # galaxies the catalogue does not have
         classes[::5] = -1
     return train, valid
@@ -35,8 +35,9 @@ def test_zero_shot_property_and_class_match_scikit_learn(data):
     (t_emb, t_mass, t_cls), (v_emb, v_mass, v_cls) = data
     rows_t, rows_v = np.arange(500)[1:], np.arange(180)[2:]  # valid rows: a few invalid ones left out
     reg, pred, truth = downstream.evaluate("p", v_emb, v_mass, rows_v, t_emb, t_mass, rows_t, ["zero_shot"], zero_shot_k=64)
-    cls, cpred, ctruth = downstream.evaluate("q", v_emb, v_cls, rows_v, t_emb, t_cls, rows_t, ["zero_shot"], n_classes=3,
-                                             zero_shot_k=64)
+    cls, cpred, ctruth = downstream.evaluate(
+        "q", v_emb, v_cls, rows_v, t_emb, t_cls, rows_t, ["zero_shot"], n_classes=3, zero_shot_k=64
+    )
     tm, vm = rows_t[np.isfinite(t_mass[rows_t])], rows_v[np.isfinite(v_mass[rows_v])]
     tc, vc = rows_t[t_cls[rows_t] >= 0], rows_v[v_cls[rows_v] >= 0]
     assert np.array_equal(truth, v_mass[vm]) and np.array_equal(ctruth, v_cls[vc])
@@ -109,6 +110,8 @@ def test_non_finite_embeddings_are_refused(data):
 
 
 def test_class_codes_cover_both_splits():
-    names, (a, b) = downstream.class_codes(np.array(["smooth", None, "featured"], object), np.array(["artifact", "smooth"], object))
+    names, (a, b) = downstream.class_codes(
+        np.array(["smooth", None, "featured"], object), np.array(["artifact", "smooth"], object)
+    )
     assert names == ["artifact", "featured", "smooth"]
     assert a.tolist() == [2, -1, 1] and b.tolist() == [0, 2]

@@ -13,12 +13,21 @@ from conftest import ROOT
 
 def test_numeric_tests_pass_under_the_portable_torch_kernel():
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
-    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
-                           env=env, capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert probe.stdout.strip() == "DEFAULT"
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-m", "numeric", "-q", "-p", "no:cacheprovider", "-W", "ignore"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     passed = [line for line in run.stdout.splitlines() if " passed" in line]

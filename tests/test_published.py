@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +19,7 @@ import yaml
 from conftest import ROOT, snakemake
 from reproduction_recipe import recipe_state_dict, spec_image_embedding, spec_spectrum_embedding, write_published, write_run_dir
 
+from astroclip_eval.data import Survey
 from astroclip_eval.embed import shard_rows
 from astroclip_eval.files import load_embeddings, load_indices
 from astroclip_eval.redshift import evaluate
@@ -26,6 +28,50 @@ SIZES = [38, 25, 47, 31, 22, 53, 29, 41, 35, 19]  # uneven groups: 72 validation
 RELEASED = ROOT / "tests/data/polymathic-tiny.ckpt"
 RELEASED_GOLDEN = np.load(ROOT / "tests/data/polymathic-tiny-golden.npz")
 GOLDEN_ROWS = slice(66, 72)  # the released model's golden inputs are the last validation rows (two groups)
+
+
+def catalogue_block() -> dict:
+    """The commented `catalogues`, `properties` and `classifications` entries of config/desi-edr.yaml, uncommented."""
+    text = (ROOT / "config/desi-edr.yaml").read_text()
+    block = text.split("# --- catalogues")[1].split("# --- end of catalogues")[0].splitlines()[1:]
+    return yaml.safe_load("\n".join(line[2:] for line in block))
+
+
+def write_real_catalogues(work, config) -> None:
+    """Small catalogues in the real layouts: PROVABGS as an HDF5 file of top-level column datasets (with a 2-D
+    posterior column that is never read, failed fits at -999 and targets outside the file), Galaxy Zoo DECaLS as a
+    CSV keyed by iauname/ra/dec with vote fractions, debiased fractions and total votes (some galaxies missing,
+    decoys 1 arcsec from others)."""
+    with Survey(work / config["dataset"]["path"]) as survey:
+        ids = np.concatenate([survey.read("train", "targetids"), survey.read("valid", "targetids")])
+    rng = np.random.default_rng(11)
+    listed = ids[rng.uniform(size=ids.size) > 0.05]
+    tid = rng.permutation(np.concatenate([listed, 10**15 + np.arange(20)]))
+    n = tid.size
+    ra, dec = rng.uniform(150, 160, n), rng.uniform(0, 5, n)
+    mass = rng.normal(10.3, 0.6, n)
+    mass[::17] = -999.0  # failed fits: valid: {min: 0} drops them
+    columns = {"TARGETID": tid, "RA": ra, "DEC": dec, "LOG_MSTAR": mass, "Z_MW": rng.uniform(0.005, 0.04, n),
+               "TAGE_MW": rng.uniform(1, 10, n), "AVG_SFR": rng.lognormal(0, 1, n), "PROVABGS_MCMC": rng.normal(size=(n, 10, 3))}
+    with h5py.File(work / config["catalogues"]["provabgs"]["path"], "w") as f:
+        for name, values in columns.items():
+            f.create_dataset(name, data=values)
+    in_gz = rng.uniform(size=n) < 0.9
+    m = int(in_gz.sum())
+    jitter = rng.normal(0, 0.1 / 3600, (2, m))
+    gz = {"iauname": [f"J{i:06d}" for i in range(m)], "ra": ra[in_gz] + jitter[0], "dec": dec[in_gz] + jitter[1]}
+    questions = {"smooth-or-featured": ["smooth", "featured-or-disk", "artifact"], "disk-edge-on": ["yes", "no"]}
+    for question, answers in questions.items():
+        votes = rng.integers(0, 30, m)
+        share = rng.dirichlet(np.ones(len(answers)), m)
+        for a, answer in enumerate(answers):
+            gz[f"{question}_{answer}_fraction"] = share[:, a]
+            gz[f"{question}_{answer}_debiased"] = share[:, a]
+        gz[f"{question}_total-votes"] = votes
+    frame = pd.DataFrame(gz)
+    decoys = frame.iloc[:15].copy()
+    decoys["dec"] += 1.0 / 3600  # 1 arcsec away: never a match at 0.5 arcsec
+    pd.concat([frame, decoys]).to_csv(work / config["catalogues"]["galaxy_zoo"]["path"], index=False)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +85,8 @@ def published(tmp_path_factory):
     valid = write_published(work / config["dataset"]["path"], SIZES, tail=golden)
     beyond = int(np.flatnonzero(valid["redshifts"] > 0.8)[0])  # an invalid row: a query only because rows is all
     config["similarity"]["query_indices"] = [5, beyond, 40]  # the template's rows lie beyond this small file
+    config.update(catalogue_block())  # the template's commented catalogue entries, as a user uncomments them
+    write_real_catalogues(work, config)
     (work / "config/desi-edr.yaml").write_text(yaml.safe_dump(config))
     write_run_dir(work / config["models"]["dim128"]["checkpoint_dir"], dim=128, width=128, seed=7)
     config_file = ["--configfile", str(work / "config/desi-edr.yaml")]
@@ -59,6 +107,61 @@ def test_template_plans_with_every_input_present(published):
     assert "train_model" not in counts
     assert counts["promote_checkpoint"] == "1" and counts["embed"] == str(2 * shards)  # validation and train splits
     assert counts["redshift_notebook"] == "1" and counts["similarity_notebook"] == "1"
+    assert counts["join_catalogues"] == "2" and counts["properties_notebook"] == "1"  # both splits joined once
+
+
+def test_catalogue_entries_score_properties_and_morphology(published):
+    """The template's catalogue entries on the real layouts: joins counted, and the zero-shot scores equal
+    scikit-learn's distance-weighted kNN after a StandardScaler fitted on the train split."""
+    from sklearn.metrics import accuracy_score, f1_score, r2_score
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    work, config, _, _ = published
+    cache, results = work / "cache/desi-edr", work / "results/desi-edr"
+    joins = json.loads((cache / "catalogues/join.json").read_text())
+    with h5py.File(work / config["catalogues"]["provabgs"]["path"], "r") as f:
+        listed = set(f["TARGETID"][()].tolist())
+    with Survey(work / config["dataset"]["path"]) as survey:
+        valid_ids = survey.read("valid", "targetids")
+    assert joins["joins"]["provabgs"]["matched"] == sum(i in listed for i in valid_ids.tolist()) < 72
+    assert 0 < joins["joins"]["galaxy_zoo"]["matched"] < joins["joins"]["provabgs"]["matched"]
+    assert joins["joins"]["galaxy_zoo"]["duplicates"] == 0  # the decoys 1 arcsec away are never matched
+
+    emb = load_embeddings(str(cache / "dim128/image_embeddings.pt"), str(cache / "dim128/spectrum_embeddings.pt"))
+    train = load_embeddings(str(cache / "dim128/train_image_embeddings.pt"), str(cache / "dim128/train_spectrum_embeddings.pt"))
+    rows, train_rows = load_indices(str(cache / "valid_indices.pt")), load_indices(str(cache / "train_valid_indices.pt"))
+    labels, train_labels = pd.read_csv(cache / "catalogues/labels.csv"), pd.read_csv(cache / "catalogues/train_labels.csv")
+    props = pd.read_csv(results / "dim128/properties_r2.csv")
+    assert len(props) == 3 * 4 * 4 and list(props.columns) == ["protocol", "property", "query", "target", "n", "r2"]
+    assert np.isfinite(props["r2"]).all()
+    for name in ("LOG_MSTAR", "sSFR"):
+        v = rows[labels[name].iloc[rows].notna().to_numpy()]
+        t = train_rows[train_labels[name].iloc[train_rows].notna().to_numpy()]
+        assert (labels[name].iloc[v] > 0).all() if name == "LOG_MSTAR" else True  # -999 failed fits dropped
+        for query, target in (("spectrum", "spectrum"), ("image", "spectrum")):
+            scaler = StandardScaler().fit(train[target][t])
+            knn = KNeighborsRegressor(64, weights="distance").fit(scaler.transform(train[target][t]), train_labels[name].iloc[t])
+            expected = r2_score(labels[name].iloc[v], knn.predict(scaler.transform(emb[query][v])))
+            got = props[(props["protocol"] == "zero_shot") & (props["property"] == name) & (props["query"] == query)
+                        & (props["target"] == target)]
+            assert int(got["n"].iloc[0]) == v.size and got["r2"].iloc[0] == pytest.approx(expected, abs=1e-6)
+    classes = pd.read_csv(results / "dim128/classification.csv")
+    assert len(classes) == 3 * 2 * 4
+    question = "smooth-or-featured"
+    v = rows[labels[question].iloc[rows].notna().to_numpy()]
+    t = train_rows[train_labels[question].iloc[train_rows].notna().to_numpy()]
+    scaler = StandardScaler().fit(train["image"][t])
+    knn = KNeighborsClassifier(64, weights="distance").fit(scaler.transform(train["image"][t]), train_labels[question].iloc[t])
+    pred = knn.predict(scaler.transform(emb["image"][v]))
+    got = classes[(classes["protocol"] == "zero_shot") & (classes["question"] == question) & (classes["query"] == "image")
+                  & (classes["target"] == "image")].iloc[0]
+    assert got["n"] == v.size and got["accuracy"] == pytest.approx(accuracy_score(labels[question].iloc[v], pred), abs=1e-12)
+    assert got["f1_weighted"] == pytest.approx(f1_score(labels[question].iloc[v], pred, average="weighted"), abs=1e-12)
+    overview = (results / "summary/overview.html").read_text()
+    assert 'id="properties"' in overview and 'id="morphology"' in overview and 'id="joins"' in overview
+    assert (results / "summary/properties_r2.csv").exists()
+    assert (results / "dim128/properties_true_vs_predicted.png").stat().st_size > 10_000
 
 
 def test_best_checkpoint_is_promoted_by_its_stored_score(published):

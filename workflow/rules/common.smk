@@ -1,6 +1,7 @@
 # Paths, input functions and config checks shared by the rules.
 import json
 import os
+import shlex
 
 from astroclip_eval.labels import needed_columns
 from astroclip_eval.plan import SIMILARITY_MODES, fitted_on_train, trained_run_dir
@@ -79,6 +80,7 @@ def model_outputs(model):
     return [
         f"{CACHE}/{model}/astroclip_model.json",
         f"{RESULTS}/{model}/redshift_r2.csv",
+        f"{RESULTS}/{model}/redshift_metrics.csv",
         f"{RESULTS}/{model}/redshift_knn_regression.png",
         f"{RESULTS}/{model}/similarity.csv",
         *[f"{RESULTS}/{model}/{nb}.html" for nb in NOTEBOOKS],
@@ -94,6 +96,11 @@ def all_outputs():
         f"{RESULTS}/summary/r2_vs_embedding_dim.png",
         f"{RESULTS}/summary/overview.html",
     ]
+
+
+def quoted(paths):
+    """Paths as shell words, for arguments built in params (what `{input:q}` does in a shell line)."""
+    return " ".join(shlex.quote(str(p)) for p in paths)
 
 
 def script_cmd(name):

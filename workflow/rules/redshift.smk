@@ -26,6 +26,13 @@ rule redshift_notebook:
             subcategory="Redshift",
             labels={"model": "{model}", "table": "R^2"},
         ),
+        metrics=report(
+            f"{RESULTS}/{{model}}/redshift_metrics.csv",
+            caption="../report/redshift_metrics.rst",
+            category="{model}",
+            subcategory="Redshift",
+            labels={"model": "{model}", "table": "bias, sigma_NMAD, outliers"},
+        ),
     log:
         f"{LOGS}/redshift_notebook/{{model}}.log",
     benchmark:
@@ -52,6 +59,7 @@ rule redshift_notebook:
                 "z_max": config["valid"]["z_max"],
                 "figure": output.figure,
                 "table": output.table,
+                "metrics_table": output.metrics,
             }
         ),
         failed=f"{LOGS}/redshift_notebook/{{model}}.failed.ipynb",

@@ -17,8 +17,11 @@ def main(args: argparse.Namespace) -> None:
         targetids = survey.read(args.split, "targetids")
     columns, counts = join(config["catalogues"], needed_columns(config), targetids)
     table = label_table(config, columns)
-    summary = {"split": args.split, "joins": counts,
-               "labelled": {name: int(table[name].notna().sum()) for name in table.columns if name != "row"}}
+    summary = {
+        "split": args.split,
+        "joins": counts,
+        "labelled": {name: int(table[name].notna().sum()) for name in table.columns if name != "row"},
+    }
     write_csv(args.labels, table)
     write_json(args.summary, summary)
     log = logging.getLogger("join_catalogues")

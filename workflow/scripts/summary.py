@@ -1,4 +1,5 @@
-"""Combine every model's redshift R^2 and retrieval into tables, plot R^2 against dimension, write the landing page."""
+"""Combine every model's redshift R^2, redshift metrics, retrieval, property R^2 and classification scores into tables,
+plot R^2 against dimension, write the landing page."""
 
 import argparse
 import json
@@ -8,10 +9,14 @@ import pandas as pd
 
 from astroclip_eval.atomic import atomic_path, save_figure, write_csv
 from astroclip_eval.cli import run
+from astroclip_eval.downstream import CLASS_COLUMNS, PROPERTY_COLUMNS
 from astroclip_eval.overview import render, versions
-from astroclip_eval.plotting import r2_vs_dim
+from astroclip_eval.plotting import empty_figure, property_r2_vs_dim, r2_vs_dim
 from astroclip_eval.retrieval import COLUMNS as RETRIEVAL_COLUMNS
 from astroclip_eval.summary import combine
+
+PROPERTY = ["model", "embedding_dim", *PROPERTY_COLUMNS]
+CLASS = ["model", "embedding_dim", *CLASS_COLUMNS]
 
 
 def main(args: argparse.Namespace) -> None:
@@ -24,9 +29,25 @@ def main(args: argparse.Namespace) -> None:
                         ["model", "embedding_dim", *RETRIEVAL_COLUMNS])
     write_csv(args.retrieval_out, retrieval)
     save_figure(args.figure_out, r2_vs_dim(summary), bbox_inches="tight")
+    metrics = combine({m: pd.read_csv(t) for m, t in zip(args.models, args.metrics)}, dims,
+                      ["model", "embedding_dim", "protocol", "query", "target", "bias", "sigma_nmad", "outlier_fraction"])
+    write_csv(args.metrics_out, metrics)
+    labelled = {}
+    if args.properties:
+        config = json.loads(args.config)
+        labelled["properties"] = combine({m: pd.read_csv(t) for m, t in zip(args.models, args.properties)}, dims, PROPERTY)
+        labelled["classification"] = combine({m: pd.read_csv(t) for m, t in zip(args.models, args.classification)}, dims, CLASS)
+        labelled["joins"] = json.loads(Path(args.joins).read_text())
+        write_csv(args.properties_out, labelled["properties"])
+        write_csv(args.classification_out, labelled["classification"])
+        protocols = config["redshift"]["protocols"]
+        shown = "zero_shot" if "zero_shot" in protocols else protocols[0]
+        fig = property_r2_vs_dim(labelled["properties"], shown) if len(labelled["properties"]) else empty_figure("no properties")
+        save_figure(args.properties_figure_out, fig, bbox_inches="tight")
     checkpoints = {m: json.loads(Path(c).read_text()) for m, c in zip(args.models, args.checkpoints)}
     valid = json.loads(Path(args.valid_summary).read_text())
-    page = render(json.loads(args.config), valid, summary, retrieval, checkpoints, embedded, args.figure_out, versions())
+    page = render(json.loads(args.config), valid, summary, retrieval, checkpoints, embedded, args.figure_out, versions(),
+                  metrics=metrics, **labelled)
     with atomic_path(args.overview_out) as tmp:
         tmp.write_text(page, encoding="utf-8")
 
@@ -43,4 +64,12 @@ parser.add_argument("--table-out", required=True)
 parser.add_argument("--retrieval-out", required=True)
 parser.add_argument("--figure-out", required=True)
 parser.add_argument("--overview-out", required=True)
+parser.add_argument("--metrics", nargs="+", required=True, help="redshift_metrics.csv per model, in --models order")
+parser.add_argument("--metrics-out", required=True)
+parser.add_argument("--properties", nargs="*", default=[], help="properties_r2.csv per model (when catalogues are configured)")
+parser.add_argument("--classification", nargs="*", default=[], help="classification.csv per model")
+parser.add_argument("--joins", help="the validation split's catalogue join counts (join.json)")
+parser.add_argument("--properties-out")
+parser.add_argument("--classification-out")
+parser.add_argument("--properties-figure-out")
 run(main, parser)
