@@ -222,7 +222,7 @@ def confusion_panels(results: dict[str, tuple[list[str], np.ndarray, dict]], pro
                             color="black" if share[a, b] > 0.5 else "white")
             ax.set_xticks(range(n), names, rotation=30, ha="right", fontsize=8)
             ax.set_yticks(range(n), names if j == 0 else [""] * n, fontsize=8)
-            ax.set_title(f"{name}: {pair[0]} query, {pair[1]} target\naccuracy {np.mean(truth == pred):.2f}", fontsize=9)
+            ax.set_title(f"{name}\n{pair[0]} -> {pair[1]}, accuracy {np.mean(truth == pred):.2f}", fontsize=9)
             ax.set_xlabel("predicted class")
             if j == 0:
                 ax.set_ylabel("true class (rows sum to 1)")
