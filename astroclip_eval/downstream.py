@@ -12,15 +12,16 @@ F1 and the majority-class baseline (the share of the most common true class amon
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .errors import UserError
 from .neighbours import top_k
-from .protocols import fit_few_shot, standardiser, weighted_knn
+from .protocols import fit_few_shot, nearest, standardiser, weighted_mean
 from .redshift import MODALITIES, r2_score
 
 PAIRS = [(q, t) for q in MODALITIES for t in MODALITIES]
@@ -34,6 +35,12 @@ class Labelled:
 
     embeddings: dict[str, np.ndarray]
     labels: np.ndarray  # float64 values, or int64 class codes
+    rows: np.ndarray  # which rows of the split these are
+
+    @property
+    def digest(self) -> str:
+        """Names the row set, so labels on the same rows share one neighbour search."""
+        return hashlib.sha1(self.rows.tobytes()).hexdigest()
 
     @classmethod
     def select(cls, embeddings: dict[str, np.ndarray], labels: np.ndarray, rows: np.ndarray, codes: bool) -> Labelled:
@@ -47,7 +54,7 @@ class Labelled:
                     f"{modality} embeddings: {int(bad.sum())} rows are not finite (first rows {rows[bad][:5].tolist()}); "
                     "no score is computed from them"
                 )
-        return cls(picked, labels[rows])
+        return cls(picked, labels[rows], rows)
 
 
 def accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
@@ -87,47 +94,94 @@ def _vote(codes: np.ndarray, n_classes: int) -> np.ndarray:
     return counts.argmax(axis=1)
 
 
-def reproduction(on: Labelled, k: int, exclude_self: bool, n_classes: int, name: str) -> dict[tuple[str, str], np.ndarray]:
+Searches = dict[tuple, Any]  # neighbour searches made and networks fitted, by row sets and pair
+
+
+def reproduction(
+    on: Labelled, k: int, exclude_self: bool, n_classes: int, name: str, searches: Searches | None = None
+) -> dict[tuple[str, str], np.ndarray]:
     """Predictions per (query, target) pair from the k nearest validation rows that have the label."""
     n = on.labels.size
     if k > n - 1:
         raise UserError(f"{name}: redshift.n_neighbours = {k} needs at least {k + 1} labelled valid rows, there are {n}")
+    searches = {} if searches is None else searches
     out = {}
     for query, target in PAIRS:
-        idx, _ = top_k(on.embeddings[query], on.embeddings[target], k, exclude_diagonal=exclude_self and query == target)
+        same = exclude_self and query == target
+        key = ("reproduction", query, target, k, same, on.digest)
+        if key not in searches:
+            searches[key] = top_k(on.embeddings[query], on.embeddings[target], k, exclude_diagonal=same)
+        idx = searches[key][0]
         out[(query, target)] = _vote(on.labels[idx], n_classes) if n_classes else on.labels[idx].mean(axis=1)
     return out
 
 
 def fitted(
-    protocol: str, train: Labelled, valid: Labelled, k: int, seed: int, n_classes: int, name: str
+    protocol: str,
+    train: Labelled,
+    valid: Labelled,
+    k: int,
+    seed: int,
+    n_classes: int,
+    name: str,
+    searches: Searches | None = None,
 ) -> dict[tuple[str, str], np.ndarray]:
-    """zero_shot or few_shot predictions per (query, target): fitted once per target modality on the train split."""
+    """zero_shot or few_shot predictions per (query, target): fitted once per target modality on the train split.
+    zero_shot's neighbour searches are kept in `searches`, so labels on the same rows of both splits share them."""
     if train.labels.size < 2:
         raise UserError(f"{name}: {train.labels.size} labelled valid rows in the train split, too few to fit {protocol}")
+    searches = {} if searches is None else searches
     out = {}
-    key = f"{name}: redshift.zero_shot_neighbours"
+    if n_classes:
+        targets, scale = np.eye(n_classes)[train.labels], (0.0, 1.0)
+    else:  # standardised targets, as the paper's protocol; predictions scaled back
+        scale = (train.labels.mean(), train.labels.std() or 1.0)
+        targets = (train.labels - scale[0]) / scale[1]
     for target in MODALITIES:
         mean, std = standardiser(train.embeddings[target])
         x_train = (train.embeddings[target] - mean) / std
-        predict: Callable[[np.ndarray], np.ndarray]
-        if n_classes:
-            onehot = np.eye(n_classes)[train.labels]
-            if protocol == "zero_shot":
-                predict = lambda q, x=x_train, y=onehot: weighted_knn(x, y, q, k, key).argmax(1)  # noqa: E731
-            else:
-                predict = fit_few_shot(x_train, train.labels, seed=seed, classes=n_classes)
-        else:
-            y_mean, y_std = train.labels.mean(), train.labels.std() or 1.0
-            y = (train.labels - y_mean) / y_std
-            if protocol == "zero_shot":
-                standard = lambda q, x=x_train, y=y: weighted_knn(x, y, q, k, key)  # noqa: E731
-            else:
-                standard = fit_few_shot(x_train, y, seed=seed)
-            predict = lambda q, f=standard, a=y_mean, b=y_std: f(q) * b + a  # noqa: E731
+        if protocol == "few_shot":
+            net = searches.get(("few_shot", name, target, train.digest))  # fitted jointly with other properties
+            if net is None:
+                single = fit_few_shot(x_train, train.labels if n_classes else targets, seed=seed, classes=n_classes)
+                net = single if n_classes else lambda x, f=single: f(x) * scale[1] + scale[0]
         for query in MODALITIES:
-            out[(query, target)] = predict((valid.embeddings[query] - mean) / std)
+            x_query = (valid.embeddings[query] - mean) / std
+            if protocol == "zero_shot":
+                key = ("zero_shot", query, target, k, train.digest, valid.digest)
+                if key not in searches:
+                    searches[key] = nearest(x_train, x_query, k, f"{name}: redshift.zero_shot_neighbours")
+                pred = weighted_mean(*searches[key], targets)
+                out[(query, target)] = pred.argmax(axis=1) if n_classes else pred * scale[1] + scale[0]
+            else:
+                out[(query, target)] = net(x_query)
     return out
+
+
+def fit_joint_few_shot(
+    names: list[str], train_emb: dict[str, np.ndarray], table: pd.DataFrame, rows: np.ndarray, seed: int,
+    searches: Searches,
+) -> None:
+    """One MLP per target modality for all properties known on the same train rows (one standardised output each),
+    put in `searches` for `fitted`: at the published size each fit takes minutes, and PROVABGS's properties share
+    their rows, so five properties cost one fit instead of five."""
+    groups: dict[bytes, tuple[np.ndarray, list[str]]] = {}
+    for name in names:
+        have = rows[np.isfinite(table[name].to_numpy(np.float64)[rows])]
+        groups.setdefault(have.tobytes(), (have, []))[1].append(name)
+    for have, members in groups.values():
+        if len(members) < 2 or have.size < 2:
+            continue
+        y = table[members].to_numpy(np.float64)[have]
+        y_mean, y_std = y.mean(axis=0), np.where(y.std(axis=0) > 0, y.std(axis=0), 1.0)
+        digest = hashlib.sha1(have.tobytes()).hexdigest()
+        for target in MODALITIES:
+            mean, std = standardiser(train_emb[target][have])
+            net = fit_few_shot((train_emb[target][have] - mean) / std, (y - y_mean) / y_std, seed=seed)
+            for j, name in enumerate(members):
+                searches[("few_shot", f"properties.{name}", target, digest)] = (
+                    lambda x, f=net, j=j, a=y_mean[j], b=y_std[j]: f(x)[:, j] * b + a
+                )
 
 
 def evaluate(
@@ -144,6 +198,7 @@ def evaluate(
     exclude_self: bool = True,
     zero_shot_k: int = 64,
     seed: int = 0,
+    searches: Searches | None = None,
 ) -> tuple[list[dict], dict[tuple[str, str, str], np.ndarray], np.ndarray]:
     """Score rows (without the label's name column), predictions per (protocol, query, target), and the truth.
 
@@ -155,13 +210,13 @@ def evaluate(
         raise UserError(f"{name}: {valid.labels.size} valid rows of the validation split have this label; nothing to score")
     predictions: dict[tuple[str, str, str], np.ndarray] = {}
     if "reproduction" in protocols:
-        for pair, pred in reproduction(valid, k, exclude_self, n_classes, name).items():
+        for pair, pred in reproduction(valid, k, exclude_self, n_classes, name, searches).items():
             predictions[("reproduction", *pair)] = pred
     trained = [p for p in protocols if p != "reproduction"]
     if trained:
         train = Labelled.select(train_emb, train_labels, train_rows, codes)
         for protocol in trained:
-            for pair, pred in fitted(protocol, train, valid, zero_shot_k, seed, n_classes, name).items():
+            for pair, pred in fitted(protocol, train, valid, zero_shot_k, seed, n_classes, name, searches).items():
                 predictions[(protocol, *pair)] = pred
     rows = []
     for (protocol, query, target), pred in predictions.items():
@@ -198,8 +253,12 @@ def evaluate_all(
     **settings,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """The properties' R^2 table and the questions' classification table, with what the figures need:
-    {property: (truth, predictions)} and {question: (class names, truth, predictions)}."""
+    {property: (truth, predictions)} and {question: (class names, truth, predictions)}. Labels on the same rows
+    (PROVABGS's properties, as a rule) share each neighbour search."""
     prop_rows, class_rows, prop_pred, class_pred = [], [], {}, {}
+    searches: Searches = {}
+    if "few_shot" in protocols and train_table is not None:
+        fit_joint_few_shot(properties, train_emb, train_table, train_rows, settings.get("seed", 0), searches)
     for name in properties:
         train_labels = train_table[name].to_numpy(np.float64) if train_table is not None else None
         rows, pred, truth = evaluate(
@@ -211,6 +270,7 @@ def evaluate_all(
             train_labels,
             train_rows,
             protocols,
+            searches=searches,
             **settings,
         )
         prop_rows += [{"property": name, **r} for r in rows]
@@ -228,6 +288,7 @@ def evaluate_all(
             train_rows,
             protocols,
             n_classes=len(names),
+            searches=searches,
             **settings,
         )
         class_rows += [{"question": name, **r} for r in rows]

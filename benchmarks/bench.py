@@ -279,6 +279,65 @@ def bench_knn(args: argparse.Namespace) -> list[tuple]:
     ]
 
 
+def _properties_child(n_valid: int, n_train: int, share: bool, out) -> None:
+    """evaluate_all on synthetic embeddings of the published size in a process of its own (its peak memory is its
+    own): 5 properties, 4 on the same rows and one on 99% of them (a `valid:` range), 3 protocols."""
+    import resource
+
+    import pandas as pd
+
+    from astroclip_eval import downstream
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    rng = np.random.default_rng(3)
+
+    def split(n: int) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+        truth = rng.normal(size=(n, 5))
+        base = rng.normal(size=(n, 128)).astype(np.float32)
+        base[:, :5] += 2 * truth
+        emb = {m: base + s * rng.normal(size=(n, 128)).astype(np.float32) for m, s in (("spectrum", 0.5), ("image", 1.0))}
+        table = pd.DataFrame(truth, columns=["LOG_MSTAR", "Z_MW", "TAGE_MW", "AVG_SFR", "sSFR"])
+        table.loc[rng.uniform(size=n) < 0.01, "LOG_MSTAR"] = np.nan  # dropped by a valid range
+        return emb, table
+
+    (v_emb, v_table), (t_emb, t_table) = split(n_valid), split(n_train)
+    names = list(v_table.columns)
+    t0 = time.perf_counter()
+    if share:
+        downstream.evaluate_all(names, [], v_emb, v_table, np.arange(n_valid), t_emb, t_table, np.arange(n_train),
+                                ["reproduction", "zero_shot", "few_shot"])
+    else:  # each property on its own, as a per-task script would
+        for name in names:
+            downstream.evaluate(name, v_emb, v_table[name].to_numpy(), np.arange(n_valid), t_emb, t_table[name].to_numpy(),
+                                np.arange(n_train), ["reproduction", "zero_shot", "few_shot"])
+    out.put((time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def bench_properties(args: argparse.Namespace) -> list[tuple]:
+    """The property step (5 properties x 3 protocols x 4 pairs) at the published size, against the same labels
+    evaluated one by one (no neighbour search shared)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    measured = {}
+    for share in (True, False):
+        queue = ctx.Queue()
+        child = ctx.Process(target=_properties_child, args=(args.properties_valid, args.properties_train, share, queue))
+        child.start()
+        measured[share] = queue.get()
+        child.join()
+    (ours, peak), (alone, _) = measured[True], measured[False]
+    return [
+        (
+            f"properties: 5 x 3 protocols x 4 pairs, {args.properties_valid:,} valid x {args.properties_train:,} train rows",
+            f"{ours:.0f} s, peak {peak:,.0f} MiB",
+            f"{alone:.0f} s (each property on its own)",
+            f"{alone / ours:.1f}x faster",
+            "measured (issue 21); same values",
+        )
+    ]
+
+
 def bench_simulate(args: argparse.Namespace) -> list[tuple]:
     """The demo's simulate step with the redshift-success selection, against its 60 s budget for 8,000 galaxies."""
     from astroclip_eval.simulate import SurveyConfig, simulate
@@ -357,9 +416,11 @@ def main() -> None:
     parser.add_argument("--knn-sample", type=int, default=1_000, help="queries timed for the per-row loop")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--simulate-galaxies", type=int, default=8000, help="galaxies of the simulate benchmark")
+    parser.add_argument("--properties-valid", type=int, default=39_599, help="validation rows of the property benchmark")
+    parser.add_argument("--properties-train", type=int, default=158_396, help="train rows of the property benchmark")
     parser.add_argument(
         "--only", nargs="*",
-        default=["embedding", "reproduction", "released", "valid", "chain", "knn", "simulate", "dry-run"],
+        default=["embedding", "reproduction", "released", "valid", "chain", "knn", "properties", "simulate", "dry-run"],
     )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -387,6 +448,8 @@ def main() -> None:
             rows += bench_chain(args, path)
         if "knn" in args.only:
             rows += bench_knn(args)
+        if "properties" in args.only:
+            rows += bench_properties(args)
         if "simulate" in args.only:
             rows += bench_simulate(args)
         if "dry-run" in args.only:
