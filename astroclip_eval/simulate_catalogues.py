@@ -78,6 +78,17 @@ def _offset(ra: np.ndarray, dec: np.ndarray, arcsec: np.ndarray, angle: np.ndarr
     return ra + d * np.cos(angle) / np.cos(np.radians(dec)), dec + d * np.sin(angle)
 
 
+def smooth_probability(bt: np.ndarray) -> np.ndarray:
+    """A volunteer's chance to answer smooth (else featured-or-disk, 2% artifact on top), from the bulge fraction."""
+    return 0.05 + 0.9 * bt
+
+
+def edge_on_probability(q: np.ndarray, bt: np.ndarray) -> np.ndarray:
+    """A volunteer's chance to answer that a disc is edge-on: a thin projected disc (axis ratio below ~0.42), diluted
+    by the bulge's share of the light."""
+    return 0.05 + 0.9 * (1 - bt) / (1 + np.exp((q - 0.42) / 0.05))
+
+
 def _question(
     rng: np.random.Generator, n_votes: np.ndarray, p: np.ndarray, prefix: str, answers: list[str]
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -102,7 +113,7 @@ def catalogues(pop: dict[str, np.ndarray], targetids: np.ndarray, seed: int) -> 
     listed = np.flatnonzero(rng.uniform(size=n) < GZ_COVERAGE)
     n_votes = np.where(rng.uniform(size=listed.size) < 0.05, rng.integers(0, 3, listed.size), rng.poisson(25, listed.size))
     bt = pop["bt"][listed]
-    p_smooth = 0.05 + 0.9 * bt
+    p_smooth = smooth_probability(bt)
     sof, counts = _question(
         rng,
         n_votes,
@@ -110,8 +121,7 @@ def catalogues(pop: dict[str, np.ndarray], targetids: np.ndarray, seed: int) -> 
         "smooth-or-featured",
         ["smooth", "featured-or-disk", "artifact"],
     )
-    edge_on = 1 / (1 + np.exp((pop["q"][listed] - 0.42) / 0.05))
-    p_yes = 0.05 + 0.9 * edge_on * (1 - bt)
+    p_yes = edge_on_probability(pop["q"][listed], bt)
     deo, _ = _question(rng, counts[:, 1].astype(np.int64), np.stack([p_yes, 1 - p_yes], 1), "disk-edge-on", ["yes", "no"])
     g_ra, g_dec = _offset(
         ra[listed], dec[listed], np.abs(rng.normal(0, 0.1, listed.size)), rng.uniform(0, 2 * np.pi, listed.size)
