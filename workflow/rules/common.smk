@@ -98,6 +98,14 @@ def all_outputs():
     ]
 
 
+# Every notebook rule runs its notebook with papermill the same way: params `run`, `parameters` (JSON) and `failed`
+# (where a failing notebook is kept for reading), inputs and outputs named `notebook`.
+NOTEBOOK_SHELL = (
+    "{params.run} {input.notebook:q} {output.notebook:q} --parameters {params.parameters:q} "
+    "--failed-copy {params.failed:q} --log {log:q}"
+)
+
+
 def quoted(paths):
     """Paths as shell words, for arguments built in params (what `{input:q}` does in a shell line)."""
     return " ".join(shlex.quote(str(p)) for p in paths)

@@ -93,5 +93,4 @@ if LABELLED:
             ),
             failed=f"{LOGS}/properties_notebook/{{model}}.failed.ipynb",
         shell:
-            "{params.run} {input.notebook:q} {output.notebook:q} --parameters {params.parameters:q} "
-            "--failed-copy {params.failed:q} --log {log:q}"
+            NOTEBOOK_SHELL

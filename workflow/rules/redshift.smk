@@ -64,5 +64,4 @@ rule redshift_notebook:
         ),
         failed=f"{LOGS}/redshift_notebook/{{model}}.failed.ipynb",
     shell:
-        "{params.run} {input.notebook} {output.notebook} --parameters {params.parameters:q} "
-        "--failed-copy {params.failed} --log {log}"
+        NOTEBOOK_SHELL

@@ -70,5 +70,4 @@ rule similarity_notebook:
         ),
         failed=f"{LOGS}/similarity_notebook/{{model}}.failed.ipynb",
     shell:
-        "{params.run} {input.notebook} {output.notebook} --parameters {params.parameters:q} "
-        "--failed-copy {params.failed} --log {log}"
+        NOTEBOOK_SHELL
