@@ -56,11 +56,12 @@ def seen(demo, chromium) -> dict:
 def test_every_figure_in_the_report_loads(seen, demo):
     shown = seen["report"]["images"]
     pngs = {str(p.relative_to(demo)) for p in (demo / "results").rglob("*.png") if "logs" not in p.parts}
-    assert set(shown) == pngs and len(pngs) == 2 * 10 + 1  # per model: redshift, 8 similarity, retrieval; one summary
+    # per model: redshift, 8 similarity, retrieval, properties, confusion matrices; two summary figures
+    assert set(shown) == pngs and len(pngs) == 2 * 12 + 2
     for path, state in shown.items():
         assert state["complete"] and state["widths"] and min(state["widths"]) > 0, path
     pages = seen["report"]["pages"]
-    assert len(pages) == 2 * 2 + 1  # two notebooks per model and the overview
+    assert len(pages) == 2 * 3 + 1  # three notebooks per model and the overview
     for path, page in pages.items():
         assert page["images"]["widths"] and min(page["images"]["widths"]) > 0, path
     assert "Summary" in seen["report"]["landing"] and "overview" in seen["report"]["landing"]
