@@ -98,8 +98,8 @@ def all_outputs():
     ]
 
 
-# Every notebook rule runs its notebook with papermill the same way: params `run`, `parameters` (JSON) and `failed`
-# (where a failing notebook is kept for reading), inputs and outputs named `notebook`.
+# The one shell line that executes a notebook with papermill; its params are run, parameters (JSON) and failed
+# (where a failing notebook is kept for reading), its input and output both named notebook.
 NOTEBOOK_SHELL = (
     "{params.run} {input.notebook:q} {output.notebook:q} --parameters {params.parameters:q} "
     "--failed-copy {params.failed:q} --log {log:q}"

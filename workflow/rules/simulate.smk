@@ -5,8 +5,8 @@ if "simulate" in config:
 
     rule simulate_survey:
         output:
-            DATASET,
-            *simulated_catalogues(),
+            survey=DATASET,
+            catalogues=simulated_catalogues(),
         log:
             f"{LOGS}/simulate_survey.log",
         benchmark:
@@ -18,4 +18,4 @@ if "simulate" in config:
             cmd=script_cmd("simulate_survey.py"),
             survey=json.dumps(config["simulate"]),
         shell:
-            "{params.cmd} --params {params.survey:q} --output {output[0]:q} --log {log:q}"
+            "{params.cmd} --params {params.survey:q} --output {output.survey:q} --log {log:q}"
