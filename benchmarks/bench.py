@@ -325,6 +325,8 @@ def bench_properties(args: argparse.Namespace) -> list[tuple]:
         child.start()
         measured[share] = queue.get()
         child.join()
+        print(f"properties ({'shared searches' if share else 'one property alone'}): {measured[share][0]:.0f} s, "
+              f"peak {measured[share][1]:,.0f} MiB", file=sys.stderr, flush=True)  # before the table: a long run
     (ours, peak), (one, _) = measured[True], measured[False]
     alone = 5 * one
     return [
