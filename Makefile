@@ -36,7 +36,7 @@ dry-run: venv
 	$(BIN)/snakemake -n
 
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -v
+	$(BIN)/python -m pytest -v --durations=20
 
 bench: venv
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
