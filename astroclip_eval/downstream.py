@@ -1,5 +1,5 @@
-"""The downstream tasks beyond redshift on one core: a label per galaxy (a number or a class), the redshift
-protocols applied to it, and the scores.
+"""The downstream tasks on one core: a label per galaxy (a number, such as the redshift or a galaxy property, or a
+class), the protocols applied to it, and the scores.
 
 - reproduction: the k nearest validation rows by cosine similarity (the query left out in-modal): their mean, or
   their majority vote (a tie goes to the first class in name order);
@@ -22,8 +22,8 @@ import pandas as pd
 from .errors import UserError
 from .neighbours import top_k
 from .protocols import fit_few_shot, nearest, standardiser, weighted_mean
-from .redshift import MODALITIES, r2_score
 
+MODALITIES = ("spectrum", "image")
 PAIRS = [(q, t) for q in MODALITIES for t in MODALITIES]
 PROPERTY_COLUMNS = ["protocol", "property", "query", "target", "n", "r2"]
 CLASS_COLUMNS = ["protocol", "question", "query", "target", "n", "accuracy", "f1_weighted", "majority"]
@@ -57,6 +57,11 @@ class Labelled:
         return cls(picked, labels[rows], rows)
 
 
+def r2_score(truth: np.ndarray, pred: np.ndarray) -> float:
+    truth, pred = np.asarray(truth, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    return float(1 - np.sum((truth - pred) ** 2) / np.sum((truth - truth.mean()) ** 2))
+
+
 def accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(truth == pred))
 
@@ -73,18 +78,6 @@ def f1_weighted(truth: np.ndarray, pred: np.ndarray) -> float:
 
 def majority(truth: np.ndarray) -> float:
     return float(np.bincount(truth).max() / truth.size)
-
-
-def redshift_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """What photometric-redshift work judges by: bias (median of dz/(1+z)), sigma_NMAD (1.4826 x the median
-    absolute deviation of dz/(1+z) about its median) and the outlier fraction (|dz|/(1+z) > 0.15)."""
-    dz = (np.asarray(pred, np.float64) - truth) / (1 + np.asarray(truth, np.float64))
-    bias = float(np.median(dz))
-    return {
-        "bias": bias,
-        "sigma_nmad": float(1.4826 * np.median(np.abs(dz - bias))),
-        "outlier_fraction": float(np.mean(np.abs(dz) > 0.15)),
-    }
 
 
 def _vote(codes: np.ndarray, n_classes: int) -> np.ndarray:
@@ -125,17 +118,20 @@ def fitted(
     n_classes: int,
     name: str,
     searches: Searches | None = None,
+    standardise_targets: bool = True,
 ) -> dict[tuple[str, str], np.ndarray]:
     """zero_shot or few_shot predictions per (query, target): fitted once per target modality on the train split.
-    zero_shot's neighbour searches are kept in `searches`, so labels on the same rows of both splits share them."""
+    zero_shot's neighbour searches are kept in `searches`, so labels on the same rows of both splits share them.
+    Without `standardise_targets` the MLP learns the label as it is (the redshift, whose few-shot numbers were
+    measured that way; zero_shot is the same either way)."""
     if train.labels.size < 2:
         raise UserError(f"{name}: {train.labels.size} labelled valid rows in the train split, too few to fit {protocol}")
     searches = {} if searches is None else searches
     out = {}
     if n_classes:
         targets, scale = np.eye(n_classes)[train.labels], (0.0, 1.0)
-    else:  # standardised targets, as the paper's protocol; predictions scaled back
-        scale = (train.labels.mean(), train.labels.std() or 1.0)
+    else:  # standardised as in the paper's protocol for the properties; predictions scaled back
+        scale = (train.labels.mean(), train.labels.std() or 1.0) if standardise_targets else (0.0, 1.0)
         targets = (train.labels - scale[0]) / scale[1]
     for target in MODALITIES:
         mean, std = standardiser(train.embeddings[target])
@@ -155,7 +151,7 @@ def fitted(
                 out[(query, target)] = pred.argmax(axis=1) if n_classes else pred * scale[1] + scale[0]
             else:
                 out[(query, target)] = net(x_query)
-    return out
+    return {pair: out[pair] for pair in PAIRS}  # in the tables' order: query first
 
 
 def fit_joint_few_shot(
@@ -199,6 +195,7 @@ def evaluate(
     zero_shot_k: int = 64,
     seed: int = 0,
     searches: Searches | None = None,
+    standardise_targets: bool = True,
 ) -> tuple[list[dict], dict[tuple[str, str, str], np.ndarray], np.ndarray]:
     """Score rows (without the label's name column), predictions per (protocol, query, target), and the truth.
 
@@ -216,7 +213,9 @@ def evaluate(
     if trained:
         train = Labelled.select(train_emb, train_labels, train_rows, codes)
         for protocol in trained:
-            for pair, pred in fitted(protocol, train, valid, zero_shot_k, seed, n_classes, name, searches).items():
+            for pair, pred in fitted(
+                protocol, train, valid, zero_shot_k, seed, n_classes, name, searches, standardise_targets
+            ).items():
                 predictions[(protocol, *pair)] = pred
     rows = []
     for (protocol, query, target), pred in predictions.items():

@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from .redshift import MODALITIES
+from .downstream import MODALITIES, PAIRS
 
 PACKAGES = (
     "astroclip-eval",
@@ -75,6 +75,21 @@ def _devices(shards: list[dict[str, Any]]) -> str:
     return "; ".join(f"{d}: {n} shard{'s' if n > 1 else ''}" for d, n in counts.items())
 
 
+def _references(entries: dict[str, Any], table: pd.DataFrame | None, key: str, score: str) -> list[list[str]]:
+    """A row per configured reference score: the label, the reference's name and value, and this run's best in-modal
+    score per modality (over models and protocols) beside it."""
+    rows = []
+    for name, entry in entries.items():
+        for reference, value in entry.get("references", {}).items():
+            best = []
+            for modality in MODALITIES:
+                mine = table[(table[key] == name) & (table["query"] == modality) & (table["target"] == modality)]
+                top = mine.loc[mine[score].idxmax()] if len(mine) else None
+                best.append("" if top is None else f"{top[score]:.3f} ({top['model']}, {top['protocol']})")
+            rows.append([name, reference, f"{value:g}", *best])
+    return rows
+
+
 def render(
     config: dict[str, Any],
     valid_summary: dict[str, Any],
@@ -105,7 +120,7 @@ def render(
          _or_na(checkpoints[m]["epoch"]), _or_na(checkpoints[m]["score"], "{:.4f}"), _devices(embedded[m]["shards"])]
         for m in dims.index
     ]
-    pairs = [(q, t) for q in MODALITIES for t in MODALITIES]
+    pairs = PAIRS
     r2 = summary.set_index(["model", "protocol", "query", "target"])["r2"]
     keys = list(dict.fromkeys(zip(summary["model"], summary["protocol"])))
     r2_rows = [[m, int(dims[m]), p, *[f"{r2[(m, p, q, t)]:.3f}" for q, t in pairs]] for m, p in keys]
@@ -147,7 +162,7 @@ def render(
     metric_rows = [[r.model, int(r.embedding_dim), r.protocol, f"{r.query} -> {r.target}", f"{r.bias:+.4f}",
                     f"{r.sigma_nmad:.4f}", f"{r.outlier_fraction:.3f}"]
                    for r in (metrics if metrics is not None else pd.DataFrame()).itertuples()]
-    property_rows, class_rows, join_rows = [], [], []
+    property_rows, class_rows, join_rows, reference_rows = [], [], [], []
     if properties is not None:
         table = properties.set_index(["model", "protocol", "property", "query", "target"])
         keys = list(dict.fromkeys(zip(properties["model"], properties["protocol"], properties["property"])))
@@ -156,6 +171,10 @@ def render(
     if classification is not None:
         class_rows = [[r.model, int(r.embedding_dim), r.protocol, r.question, f"{r.query} -> {r.target}", f"{r.n:,}",
                        f"{r.accuracy:.3f}", f"{r.f1_weighted:.3f}", f"{r.majority:.3f}"] for r in classification.itertuples()]
+    if properties is not None:
+        reference_rows += _references(config["properties"], properties, "property", "r2")
+    if classification is not None:
+        reference_rows += _references(config["classifications"], classification, "question", "accuracy")
     if joins is not None:
         join_rows = [[name, c["method"], f"{c['rows']:,}", f"{c['matched']:,}", f"{c['unmatched']:,}", f"{c['duplicates']:,}"]
                      for name, c in joins["joins"].items()]
@@ -167,6 +186,7 @@ def render(
         property_rows=property_rows,
         class_rows=class_rows,
         join_rows=join_rows,
+        reference_rows=reference_rows,
         style=STYLE,
         written=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         image=base64.b64encode(Path(figure).read_bytes()).decode(),

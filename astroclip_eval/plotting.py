@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .data import wavelength_grid
-from .redshift import MODALITIES, r2_score
+from .downstream import MODALITIES, PAIRS, r2_score
 
 STYLE = {
     "figure.dpi": 110,
@@ -181,7 +181,7 @@ def property_r2_vs_dim(summary: pd.DataFrame, protocol: str) -> plt.Figure:
 def property_panels(results: dict[str, tuple[np.ndarray, dict]], protocol: str, bins: int = 40) -> plt.Figure:
     """True against predicted value, one row per property, one column per (query, target) pair, for one protocol."""
     use_style()
-    pairs = [(q, t) for q in MODALITIES for t in MODALITIES]
+    pairs = PAIRS
     fig, axes = plt.subplots(len(results), 4, figsize=(13, 3.1 * len(results)), squeeze=False, constrained_layout=True)
     for i, (name, (truth, predictions)) in enumerate(results.items()):
         lo, hi = np.percentile(truth, [0.5, 99.5])
@@ -205,7 +205,7 @@ def confusion_panels(results: dict[str, tuple[list[str], np.ndarray, dict]], pro
     """Confusion matrices (rows: true class, normalised to 1; columns: predicted), one row per question, one column
     per (query, target) pair, for one protocol."""
     use_style()
-    pairs = [(q, t) for q in MODALITIES for t in MODALITIES]
+    pairs = PAIRS
     fig, axes = plt.subplots(len(results), 4, figsize=(13, 3.3 * len(results)), squeeze=False, constrained_layout=True)
     for i, (name, (names, truth, predictions)) in enumerate(results.items()):
         n = len(names)

@@ -1,11 +1,7 @@
-"""The AstroCLIP paper's redshift protocols, beside the reproduction's kNN on the validation set itself.
+"""The building blocks of the AstroCLIP paper's protocols, which `downstream` applies to every label.
 
-- zero_shot: distance-weighted kNN (k = 64 in the paper) on standardised embeddings, neighbours and standardisation
-  fitted on a training split of the embeddings, queries from the validation split;
-- few_shot: a small MLP regressor trained on the training split's embeddings (CPU, seeded).
-
-Both use valid rows only, on both splits. As in `redshift.evaluate`, there are four rows per protocol: the query
-modality (validation embeddings) against the target modality (training embeddings the predictor was fitted on).
+- zero_shot: distance-weighted kNN (k = 64 in the paper) on embeddings standardised with the train split;
+- few_shot: a small MLP (two hidden layers of 64) trained on the same standardised embeddings (CPU, seeded).
 """
 
 from __future__ import annotations
@@ -13,12 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .errors import UserError
 from .neighbours import block_rows
-from .redshift import MODALITIES, r2_score
 
 
 def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,30 +102,3 @@ def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, epochs: 
             return out.double().numpy() if np.ndim(z_train) == 2 else out.squeeze(1).double().numpy()
 
     return predict
-
-
-def evaluate_trained(
-    valid_emb: dict[str, np.ndarray], z_valid: np.ndarray, train_emb: dict[str, np.ndarray], z_train: np.ndarray,
-    protocols: list[str], k: int = 64, seed: int = 0,
-) -> tuple[pd.DataFrame, dict[tuple[str, str, str], np.ndarray]]:
-    """R^2 rows `protocol,query,target,r2` for the protocols fitted on the training split (valid rows of both).
-
-    Each predictor is fitted once per target modality (standardised with that modality's training embeddings) and
-    asked about both query modalities.
-    """
-    predictions = {}
-    for target in MODALITIES:
-        mean, std = standardiser(train_emb[target])
-        x_train = (train_emb[target] - mean) / std
-        for protocol in protocols:
-            if protocol == "zero_shot":
-                predict = lambda query, x_train=x_train: weighted_knn(x_train, z_train, query, k)  # noqa: E731
-            elif protocol == "few_shot":
-                predict = fit_few_shot(x_train, z_train, seed=seed)
-            else:
-                raise ValueError(protocol)
-            for query in MODALITIES:
-                predictions[(protocol, query, target)] = predict((valid_emb[query] - mean) / std)
-    keys = [(p, q, t) for p in protocols for q in MODALITIES for t in MODALITIES]
-    rows = [{"protocol": p, "query": q, "target": t, "r2": r2_score(z_valid, predictions[(p, q, t)])} for p, q, t in keys]
-    return pd.DataFrame(rows, columns=["protocol", "query", "target", "r2"]), {key: predictions[key] for key in keys}

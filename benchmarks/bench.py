@@ -29,10 +29,11 @@ import yaml
 from torch.utils.data import DataLoader
 
 from astroclip_eval.data import SPECTRUM_LENGTH, Survey
+from astroclip_eval.downstream import MODALITIES
 from astroclip_eval.embed import PRECISIONS, embed_split, prepare, resolve_device
 from astroclip_eval.model import ReferenceAstroCLIP
 from astroclip_eval.polymathic import Architecture, ReleasedAstroCLIP
-from astroclip_eval.redshift import MODALITIES, evaluate
+from astroclip_eval.redshift import evaluate
 from astroclip_eval.reproduction import ReproductionAstroCLIP
 from astroclip_eval.valid import valid_mask, valid_rows
 
@@ -259,7 +260,7 @@ def bench_knn(args: argparse.Namespace) -> list[tuple]:
     valid = np.arange(n)
     torch.set_num_threads(os.cpu_count() or 1)
     t_ours = best_of(args.repeats, lambda: evaluate(emb, z, valid, k, exclude_self=True))
-    _, predictions = evaluate(emb, z, valid, k, exclude_self=True)
+    _, _, predictions = evaluate(emb, z, valid, k, exclude_self=True)
     rows = np.random.default_rng(2).choice(n, min(args.knn_sample, n), replace=False)
     t_seed = 0.0
     for q in MODALITIES:
@@ -267,7 +268,7 @@ def bench_knn(args: argparse.Namespace) -> list[tuple]:
             t0 = time.perf_counter()
             seed = seed_style_knn(emb[q], emb[t], z, k, q == t, rows)
             t_seed += (time.perf_counter() - t0) * n / rows.size  # per-query time, scaled to all n queries
-            np.testing.assert_allclose(predictions[(q, t)][rows], seed, rtol=1e-6)  # same predictions
+            np.testing.assert_allclose(predictions[("reproduction", q, t)][rows], seed, rtol=1e-6)  # same predictions
     return [
         (
             f"kNN redshift, 4 combinations, {n:,} x {d}",

@@ -100,8 +100,7 @@ def test_plugin_model_through_the_whole_workflow(tmp_path):
     np.testing.assert_allclose(emb["image"][rows], unit(direct_images), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(emb["spectrum"][rows], unit(direct_spectra), rtol=1e-5, atol=1e-6)
     valid = load_indices(str(work / "cache/valid_indices.pt"))
-    expected, _ = evaluate(emb, redshifts, valid, k=16, exclude_self=True)
-    expected.insert(0, "protocol", "reproduction")
+    expected, _, _ = evaluate(emb, redshifts, valid, k=16, exclude_self=True)
     pd.testing.assert_frame_equal(pd.read_csv(work / "results/toy/redshift_r2.csv"), expected)
     assert json.loads((work / "cache/toy/astroclip_model.json").read_text())["score"] is None  # not a Lightning run
     assert "n/a" in (work / "results/summary/overview.html").read_text()

@@ -7,7 +7,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from astroclip_eval import neighbours
 from astroclip_eval.errors import UserError
-from astroclip_eval.redshift import evaluate, knn_redshift
+from astroclip_eval.redshift import evaluate
 from astroclip_eval.similarity import search
 
 pytestmark = pytest.mark.numeric  # rerun under a second torch CPU kernel (tests/test_kernels.py)
@@ -35,7 +35,7 @@ def test_knn_r2_matches_scikit_learn(emb, exclude_self, block_bytes, monkeypatch
         assert neighbours.block_rows(350) == 37
     embeddings, z = emb
     valid = np.sort(np.random.default_rng(0).choice(400, 350, replace=False))
-    table, predictions = evaluate(embeddings, z, valid, k=16, exclude_self=exclude_self)
+    table, _, predictions = evaluate(embeddings, z, valid, k=16, exclude_self=exclude_self)
     assert table[["query", "target"]].values.tolist() == [
         ["spectrum", "spectrum"], ["spectrum", "image"], ["image", "spectrum"], ["image", "image"]
     ]
@@ -48,20 +48,21 @@ def test_knn_r2_matches_scikit_learn(emb, exclude_self, block_bytes, monkeypatch
         if drop:
             idx = np.array([[j for j in row if j != i][:16] for i, row in enumerate(idx)])
         expected = zv[idx].mean(axis=1)
-        np.testing.assert_allclose(predictions[(query, target)], expected, rtol=1e-6)
+        np.testing.assert_allclose(predictions[("reproduction", query, target)], expected, rtol=1e-6)
         assert r2 == pytest.approx(sk_r2(zv, expected), abs=1e-6)
     assert table.set_index(["query", "target"]).loc[("spectrum", "spectrum"), "r2"] > 0.5
 
 
 def test_seed_behaviour_includes_self(emb):
     embeddings, z = emb
-    pred = knn_redshift(embeddings["spectrum"], embeddings["spectrum"], z, k=1, exclude_self=False)
-    np.testing.assert_allclose(pred, z)  # each query's nearest neighbour is itself
+    _, _, predictions = evaluate(embeddings, z, np.arange(z.size), k=1, exclude_self=False)
+    # each query's nearest neighbour is itself
+    np.testing.assert_allclose(predictions[("reproduction", "spectrum", "spectrum")], z)
 
 
 def test_k_bounds(emb):
     embeddings, z = emb
-    with pytest.raises(UserError, match="needs at least k \\+ 1 = 11 valid rows, there are 10"):
+    with pytest.raises(UserError, match="redshift.n_neighbours = 10 needs at least 11 labelled valid rows, there are 10"):
         evaluate(embeddings, z, np.arange(10), k=10, exclude_self=True)
     with pytest.raises(UserError, match="no valid rows"):
         evaluate(embeddings, z, np.arange(0), k=3, exclude_self=True)

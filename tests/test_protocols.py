@@ -7,8 +7,9 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 
-from astroclip_eval import neighbours, protocols
-from astroclip_eval.protocols import evaluate_trained, fit_few_shot, standardiser, weighted_knn
+from astroclip_eval import downstream, neighbours
+from astroclip_eval.protocols import fit_few_shot, standardiser, weighted_knn
+from astroclip_eval.redshift import evaluate
 
 pytestmark = pytest.mark.numeric  # rerun under a second torch CPU kernel (tests/test_kernels.py)
 
@@ -56,26 +57,33 @@ def test_few_shot_is_seeded_and_learns(split):
     assert 1 - np.sum((a - z_valid) ** 2) / np.sum((z_valid - z_valid.mean()) ** 2) > 0.7
 
 
-def test_table_has_a_row_per_protocol_and_pair(split):
+def _evaluate(split, protocols, seed=0, k=64):
+    """The redshift task through the downstream core, every row valid."""
     (train, z_train), (valid, z_valid) = split
-    table, predictions = evaluate_trained(valid, z_valid, train, z_train, ["zero_shot", "few_shot"], k=16)
-    assert table[["protocol", "query", "target"]].values.tolist() == [
-        [p, q, t] for p in ("zero_shot", "few_shot") for q in ("spectrum", "image") for t in ("spectrum", "image")
-    ]
-    assert set(predictions) == {(p, q, t) for p, q, t in table[["protocol", "query", "target"]].values.tolist()}
+    return evaluate(valid, z_valid, np.arange(z_valid.size), 16, True, protocols, (train, z_train, np.arange(z_train.size)),
+                    zero_shot_k=k, seed=seed)
+
+
+def test_table_has_a_row_per_protocol_and_pair(split):
+    table, metrics, predictions = _evaluate(split, ["zero_shot", "few_shot"], k=16)
+    keys = [[p, q, t] for p in ("zero_shot", "few_shot") for q in ("spectrum", "image") for t in ("spectrum", "image")]
+    assert table[["protocol", "query", "target"]].values.tolist() == keys
+    assert metrics[["protocol", "query", "target"]].values.tolist() == keys
+    assert set(predictions) == {tuple(key) for key in keys}
     assert table["r2"].between(0.3, 1.0).all()
 
 
 def test_few_shot_is_fitted_once_per_target_and_asked_about_both_queries(split, monkeypatch):
-    (train, z_train), (valid, z_valid) = split
+    """One network per target modality, asked about both query modalities; for the redshift it learns z itself."""
+    (train, z_train), (valid, _) = split
     fitted = []
 
-    def counting(x_train, z, seed):
+    def counting(x_train, z, seed, classes):
         fitted.append(x_train)
-        return fit_few_shot(x_train, z, seed=seed)
+        return fit_few_shot(x_train, z, seed=seed, classes=classes)
 
-    monkeypatch.setattr(protocols, "fit_few_shot", counting)
-    _, predictions = evaluate_trained(valid, z_valid, train, z_train, ["few_shot"], seed=5)
+    monkeypatch.setattr(downstream, "fit_few_shot", counting)
+    _, _, predictions = _evaluate(split, ["few_shot"], seed=5)
     assert len(fitted) == 2
     for target in ("spectrum", "image"):
         mean, std = standardiser(train[target])
@@ -90,11 +98,11 @@ def test_few_shot_scores_like_scikit_learns_mlp(split):
     Cross-modal scores are left out: they measure how each network extrapolates to the other modality's coordinates.
     """
     (train, z_train), (valid, z_valid) = split
-    table, _ = evaluate_trained(valid, z_valid, train, z_train, ["few_shot"], seed=0)
+    table, _, _ = _evaluate(split, ["few_shot"])
     for modality in ("spectrum", "image"):
         scaler = StandardScaler().fit(train[modality])
         mlp = MLPRegressor(hidden_layer_sizes=(64, 64), learning_rate_init=3e-3, alpha=1e-4, max_iter=300, random_state=0)
         mlp.fit(scaler.transform(train[modality]), z_train)
-        ours = table.query("query == @modality and target == @modality")["r2"].item()
         theirs = r2_score(z_valid, mlp.predict(scaler.transform(valid[modality])))
+        ours = table.query("query == @modality and target == @modality")["r2"].item()
         assert abs(ours - theirs) < 0.05, (modality, ours, theirs)

@@ -160,6 +160,10 @@ def test_catalogue_entries_score_properties_and_morphology(published):
     assert got["f1_weighted"] == pytest.approx(f1_score(labels[question].iloc[v], pred, average="weighted"), abs=1e-12)
     overview = (results / "summary/overview.html").read_text()
     assert 'id="properties"' in overview and 'id="morphology"' in overview and 'id="joins"' in overview
+    in_modal = props[(props["property"] == "LOG_MSTAR") & (props["query"] == "spectrum") & (props["target"] == "spectrum")]
+    best = in_modal.loc[in_modal["r2"].idxmax()]  # the references table: the paper's figure beside this run's best
+    assert f"<td>LOG_MSTAR</td><td>AstroCLIP spectrum (paper)</td><td class=\"num\">0.88</td><td>{best['r2']:.3f} (dim128, " \
+        f"{best['protocol']})</td>" in overview.replace("\n", "")
     assert (results / "summary/properties_r2.csv").exists()
     assert (results / "dim128/properties_true_vs_predicted.png").stat().st_size > 10_000
 
@@ -202,7 +206,7 @@ def test_valid_rows_redshift_and_similarity_reproduce_the_notebooks(published):
     emb = load_embeddings(str(cache / "dim128/image_embeddings.pt"), str(cache / "dim128/spectrum_embeddings.pt"))
 
     table = pd.read_csv(results / "dim128/redshift_r2.csv")
-    r2, _ = evaluate(emb, z, indices, k=16, exclude_self=False)  # the reproduction's notebook
+    r2, _, _ = evaluate(emb, z, indices, k=16, exclude_self=False)  # the reproduction's notebook
     got = table[table["protocol"] == "reproduction"].reset_index(drop=True)
     np.testing.assert_allclose(got["r2"], r2["r2"], rtol=1e-6)
     assert set(table["protocol"]) == set(config["redshift"]["protocols"])

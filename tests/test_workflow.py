@@ -32,8 +32,7 @@ def test_demo_outputs_and_values(demo):
         assert emb["image"].shape == (1600, dim)
         np.testing.assert_allclose(np.linalg.norm(emb["spectrum"], axis=1), 1.0, rtol=1e-5)
         table = pd.read_csv(demo / f"results/{model}/redshift_r2.csv")
-        expected, _ = evaluate(emb, redshifts, valid, k=16, exclude_self=True)
-        expected.insert(0, "protocol", "reproduction")
+        expected, _, _ = evaluate(emb, redshifts, valid, k=16, exclude_self=True)
         pd.testing.assert_frame_equal(table[table["protocol"] == "reproduction"].reset_index(drop=True), expected)
         assert table["protocol"].tolist() == [p for p in cfg["redshift"]["protocols"] for _ in range(4)]
         # measured on 2 cores (README): reproduction 0.63-0.70; in-modal zero-shot and few-shot 0.64-0.84. A few-shot
@@ -101,7 +100,7 @@ def test_demo_properties_and_morphology(demo):
     from sklearn.neighbors import KNeighborsRegressor
     from sklearn.preprocessing import StandardScaler
 
-    from astroclip_eval.downstream import redshift_metrics
+    from astroclip_eval.redshift import redshift_metrics
 
     cfg = __import__("yaml").safe_load((demo / "config/config.yaml").read_text())
     valid, train_valid = (
@@ -158,15 +157,16 @@ def test_demo_properties_and_morphology(demo):
         assert abs(row["f1_weighted"] - f1_score(codes, pred, average="weighted")) <= 0.01
         assert row["accuracy"] > row["majority"] + 0.2  # bulge-dominated galaxies look smooth, and the embedding knows
         metrics = pd.read_csv(demo / f"results/{model}/redshift_metrics.csv").set_index(["protocol", "query", "target"])
-        _, predictions = evaluate(emb, redshifts, valid, k=16, exclude_self=True)
-        for (query, target), pred in predictions.items():
+        _, _, predictions = evaluate(emb, redshifts, valid, k=16, exclude_self=True)
+        for (_, query, target), pred in predictions.items():
             expected = redshift_metrics(redshifts[valid], pred)
             for key, value in expected.items():
                 assert metrics.loc[("reproduction", query, target), key] == pytest.approx(value, abs=1e-9)
-        dz = (predictions[("spectrum", "spectrum")] - redshifts[valid]) / (1 + redshifts[valid])
+        dz = (predictions[("reproduction", "spectrum", "spectrum")] - redshifts[valid]) / (1 + redshifts[valid])
         assert metrics.loc[("reproduction", "spectrum", "spectrum"), "outlier_fraction"] == np.mean(np.abs(dz) > 0.15)
     overview = (demo / "results/summary/overview.html").read_text()
     assert 'id="properties"' in overview and 'id="morphology"' in overview and "sigma_NMAD" in overview
+    assert "<td>smooth-or-featured</td><td>ceiling: the votes&#39; own noise</td><td class=\"num\">0.936</td>" in overview
     summary = pd.read_csv(demo / "results/summary/properties_r2.csv")
     assert len(summary) == 3 * len(cfg["properties"]) * 4 * len(cfg["models"])
     assert (demo / "results/summary/properties_r2_vs_embedding_dim.png").stat().st_size > 10_000

@@ -76,25 +76,19 @@ def promote_input(wildcards):
     return run_dir(wildcards.model)
 
 
-def model_outputs(model):
-    return [
-        f"{CACHE}/{model}/astroclip_model.json",
-        f"{RESULTS}/{model}/redshift_r2.csv",
-        f"{RESULTS}/{model}/redshift_metrics.csv",
-        f"{RESULTS}/{model}/redshift_knn_regression.png",
-        f"{RESULTS}/{model}/similarity.csv",
-        *[f"{RESULTS}/{model}/{nb}.html" for nb in NOTEBOOKS],
-        *([f"{RESULTS}/{model}/properties_r2.csv", f"{RESULTS}/{model}/classification.csv"] if LABELLED else []),
-    ]
-
-
 def all_outputs():
+    """The default target: every model's results and the summary, named by the rules that write them."""
+    per_model = [
+        rules.promote_checkpoint.output.meta,
+        *rules.redshift_notebook.output,
+        *rules.similarity_notebook.output,
+        *(rules.properties_notebook.output if LABELLED else []),
+    ]
     return [
-        f"{CACHE}/valid_summary.json",
-        *[out for model in MODELS for out in model_outputs(model)],
-        f"{RESULTS}/summary/redshift_r2.csv",
-        f"{RESULTS}/summary/r2_vs_embedding_dim.png",
-        f"{RESULTS}/summary/overview.html",
+        *expand(rules.valid_indices.output.summary, split=""),
+        *expand(per_model, model=MODELS),
+        *expand(rules.notebook_html.output, model=MODELS, notebook=NOTEBOOKS),
+        *rules.summary.output,
     ]
 
 

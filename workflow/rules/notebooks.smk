@@ -20,4 +20,4 @@ rule notebook_html:
     params:
         cmd=script_cmd("notebook_html.py"),
     shell:
-        "{params.cmd} {input} {output} --log {log}"
+        "{params.cmd} {input:q} {output:q} --log {log:q}"

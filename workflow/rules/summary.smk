@@ -4,15 +4,15 @@ import json
 
 rule summary:
     input:
-        tables=expand(f"{RESULTS}/{{model}}/redshift_r2.csv", model=MODELS),
-        retrieval=expand(f"{RESULTS}/{{model}}/retrieval.csv", model=MODELS),
-        embeddings=expand(f"{CACHE}/{{model}}/embeddings.json", model=MODELS),
-        checkpoints=expand(f"{CACHE}/{{model}}/astroclip_model.json", model=MODELS),
-        valid=f"{CACHE}/valid_summary.json",
-        metrics=expand(f"{RESULTS}/{{model}}/redshift_metrics.csv", model=MODELS),
-        properties=expand(f"{RESULTS}/{{model}}/properties_r2.csv", model=MODELS) if LABELLED else [],
-        classification=expand(f"{RESULTS}/{{model}}/classification.csv", model=MODELS) if LABELLED else [],
-        joins=[f"{CACHE}/catalogues/join.json"] if LABELLED else [],
+        tables=expand(rules.redshift_notebook.output.table, model=MODELS),
+        retrieval=expand(rules.similarity_notebook.output.retrieval, model=MODELS),
+        embeddings=expand(rules.merge_embeddings.output.provenance, model=MODELS, split=""),
+        checkpoints=expand(rules.promote_checkpoint.output.meta, model=MODELS),
+        valid=expand(rules.valid_indices.output.summary, split=""),
+        metrics=expand(rules.redshift_notebook.output.metrics, model=MODELS),
+        properties=expand(rules.properties_notebook.output.property_table, model=MODELS) if LABELLED else [],
+        classification=expand(rules.properties_notebook.output.class_table, model=MODELS) if LABELLED else [],
+        joins=expand(rules.join_catalogues.output.summary, split="") if LABELLED else [],
     output:
         **(
             {
@@ -86,9 +86,9 @@ rule summary:
             else ""
         ),
     shell:
-        "{params.cmd} --models {params.models} --tables {input.tables} --retrieval {input.retrieval} "
-        "--embeddings {input.embeddings} "
-        "--checkpoints {input.checkpoints} --valid-summary {input.valid} --config {params.config:q} "
-        "--table-out {output.table} --retrieval-out {output.retrieval} --figure-out {output.figure} "
-        "--overview-out {output.overview} --metrics {input.metrics} --metrics-out {output.metrics} "
-        "{params.labelled} --log {log}"
+        "{params.cmd} --models {params.models} --tables {input.tables:q} --retrieval {input.retrieval:q} "
+        "--embeddings {input.embeddings:q} "
+        "--checkpoints {input.checkpoints:q} --valid-summary {input.valid:q} --config {params.config:q} "
+        "--table-out {output.table:q} --retrieval-out {output.retrieval:q} --figure-out {output.figure:q} "
+        "--overview-out {output.overview:q} --metrics {input.metrics:q} --metrics-out {output.metrics:q} "
+        "{params.labelled} --log {log:q}"
