@@ -38,6 +38,10 @@ CASES = [
     (_with("models", {"m": {"checkpoint": "a.ckpt", "embedding_dim": 0}}), "models.m.embedding_dim", "minimum"),
     (_with("embedding.device", "gpu"), "embedding.device", "does not match"),
     (_with("similarity.rows", "some"), "similarity.rows", "is not one of"),
+    (_with("cache_dir", ""), "cache_dir", "does not match"),  # would write into the filesystem root
+    (_with("results_dir", " "), "results_dir", "does not match"),
+    (_with("models", {"..": {"checkpoint": "a.ckpt"}}), "models", "'..'"),  # would write into the working directory
+    (_with("models", {"summary": {"checkpoint": "a.ckpt"}}), "models", "'summary'"),  # the summary's own folder
     (
         _with("models", {"t": {"train": {"embedding_dim": 8}}, "m": {"checkpoint_dir": "out/astroclip_ckpt_t"}}),
         "models.m.checkpoint_dir",

@@ -76,20 +76,30 @@ def test_an_unexpected_failure_leaves_its_traceback_in_the_rules_log(tmp_path):
     assert "RuntimeError: CUDA out of memory" in run.stdout + run.stderr  # --show-failed-logs prints it
 
 
+# Directory names a careless or hostile config may hold: spaces, quotes, command substitution, backticks.
+HOSTILE = "dir with 'quotes\" $(touch EXECUTED) `touch EXECUTED2`"
+
+
 def test_plugin_model_through_the_whole_workflow(tmp_path):
+    """A plug-in model through every step, with the cache, results and checkpoint directories named as HOSTILE: the
+    paths reach the commands as data, so the run completes and nothing in them is executed."""
     work = tmp_path / "work"
     (work / "config").mkdir(parents=True)
-    toy_astroclip.write_checkpoint(str(work / "toy.pt"), dim=6)
+    cache, results, ckpt_dir = work / f"cache {HOSTILE}", work / f"results {HOSTILE}", work / f"ckpt {HOSTILE}"
+    ckpt_dir.mkdir()
+    toy_astroclip.write_checkpoint(str(ckpt_dir / "toy.pt"), dim=6)
     config = yaml.safe_load((ROOT / "tests/slurm/config.yaml").read_text())
-    config["models"] = {"toy": {"checkpoint": "toy.pt", "loader": "toy_astroclip:load", "loader_options": {"crop": 12},
-                                "embedding_dim": 6}}
+    config["models"] = {"toy": {"checkpoint": f"{ckpt_dir.name}/toy.pt", "loader": "toy_astroclip:load",
+                                "loader_options": {"crop": 12}, "embedding_dim": 6}}
+    config.update(cache_dir=cache.name, results_dir=results.name)
     config.pop("train")
     (work / "config/config.yaml").write_text(yaml.safe_dump(config))
     run = _with_plugins_on_path(lambda: snakemake(work))
     assert run.returncode == 0, run.stderr[-4000:]
+    assert not list(tmp_path.rglob("EXECUTED*")) and not list(ROOT.glob("EXECUTED*"))
 
-    emb = load_embeddings(str(work / "cache/toy/image_embeddings.pt"), str(work / "cache/toy/spectrum_embeddings.pt"))
-    embedder = toy_astroclip.load(str(work / "toy.pt"), torch.device("cpu"), {"crop": 12})
+    emb = load_embeddings(str(cache / "toy/image_embeddings.pt"), str(cache / "toy/spectrum_embeddings.pt"))
+    embedder = toy_astroclip.load(str(ckpt_dir / "toy.pt"), torch.device("cpu"), {"crop": 12})
     with Survey(work / config["dataset"]["path"]) as survey:
         assert emb["image"].shape == (survey.n_rows("valid"), 6)
         rows = [0, 17, survey.n_rows("valid") - 1]  # rows of both shards, embedded directly
@@ -99,8 +109,8 @@ def test_plugin_model_through_the_whole_workflow(tmp_path):
     unit = lambda x: (x / x.norm(dim=1, keepdim=True)).numpy()  # the embed step normalises every row  # noqa: E731
     np.testing.assert_allclose(emb["image"][rows], unit(direct_images), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(emb["spectrum"][rows], unit(direct_spectra), rtol=1e-5, atol=1e-6)
-    valid = load_indices(str(work / "cache/valid_indices.pt"))
+    valid = load_indices(str(cache / "valid_indices.pt"))
     expected, _, _ = evaluate(emb, redshifts, valid, k=16, exclude_self=True)
-    pd.testing.assert_frame_equal(pd.read_csv(work / "results/toy/redshift_r2.csv"), expected)
-    assert json.loads((work / "cache/toy/astroclip_model.json").read_text())["score"] is None  # not a Lightning run
-    assert "n/a" in (work / "results/summary/overview.html").read_text()
+    pd.testing.assert_frame_equal(pd.read_csv(results / "toy/redshift_r2.csv"), expected)
+    assert json.loads((cache / "toy/astroclip_model.json").read_text())["score"] is None  # not a Lightning run
+    assert "n/a" in (results / "summary/overview.html").read_text()

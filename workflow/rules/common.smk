@@ -107,7 +107,7 @@ def quoted(paths):
 
 def script_cmd(name):
     """The command line that runs one of workflow/scripts with the workflow's interpreter."""
-    return f"{PYTHON} {SCRIPTS}/{name}"
+    return f"{shlex.quote(PYTHON)} {shlex.quote(f'{SCRIPTS}/{name}')}"
 
 
 def train_params(wildcards):

@@ -30,11 +30,11 @@ rule embed:
         loader=lambda wc: config["models"][wc.model]["loader"],
         loader_options=lambda wc: json.dumps(config["models"][wc.model]["loader_options"]),
     shell:
-        "{params.cmd} --checkpoint {input.ckpt} --dataset {input.dataset} --split {params.split} "
+        "{params.cmd} --checkpoint {input.ckpt:q} --dataset {input.dataset:q} --split {params.split} "
         "--shard {wildcards.shard} --shards {params.shards} "
-        "--batch-size {params.batch_size} --precision {params.precision} --device {params.device} "
-        "--loader {params.loader} --loader-options {params.loader_options:q} "
-        "--out {output} --threads {threads} {params.expected_dim} --log {log}"
+        "--batch-size {params.batch_size} --precision {params.precision:q} --device {params.device:q} "
+        "--loader {params.loader:q} --loader-options {params.loader_options:q} "
+        "--out {output:q} --threads {threads} {params.expected_dim} --log {log:q}"
 
 
 rule merge_embeddings:
@@ -54,6 +54,6 @@ rule merge_embeddings:
         cmd=script_cmd("merge_embeddings.py"),
         split=split_name,
     shell:
-        "{params.cmd} {input.shards} --dataset {input.dataset} --split {params.split} "
-        "--image-out {output.image} --spectrum-out {output.spectrum} "
-        "--provenance-out {output.provenance} --log {log}"
+        "{params.cmd} {input.shards:q} --dataset {input.dataset:q} --split {params.split} "
+        "--image-out {output.image:q} --spectrum-out {output.spectrum:q} "
+        "--provenance-out {output.provenance:q} --log {log:q}"

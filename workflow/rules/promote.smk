@@ -15,4 +15,4 @@ rule promote_checkpoint:
     params:
         cmd=script_cmd("promote_checkpoint.py"),
     shell:
-        "{params.cmd} --source {input} --ckpt {output.ckpt} --meta {output.meta} --log {log}"
+        "{params.cmd} --source {input:q} --ckpt {output.ckpt:q} --meta {output.meta:q} --log {log:q}"

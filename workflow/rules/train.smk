@@ -24,5 +24,5 @@ if TRAINED:
             cmd=script_cmd("train_model.py"),
             train=train_params,
         shell:
-            "{params.cmd} --dataset {input} --run-dir {output} "
-            "--params '{params.train}' --threads {threads} --log {log}"
+            "{params.cmd} --dataset {input:q} --run-dir {output:q} "
+            "--params {params.train:q} --threads {threads} --log {log:q}"

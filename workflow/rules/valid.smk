@@ -20,5 +20,5 @@ rule valid_indices:
         z_max=config["valid"]["z_max"],
         split=split_name,
     shell:
-        "{params.cmd} --dataset {input} --split {params.split} --z-min {params.z_min} "
-        "--z-max {params.z_max} --indices {output.indices} --summary {output.summary} --log {log}"
+        "{params.cmd} --dataset {input:q} --split {params.split} --z-min {params.z_min} "
+        "--z-max {params.z_max} --indices {output.indices:q} --summary {output.summary:q} --log {log:q}"
