@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -21,6 +22,7 @@ from .data import Survey
 from .errors import UserError
 from .files import safe_load
 from .loaders import Embedder
+from .valid import spectrum_masks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,6 +124,23 @@ def prepare(model: Embedder, device: torch.device) -> Embedder:
     return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
 
 
+def require_finite_rows(image_emb: torch.Tensor, spectrum_emb: torch.Tensor, spectra: np.ndarray, split: str, lo: int
+                        ) -> None:
+    """Stop at the first block where a row that can be valid (its spectrum finite and not all zero) has a
+    non-finite embedding: a NaN would otherwise sort as a perfect match and score. Rows whose spectrum already
+    makes them invalid may embed to anything."""
+    zero, nonfinite = spectrum_masks(spectra)
+    usable = torch.from_numpy(~(zero | nonfinite))
+    for modality, emb in (("image", image_emb), ("spectrum", spectrum_emb)):
+        bad = np.flatnonzero((usable & ~torch.isfinite(emb).all(dim=1)).numpy())
+        if bad.size:
+            raise UserError(
+                f"{modality} embeddings of the {split} split: {bad.size} rows with a usable spectrum are not finite in "
+                f"rows {lo}-{lo + len(spectra) - 1} (first rows {(bad + lo)[:5].tolist()}); the likely cause is "
+                f"{modality} data that are not finite, or a dtype the model cannot take"
+            )
+
+
 @torch.no_grad()
 def embed_split(
     model: Embedder,
@@ -161,6 +180,7 @@ def embed_split(
         # A GPU computes asynchronously, so a reader thread overlaps the next read with it. On the CPU the reader
         # would compete with torch for the same cores (and h5py holds the GIL while it reads): measured slower.
         for lo, images, spectra in prefetch(blocks()) if device.type == "cuda" else blocks():
+            block_spectra = spectra.numpy()
             rows = slice(lo - start, lo - start + images.shape[0])
             # rows L2-normalised here, whatever the embedder returns (the released AstroCLIP does not normalise)
             image_emb = F.normalize(model.embed_images(images.to(device, non_blocking=True)).float(), dim=1).cpu()
@@ -173,6 +193,7 @@ def embed_split(
                     )
                 images_out = torch.empty((n, image_emb.shape[1]), dtype=torch.float32)
                 spectra_out = torch.empty((n, spectrum_emb.shape[1]), dtype=torch.float32)
+            require_finite_rows(image_emb, spectrum_emb, block_spectra, split, lo)
             images_out[rows], spectra_out[rows] = image_emb, spectrum_emb
             done += images.shape[0]
             now = time.perf_counter()

@@ -21,7 +21,7 @@ def own_ranks(query: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tenso
 
     Blocked like `neighbours.top_k` but a quarter of its block (32 MiB of similarities and their comparison), so the
     similarity notebook stays within the memory `make fullsize` bounds at the published 39,599 rows."""
-    q, t = unit_rows(query), unit_rows(target)
+    q, t = unit_rows(query, "query embeddings"), unit_rows(target, "target embeddings")
     if q.shape != t.shape:
         raise ValueError(f"query {tuple(q.shape)} and target {tuple(t.shape)} must be paired row by row")
     ranks = np.empty(q.shape[0], dtype=np.int64)

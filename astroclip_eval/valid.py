@@ -12,21 +12,24 @@ from .data import Survey
 REASONS = ("zero_spectrum", "nonfinite_spectrum", "redshift_out_of_range")
 
 
-def reason_masks(spectra: np.ndarray, z: np.ndarray, z_min: float, z_max: float) -> dict[str, np.ndarray]:
-    """One boolean mask per reason a row is invalid (a row may fail several).
-
-    A row is a zero spectrum when every bin is 0 or NaN. Row max and min decide it in two vectorised passes
-    (NaN and inf propagate into them); only the rare non-finite rows take the exact, slower path.
-    """
+def spectrum_masks(spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(zero, non-finite) per row: zero when every bin is 0 or NaN. Row max and min decide it in two vectorised
+    passes (NaN and inf propagate into them); only the rare non-finite rows take the exact, slower path."""
     hi, lo = spectra.max(axis=1, initial=-np.inf), spectra.min(axis=1, initial=np.inf)
     finite = np.isfinite(hi) & np.isfinite(lo)
     zero = finite & (hi == 0) & (lo == 0)
     if not finite.all():
         bad = np.flatnonzero(~finite)
         zero[bad] = ~(np.nan_to_num(spectra[bad]) != 0).any(axis=1)
+    return zero, ~finite
+
+
+def reason_masks(spectra: np.ndarray, z: np.ndarray, z_min: float, z_max: float) -> dict[str, np.ndarray]:
+    """One boolean mask per reason a row is invalid (a row may fail several)."""
+    zero, nonfinite = spectrum_masks(spectra)
     return {
         "zero_spectrum": zero,
-        "nonfinite_spectrum": ~finite,
+        "nonfinite_spectrum": nonfinite,
         "redshift_out_of_range": ~((z >= z_min) & (z <= z_max)),  # NaN redshifts count as out of range
     }
 

@@ -7,7 +7,9 @@ from sklearn.neighbors import NearestNeighbors
 
 from astroclip_eval import neighbours
 from astroclip_eval.errors import UserError
+from astroclip_eval.neighbours import top_k
 from astroclip_eval.redshift import evaluate
+from astroclip_eval.retrieval import own_ranks
 from astroclip_eval.similarity import search
 
 pytestmark = pytest.mark.numeric  # rerun under a second torch CPU kernel (tests/test_kernels.py)
@@ -122,3 +124,19 @@ def test_invalid_query_is_refused(emb):
         search(embeddings, np.arange(0, 400, 2), [11], k=3)
     with pytest.raises(UserError, match="outside the validation set"):
         search(embeddings, np.arange(0, 400, 2), [400], k=3)
+
+
+def test_non_finite_rows_never_become_a_score(emb):
+    """A NaN similarity sorts as a match (top-1 = 1.0, R^2 from NaN): the search, the ranks and the redshift refuse
+    non-finite rows in one line, naming how many and which."""
+    embeddings, z = emb
+    broken = {m: e.copy() for m, e in embeddings.items()}
+    broken["image"][[4, 9]] = np.nan
+    with pytest.raises(UserError, match=r"target embeddings: 2 rows are not finite \(first rows \[4, 9\]\)"):
+        top_k(broken["spectrum"], broken["image"], 3)
+    with pytest.raises(UserError, match=r"query embeddings: 2 rows are not finite \(first rows \[4, 9\]\)"):
+        own_ranks(broken["image"], broken["spectrum"])
+    with pytest.raises(UserError, match=r"image embeddings: 2 rows are not finite \(first rows \[4, 9\]\)"):
+        evaluate(broken, z, np.arange(z.size), k=16, exclude_self=True)
+    table, _, _ = evaluate(broken, z, np.setdiff1d(np.arange(z.size), [4, 9]), k=16, exclude_self=True)
+    assert np.isfinite(table["r2"]).all()  # the same rows left out by the valid indices: scored

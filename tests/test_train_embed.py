@@ -112,6 +112,38 @@ def test_embedding_dimension_must_match_the_model_entry(trained, tmp_path):
     assert torch.load(out)["image"].shape[1] == 8
 
 
+def test_non_finite_images_stop_the_embed_step_in_one_line(trained, tmp_path):
+    """Images that are all NaN (a broken file) embed to NaN, which would sort as a perfect match: the embed step stops
+    at the first block, names the model, the modality and the rows, and writes nothing."""
+    import shutil
+
+    import h5py
+
+    from astroclip_eval.valid import spectrum_masks
+
+    survey, run = trained
+    broken = tmp_path / "survey.h5"
+    shutil.copy(survey, broken)
+    with h5py.File(broken, "r+") as f:
+        for group in f.values():
+            group["images"][...] = np.nan
+    with Survey(broken) as s:
+        first = s.read_rows("valid", "spectra", list(range(16)))
+    zero, nonfinite = spectrum_masks(first)
+    usable = np.flatnonzero(~(zero | nonfinite))
+    out = tmp_path / "0-of-1.pt"
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "workflow/scripts/embed.py"), "--checkpoint", str(select_best(run).path), "--dataset",
+         str(broken), "--device", "cpu", "--batch-size", "16", "--out", str(out), "--model", "mine"],
+        capture_output=True, text=True, timeout=300,
+    )
+    errors = [line for line in bad.stderr.splitlines() if "ERROR" in line]
+    assert bad.returncode == 1 and len(errors) == 1 and "Traceback" not in bad.stderr, bad.stderr
+    assert f"model mine: image embeddings of the valid split: {usable.size} rows with a usable spectrum are not finite " \
+        f"in rows 0-15 (first rows {usable[:5].tolist()})" in errors[0]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("n_rows,batch,shards", [(40, 7, 3), (41, 8, 5), (5, 8, 3), (64, 8, 8)])
 def test_shards_tile_the_rows_on_batch_boundaries(n_rows, batch, shards):
     ranges = [shard_rows(n_rows, batch, i, shards) for i in range(shards)]

@@ -31,7 +31,10 @@ def main(args: argparse.Namespace) -> None:
         check_dim(int(model.embedding_dim))  # before any row is read
     with Survey(args.dataset) as survey:
         lo, hi = shard_rows(survey.n_rows(args.split), args.batch_size, args.shard, args.shards)
-        images, spectra = embed_split(model, survey, args.split, args.batch_size, device, args.precision, lo, hi)
+        try:
+            images, spectra = embed_split(model, survey, args.split, args.batch_size, device, args.precision, lo, hi)
+        except UserError as error:  # name the model: one line says which run to look at
+            raise UserError(f"model {args.model}: {error}") from None
     if images.shape[0]:
         check_dim(images.shape[1])
     save_torch(args.out, {"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra, "device": describe(device)})
