@@ -10,14 +10,20 @@ file (`current_score`), never by its file name.
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .atomic import copy_file, write_json
 from .errors import UserError
 from .files import Refused, safe_load
+
+log = logging.getLogger(__name__)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Any:
@@ -57,6 +63,27 @@ class CheckpointScore:
     lightning_version: str | None = None
 
 
+def _score(path: str | os.PathLike, monitor: str, value: Any) -> float | None:
+    """The stored score as a float: a number or a one-element tensor, anything else refused in one line."""
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype.is_floating_point:
+        return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            pass
+    shown = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
+    raise UserError(f"{path}: the stored {monitor} score is {shown}, expected a number")
+
+
+def _epoch(path: str | os.PathLike, value: Any) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31):
+        return value
+    raise UserError(f"{path}: the stored epoch is {type(value).__name__} {str(value)[:40]}, expected a small integer")
+
+
 def stored_score(path: str | os.PathLike) -> CheckpointScore:
     """The monitored metric and its value as the ModelCheckpoint callback saved them inside the file."""
     ckpt = load_checkpoint(path)
@@ -70,11 +97,11 @@ def stored_score(path: str | os.PathLike) -> CheckpointScore:
                     f"{path}: ModelCheckpoint monitored {state['monitor']} with mode 'max'; expected a loss (mode 'min')"
                 )
             monitor = str(state["monitor"])
-            value = state.get("current_score")
-            score = float(value) if value is not None else None
+            score = _score(path, monitor, state.get("current_score"))
             break
     version = ckpt.get("pytorch-lightning_version")
-    return CheckpointScore(Path(path), ckpt.get("epoch"), monitor, score, architecture(ckpt), version)
+    version = version if isinstance(version, str) and len(version) < 40 else None
+    return CheckpointScore(Path(path), _epoch(path, ckpt.get("epoch")), monitor, score, architecture(ckpt), version)
 
 
 def select_best(run_dir: str | os.PathLike) -> CheckpointScore:
@@ -95,7 +122,14 @@ def select_best(run_dir: str | os.PathLike) -> CheckpointScore:
     unscored = [s.path.name for s in scored if s.score is None]
     if unscored:
         raise UserError(f"{run_dir}: no monitored score stored in {', '.join(unscored)} (ModelCheckpoint state missing)")
-    return min(scored, key=lambda s: (s.score, s.path.name))
+    finite = [s for s in scored if math.isfinite(s.score)]
+    if not finite:
+        raise UserError(f"{run_dir}: every '-min' checkpoint stores a score that is not finite "
+                        f"({', '.join(f'{s.path.name}: {s.score}' for s in scored)}); a diverged run has no best checkpoint")
+    for s in scored:
+        if not math.isfinite(s.score):
+            log.warning("%s: stored %s %s is not finite; not a candidate for promotion", s.path, s.monitor, s.score)
+    return min(finite, key=lambda s: (s.score, s.path.name))
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -110,6 +144,8 @@ def promote(source: str | os.PathLike, dest_ckpt: str | os.PathLike, dest_json: 
     """Copy the best checkpoint of a run directory (or a given checkpoint file) into the cache, atomically."""
     source = Path(source)
     chosen = select_best(source) if source.is_dir() else stored_score(source)
+    if chosen.score is not None and not math.isfinite(chosen.score):
+        raise UserError(f"{source}: the stored {chosen.monitor} is {chosen.score}, not a finite loss (a diverged run)")
     copy_file(chosen.path, dest_ckpt)
     write_json(
         dest_json,

@@ -115,3 +115,26 @@ def test_malicious_checkpoint_is_refused_and_nothing_runs(tmp_path):
     with pytest.raises(UserError, match="refused to load"):
         safe_load(evil)
     assert not marker.exists()
+
+
+def test_non_finite_or_non_numeric_scores_are_never_promoted(run_dir, tmp_path):
+    """A diverged epoch's NaN or -inf loss sorts below every real one: it is passed over, whatever the file order, and
+    the promotion record stays valid JSON. A score or epoch of the wrong kind ends in one line."""
+    lightning_ckpt(run_dir / "astroclip-epoch=00-min.ckpt", 0, float("nan"))
+    lightning_ckpt(run_dir / "astroclip-epoch=12-min.ckpt", 12, float("-inf"))
+    promote(run_dir, tmp_path / "a.ckpt", tmp_path / "a.json")
+    assert json.loads((tmp_path / "a.json").read_text(), parse_constant=pytest.fail)["epoch"] == 3
+    assert "not a finite loss" in _error(run_dir / "astroclip-epoch=12-min.ckpt", tmp_path)
+    diverged = tmp_path / "diverged"
+    diverged.mkdir()
+    lightning_ckpt(diverged / "astroclip-epoch=00-min.ckpt", 0, float("nan"))
+    assert "every '-min' checkpoint stores a score that is not finite" in _error(diverged, tmp_path)
+    for name, value, expected in (("list", [0.1, 0.2], "a list, expected a number"), ("text", "0.1", "a str, expected a number"),
+                                  ("tensor", torch.zeros(3), "a tensor of shape (3,), expected a number")):
+        odd = tmp_path / f"{name}.ckpt"
+        torch.save({"epoch": 1, "state_dict": {}, "callbacks": {CALLBACK_KEY: {"monitor": "val/loss", "current_score": value}}},
+                   odd)
+        assert f"the stored val/loss score is {expected}" in _error(odd, tmp_path)
+    odd = tmp_path / "epoch.ckpt"
+    torch.save({"epoch": [1] * 1000, "state_dict": {}}, odd)
+    assert "the stored epoch is list" in _error(odd, tmp_path)
