@@ -23,6 +23,9 @@ SPECTRUM_LENGTH = 7781
 WAVE_MIN, WAVE_MAX = 3600.0, 9824.0
 TRAIN_FRACTION = 0.8
 COLUMNS = ("images", "spectra", "redshifts", "targetids")
+FLOAT_COLUMNS = ("images", "spectra", "redshifts")  # floating point; integer images (uint8 cut-outs) are not fluxes
+# What the models take is read as float32, what they compute in: float16 exactly, float64 rounded to the nearest float32.
+MODEL_INPUTS = ("images", "spectra")
 FLAT_NAMES = {"images": "image", "spectra": "spectrum", "redshifts": "redshift", "targetids": "targetid"}
 SPLITS = ("train", "valid")
 # arcsinh softening per band (g, r, z) in nanomaggies, near the Legacy Survey sky noise: the reference model's input
@@ -122,6 +125,14 @@ class Survey:
         if len(set(counts.values())) != 1:
             detail = ", ".join(f"{self._names[c]}={n}" for c, n in counts.items())
             raise UserError(f"{self.path}: row counts disagree in {where}: {detail}")
+        for column, d in ds.items():
+            kind = "f" if column in FLOAT_COLUMNS else "iu"
+            if d.dtype.kind not in kind or (column in FLOAT_COLUMNS and d.dtype.itemsize not in (2, 4, 8)):
+                expected = "floating point (float16, float32 or float64)" if kind == "f" else "integers"
+                raise UserError(f"{self.path}: {where} '{self._names[column]}' holds {d.dtype}, expected {expected}")
+        if ds["redshifts"].ndim != 1 or ds["targetids"].ndim != 1:
+            raise UserError(f"{self.path}: {where} redshifts {ds['redshifts'].shape} and targetids "
+                            f"{ds['targetids'].shape}, expected one value per row (n,)")
         spectra, images = ds["spectra"], ds["images"]
         if spectra.ndim != 2 or spectra.shape[1] != SPECTRUM_LENGTH:
             raise UserError(
@@ -179,8 +190,10 @@ class Survey:
         ds = self._dataset(group, column)
         if column == "images" and crop is not None:
             y0, x0 = _crop_origin(ds.shape[1:3], crop, self.path)
-            return ds[rows, y0 : y0 + crop, x0 : x0 + crop, :]
-        return ds[rows]
+            block = ds[rows, y0 : y0 + crop, x0 : x0 + crop, :]
+        else:
+            block = ds[rows]
+        return block.astype(np.float32, copy=False) if column in MODEL_INPUTS else block
 
     def iter_chunks(
         self,

@@ -91,3 +91,31 @@ def test_reader_errors(tmp_path):
     write_groups(tmp_path / "small.h5", [10], image_size=16)
     with Survey(tmp_path / "small.h5") as s, pytest.raises(UserError, match="smaller than the centre crop"):
         s.read("valid", "images", crop=32)
+
+
+def _replace(path: Path, name: str, data: np.ndarray) -> None:
+    with h5py.File(path, "a") as f:
+        del f[name]
+        f[name] = data
+
+
+def test_column_dtypes_are_checked_where_the_file_is_opened(tmp_path):
+    """float16 and float64 model inputs are read as float32 (what the models compute in); integer images, string
+    spectra, 2-D redshifts and float targetids end in one line naming the file, the dataset and what was expected."""
+    cols = write_groups(tmp_path / "wide.h5", [10])
+    _replace(tmp_path / "wide.h5", "0/spectra", cols["spectra"].astype(np.float64))
+    _replace(tmp_path / "wide.h5", "0/images", cols["images"].astype(np.float16))
+    with Survey(tmp_path / "wide.h5") as s:
+        spectra, images = s.read("valid", "spectra"), s.read("valid", "images", crop=8)
+        assert spectra.dtype == images.dtype == np.float32
+        np.testing.assert_array_equal(spectra, cols["spectra"][8:])  # float32 -> float64 -> float32 is exact
+        np.testing.assert_array_equal(images, cols["images"][8:, 4:12, 4:12].astype(np.float16).astype(np.float32))
+    for name, data, fragment in (
+        ("0/images", (cols["images"] * 50).astype(np.uint8), "'images' holds uint8, expected floating point"),
+        ("0/spectra", np.full((10, 7781), b"x", dtype="S1"), "'spectra' holds |S1, expected floating point"),
+        ("0/redshifts", cols["redshifts"][:, None], "redshifts (10, 1) and targetids (10,), expected one value per row"),
+        ("0/targetids", cols["targetids"].astype(np.float32), "'targetids' holds float32, expected integers"),
+    ):
+        write_groups(tmp_path / "bad.h5", [10])
+        _replace(tmp_path / "bad.h5", name, data)
+        _expect_error(tmp_path / "bad.h5", "group '0'", fragment)
