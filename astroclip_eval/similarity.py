@@ -49,6 +49,9 @@ def search(
     n_rows = next(iter(embeddings.values())).shape[0]
     candidates = candidate_rows(valid, n_rows, rows)
     check_queries(query_indices, candidates, n_rows)
+    if k + int(exclude_self) > candidates.size:
+        raise UserError(f"similarity.top_k: {k} matches per query" + (" (and the query itself, left out)" if exclude_self else "")
+                        + f" asked of {candidates.size} candidate rows (similarity.rows: {rows})")
     position = {int(v): i for i, v in enumerate(candidates)}
     out = []
     for mode, (qm, tm) in SIMILARITY_MODES.items():

@@ -124,6 +124,9 @@ def test_invalid_query_is_refused(emb):
         search(embeddings, np.arange(0, 400, 2), [11], k=3)
     with pytest.raises(UserError, match="outside the validation set"):
         search(embeddings, np.arange(0, 400, 2), [400], k=3)
+    with pytest.raises(UserError, match=r"similarity.top_k: 5 matches per query \(and the query itself, left out\) asked of "
+                       r"5 candidate rows \(similarity.rows: valid\)"):
+        search(embeddings, np.arange(5), [2], k=5)
 
 
 def test_non_finite_rows_never_become_a_score(emb):

@@ -66,6 +66,16 @@ def catalogue_files(wildcards):
     return {f"catalogue_{name}": config["catalogues"][name]["path"] for name in needed_columns(config)}
 
 
+def label_definitions():
+    """What the joins depend on, as JSON: the catalogues and the labels without their references (which only the
+    overview shows), so adding a reference does not join the catalogues again."""
+    labels = {
+        kind: {name: {k: v for k, v in entry.items() if k != "references"} for name, entry in config[kind].items()}
+        for kind in ("properties", "classifications")
+    }
+    return json.dumps({"catalogues": config["catalogues"], **labels})
+
+
 def train_label_inputs(wildcards):
     """The train split's embeddings, valid rows and labels, only when a protocol is fitted on it."""
     inputs = train_inputs(wildcards)

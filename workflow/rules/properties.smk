@@ -19,7 +19,7 @@ if LABELLED:
         params:
             cmd=script_cmd("join_catalogues.py"),
             split=split_name,
-            config=json.dumps({k: config[k] for k in ("catalogues", "properties", "classifications")}),
+            config=label_definitions(),
         shell:
             "{params.cmd} --dataset {input.dataset:q} --split {params.split} --config {params.config:q} "
             "--labels {output.labels:q} --summary {output.summary:q} --log {log:q}"

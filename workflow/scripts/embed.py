@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import logging
 
 import torch
 
@@ -30,7 +31,14 @@ def main(args: argparse.Namespace) -> None:
     if hasattr(model, "embedding_dim"):
         check_dim(int(model.embedding_dim))  # before any row is read
     with Survey(args.dataset) as survey:
-        lo, hi = shard_rows(survey.n_rows(args.split), args.batch_size, args.shard, args.shards)
+        n_rows = survey.n_rows(args.split)
+        if n_rows == 0:
+            needed = " (redshift.protocols zero_shot and few_shot are fitted on it)" if args.split == "train" else ""
+            raise UserError(f"{args.dataset}: the {args.split} split has no rows; nothing to embed{needed}")
+        lo, hi = shard_rows(n_rows, args.batch_size, args.shard, args.shards)
+        if lo == hi:
+            logging.getLogger("embed").warning("embedding.shards: %d shards for %d batches of %d rows; shard %d is empty",
+                        args.shards, -(-n_rows // args.batch_size), args.batch_size, args.shard)
         try:
             images, spectra = embed_split(model, survey, args.split, args.batch_size, device, args.precision, lo, hi)
         except UserError as error:  # name the model: one line says which run to look at
