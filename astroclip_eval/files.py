@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,15 @@ class Refused(UserError):
     """A checkpoint that needs types outside the allow-list."""
 
 
+def _disallowed(message: str) -> str:
+    """What the unpickler refused, from its message (which otherwise advises loading the file unsafely)."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    if found:
+        return f"the Python object {found.group(1)}"
+    found = re.search(r"WeightsUnpickler error: ([^\n]{1,120})", message)
+    return re.sub(r"\x1b\[[0-9;]*m", "", found.group(1)).rstrip(".") if found else "something other than data"
+
+
 def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu", mmap: bool = False) -> Any:
     """torch.load with weights_only=True; any failure becomes one UserError naming the file. With `mmap` tensors are
     views of the mapped file, read only where used."""
@@ -36,10 +46,10 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
         with torch.serialization.safe_globals(_allowed_globals()):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise Refused(
-            f"{path}: refused to load: it needs types outside the safe allow-list ({first[:200]}); "
-            "only load checkpoints you trust"
+            f"{path}: refused to load: it holds {_disallowed(str(exc))}, which a checkpoint read without running code "
+            "cannot hold (tensors, numbers, strings, containers and Lightning's saved settings can); the built-in "
+            "models' checkpoints load with `loader: auto`, any other format through a loader plug-in"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
         raise UserError(f"{path}: unreadable checkpoint (truncated or corrupt?): {str(exc).splitlines()[0][:200]}") from None
