@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .structural import checked_pickle
 
 
 def _allowed_globals() -> list[Any]:
@@ -42,6 +43,11 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
+    if zipfile.is_zipfile(path):  # torch's archive: its pickle is walked before torch builds it (structural's bounds)
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+            if len(pickles) == 1:
+                checked_pickle(archive, pickles[0], path)
     try:
         with torch.serialization.safe_globals(_allowed_globals()):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
@@ -51,7 +57,7 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
             "cannot hold (tensors, numbers, strings, containers and Lightning's saved settings can); the built-in "
             "models' checkpoints load with `loader: auto`, any other format through a loader plug-in"
         ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, RecursionError) as exc:
         raise UserError(f"{path}: unreadable checkpoint (truncated or corrupt?): {str(exc).splitlines()[0][:200]}") from None
 
 

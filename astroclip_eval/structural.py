@@ -11,9 +11,11 @@ is walked like the original objects: a module's attributes are keys of its `stat
 from __future__ import annotations
 
 import collections
+import io
 import mmap
 import os
 import pickle
+import pickletools
 import struct
 import zipfile
 from pathlib import Path
@@ -60,8 +62,29 @@ class Inert:
         return f"<inert {self.path}>"
 
 
+# Limits of what the reader builds, whatever the file claims (README, "Untrusted inputs"): the pickle's own length, its
+# nesting, and the size of any tuple or frozenset counted with shared members expanded (hashing one as a dictionary
+# key visits every member, so a few hundred bytes of shared tuples would otherwise take forever).
+MAX_PICKLE_BYTES = 64 * 2**20
+MAX_DEPTH = 1_000
+MAX_HASHED_SIZE = 1_000_000
+
+
+def _ints(values: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(values, (tuple, list, torch.Size)) or not all(type(v) is int and v >= 0 for v in values):
+        raise pickle.UnpicklingError(f"tensor {what} {values!r:.80} are not non-negative integers")
+    return tuple(values)
+
+
 def _rebuild_tensor(storage: torch.Tensor, offset: int, size: tuple, stride: tuple, *rest: Any) -> torch.Tensor:
-    return storage.as_strided(tuple(size), tuple(stride), offset)
+    """A view of the storage, checked to lie inside it (a crafted offset or stride would read outside)."""
+    size, stride = _ints(size, "sizes"), _ints(stride, "strides")
+    if type(offset) is not int or offset < 0 or len(size) != len(stride):
+        raise pickle.UnpicklingError(f"tensor view: offset {offset!r:.40}, {len(size)} sizes, {len(stride)} strides")
+    if 0 not in size and offset + sum((n - 1) * st for n, st in zip(size, stride)) >= storage.numel():
+        raise pickle.UnpicklingError(f"tensor view of shape {size} at offset {offset} reaches past its storage of "
+                                     f"{storage.numel()} elements")
+    return storage.as_strided(size, stride, offset)
 
 
 def _rebuild_parameter(data: torch.Tensor, *rest: Any) -> torch.Tensor:
@@ -120,11 +143,104 @@ class _Unpickler(pickle.Unpickler):
         count = info.file_size // dtype.itemsize
         if count == 0:
             return torch.empty(0, dtype=dtype)
-        if info.compress_type != zipfile.ZIP_STORED:  # torch stores entries uncompressed; read others whole
-            return torch.frombuffer(bytearray(self.archive.read(name)), dtype=dtype)
+        if info.compress_type != zipfile.ZIP_STORED:  # torch never compresses; a compressed entry can inflate a
+            raise pickle.UnpicklingError(f"storage {name} is compressed (torch stores its tensors uncompressed)")
+        if info.header_offset + 30 + info.file_size > len(self.mapped):
+            raise pickle.UnpicklingError(f"storage {name} claims {info.file_size} bytes, more than the file holds")
         name_len, extra_len = struct.unpack("<HH", self.mapped[info.header_offset + 26 : info.header_offset + 30])
         start = info.header_offset + 30 + name_len + extra_len  # after the entry's local header
         return torch.frombuffer(self.mapped, dtype=dtype, count=count, offset=start)
+
+
+def check_shape(data: bytes) -> None:
+    """Walk the pickle's opcodes without building anything, refusing one nested deeper than MAX_DEPTH or holding a
+    tuple or frozenset larger than MAX_HASHED_SIZE with shared members expanded. Sizes are tracked exactly for the
+    immutable containers (the ones that get hashed); lists, dictionaries and objects count their depth only."""
+    stack: list[Any] = []  # (size, depth) per item; None for a mark
+    marks: list[int] = []
+    memo: dict[int, tuple[int, int]] = {}
+    leaf = (1, 0)
+
+    def pop_mark() -> list[tuple[int, int]]:
+        start = marks.pop() if marks else 0
+        items = stack[start:]
+        del stack[start:]
+        return [i for i in items if i is not None]
+
+    def combine(items: list[tuple[int, int]], hashed: bool) -> tuple[int, int]:
+        size = 1 + sum(i[0] for i in items) if hashed else 1
+        depth = 1 + max((i[1] for i in items), default=0)
+        if depth > MAX_DEPTH:
+            raise pickle.UnpicklingError(f"the pickle nests deeper than {MAX_DEPTH} levels")
+        if size > MAX_HASHED_SIZE:
+            raise pickle.UnpicklingError(f"a tuple of more than {MAX_HASHED_SIZE:,} members once shared ones are expanded")
+        return size, depth
+
+    def fill(container: tuple[int, int], items: list[tuple[int, int]]) -> tuple[int, int]:
+        """A list, dictionary, set or object that takes items (or its state): one level above its deepest item."""
+        return (1, max(container[1], combine(items, hashed=False)[1])) if items else container
+
+    def pop(n: int) -> list[tuple[int, int]]:
+        if len(stack) < n:
+            raise pickle.UnpicklingError("the pickle's stack underflows")
+        items = stack[len(stack) - n :]
+        del stack[len(stack) - n :]
+        return [i if i is not None else leaf for i in items]
+
+    for op, arg, _ in pickletools.genops(data):
+        name = op.name
+        if name == "MARK":
+            marks.append(len(stack))
+        elif name in ("TUPLE", "FROZENSET"):
+            stack.append(combine(pop_mark(), hashed=True))
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            stack.append(combine(pop(int(name[-1])), hashed=True))
+        elif name in ("LIST", "DICT"):
+            stack.append(combine(pop_mark(), hashed=False))
+        elif name in ("APPENDS", "SETITEMS", "ADDITEMS"):
+            items = pop_mark()
+            stack.append(fill(*pop(1), items))
+        elif name in ("APPEND", "BUILD"):
+            container, item = pop(2)
+            stack.append(fill(container, [item]))
+        elif name == "SETITEM":
+            container, *items = pop(3)
+            stack.append(fill(container, items))
+        elif name in ("REDUCE", "NEWOBJ", "STACK_GLOBAL"):
+            stack.append(combine(pop(2), hashed=False))
+        elif name == "NEWOBJ_EX":
+            stack.append(combine(pop(3), hashed=False))
+        elif name in ("BINPERSID",):
+            stack.append(combine(pop(1), hashed=False))
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+            if stack:
+                memo[arg if name != "MEMOIZE" else len(memo)] = stack[-1] or leaf
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo.get(arg, leaf))
+        elif name == "POP":
+            pop(1)
+        elif name == "POP_MARK":
+            pop_mark()
+        elif name == "DUP":
+            stack.append(stack[-1] if stack else leaf)
+        elif name in ("PROTO", "FRAME", "STOP"):
+            pass
+        else:  # every other opcode pushes one value (numbers, strings, None, empty containers, globals, ...)
+            stack.append(leaf)
+
+
+def checked_pickle(archive: zipfile.ZipFile, name: str, path: str | os.PathLike) -> bytes:
+    """The archive's pickle, read within MAX_PICKLE_BYTES and walked by `check_shape` before anything is built."""
+    if archive.getinfo(name).file_size > MAX_PICKLE_BYTES:
+        raise UserError(f"{path}: its pickle is larger than {MAX_PICKLE_BYTES // 2**20} MiB (the weights are stored "
+                        "beside it, so a real checkpoint's is far smaller)")
+    with archive.open(name) as f:
+        data = f.read(MAX_PICKLE_BYTES + 1)
+    try:
+        check_shape(data)
+    except (pickle.UnpicklingError, ValueError) as exc:
+        raise UserError(f"{path}: unreadable checkpoint: {str(exc).splitlines()[0][:200]}") from None
+    return data
 
 
 def read(path: str | os.PathLike) -> Any:
@@ -140,11 +256,12 @@ def read(path: str | os.PathLike) -> Any:
             root = pickles[0][: -len("/data.pkl")]
             with open(path, "rb") as raw:  # copy-on-write: tensors are writable, the file is never changed
                 mapped = mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_COPY)
-            with archive.open(pickles[0]) as f:
-                return _Unpickler(f, archive, root, mapped).load()
+            data = checked_pickle(archive, pickles[0], path)
+            return _Unpickler(io.BytesIO(data), archive, root, mapped).load()
     except zipfile.BadZipFile:
         raise UserError(f"{path}: not a torch checkpoint archive (not a zip file)") from None
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+            RecursionError, RuntimeError, struct.error) as exc:
         raise UserError(
             f"{path}: unreadable checkpoint: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
         ) from None

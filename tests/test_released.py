@@ -15,6 +15,7 @@ import torch
 from astroclip_eval import structural
 from astroclip_eval.checkpoints import promote
 from astroclip_eval.errors import UserError
+from astroclip_eval.files import safe_load
 from astroclip_eval.loaders import load
 from astroclip_eval.polymathic import ReleasedAstroCLIP, from_checkpoint, load_released
 from astroclip_eval.structural import Inert
@@ -139,3 +140,47 @@ def test_promotion_records_the_architecture(tmp_path):
     assert info["architecture"] == "released" and info["lightning_version"] == "2.3.3" and info["epoch"] == 0
     assert ckpt.read_bytes() == TINY.read_bytes()
     assert load_released(str(ckpt), CPU).embedding_dim == 64
+
+
+def _rewrite(source: Path, dest: Path, replace: dict[str, bytes], compress: set[str] = frozenset()) -> None:
+    """A copy of a torch archive with some entries replaced (by the name's ending) or compressed."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(dest, "w") as out:
+        for info in src.infolist():
+            data = next((v for k, v in replace.items() if info.filename.endswith(k)), src.read(info.filename))
+            kind = zipfile.ZIP_DEFLATED if any(info.filename.endswith(k) for k in compress) else zipfile.ZIP_STORED
+            out.writestr(info.filename, data, compress_type=kind)
+
+
+def test_the_structural_reader_is_bounded(tmp_path):
+    """What a few hundred crafted bytes could make it do, each refused in one line, quickly and in little memory:
+    a dictionary key that is a tuple of 2^40 shared leaves (hashing it never ends), a list nested 200,000 deep, a
+    storage that inflates from a compressed entry, and tensor views outside their storage."""
+    import pickle
+
+    base = tmp_path / "base.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(1000)}}, base)
+    shared = ()
+    for _ in range(40):
+        shared = (shared, shared)
+    body = pickle.dumps(shared, protocol=2)[2:-1]  # a few hundred bytes: each level refers to the one below twice
+    hash_bomb = b"\x80\x02}" + body + b"K\x01s."  # {shared: 1}
+    deep = b"\x80\x02" + b"]" * 200_000 + b"a" * 199_999 + b"."
+    for name, data, fragment in (("hashed", hash_bomb, "a tuple of more than 1,000,000 members"),
+                                 ("deep", deep, "nests deeper than 1000 levels")):
+        crafted = tmp_path / f"{name}.ckpt"
+        _rewrite(base, crafted, {"/data.pkl": data})
+        for reader in (structural.read, safe_load):  # the released model's reader, and every other checkpoint's
+            with pytest.raises(UserError, match=fragment) as err:
+                reader(crafted)
+            assert str(err.value).startswith(str(crafted)) and "\n" not in str(err.value)
+    inflated = tmp_path / "inflated.ckpt"
+    _rewrite(base, inflated, {"/data/0": bytes(64 * 2**20)}, compress={"/data/0"})  # 64 MiB in about 64 KiB
+    assert inflated.stat().st_size < 2**20
+    with pytest.raises(UserError, match="is compressed"):
+        structural.read(inflated)
+    for offset, size, stride in ((3, (2,), (1,)), (-1, (2,), (1,)), (0, (2, 2), (3, -1))):
+        with pytest.raises(pickle.UnpicklingError):
+            structural._rebuild_tensor(torch.zeros(4), offset, size, stride)
+    assert structural._rebuild_tensor(torch.arange(4.0), 2, (2,), (1,)).tolist() == [2.0, 3.0]
