@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,6 @@ import torch
 from astroclip_eval import structural
 from astroclip_eval.checkpoints import promote
 from astroclip_eval.errors import UserError
-from astroclip_eval.files import safe_load
 from astroclip_eval.loaders import load
 from astroclip_eval.polymathic import ReleasedAstroCLIP, from_checkpoint, load_released
 from astroclip_eval.structural import Inert
@@ -167,14 +168,37 @@ def test_the_structural_reader_is_bounded(tmp_path):
     body = pickle.dumps(shared, protocol=2)[2:-1]  # a few hundred bytes: each level refers to the one below twice
     hash_bomb = b"\x80\x02}" + body + b"K\x01s."  # {shared: 1}
     deep = b"\x80\x02" + b"]" * 200_000 + b"a" * 199_999 + b"."
-    for name, data, fragment in (("hashed", hash_bomb, "a tuple of more than 1,000,000 members"),
-                                 ("deep", deep, "nests deeper than 1000 levels")):
-        crafted = tmp_path / f"{name}.ckpt"
-        _rewrite(base, crafted, {"/data.pkl": data})
-        for reader in (structural.read, safe_load):  # the released model's reader, and every other checkpoint's
-            with pytest.raises(UserError, match=fragment) as err:
-                reader(crafted)
-            assert str(err.value).startswith(str(crafted)) and "\n" not in str(err.value)
+    crafted = {"hashed": (hash_bomb, "a tuple of more than 1,000,000 members"),
+               "deep": (deep, "nests deeper than 1000 levels")}
+    for name, (data, _) in crafted.items():
+        _rewrite(base, tmp_path / f"{name}.ckpt", {"/data.pkl": data})
+    # In a process of its own, so that its time and peak memory are measured and a hang is a failure, not a stuck suite.
+    probe = (
+        "import json, resource, sys, time\n"
+        "from astroclip_eval import structural\n"
+        "from astroclip_eval.errors import UserError\n"
+        "from astroclip_eval.files import safe_load\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "out = []\n"
+        "for path in sys.argv[1:]:\n"
+        "    for reader in (structural.read, safe_load):  # the released model's reader, and every other checkpoint's\n"
+        "        t0 = time.perf_counter()\n"
+        "        try:\n"
+        "            reader(path)\n"
+        "            out.append([path, 'read', 0])\n"
+        "        except UserError as e:\n"
+        "            out.append([path, str(e), time.perf_counter() - t0])\n"
+        "grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024\n"
+        "print(json.dumps({'results': out, 'grown_mib': grown}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe, *[str(tmp_path / f"{n}.ckpt") for n in crafted]],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout.splitlines()[-1])
+    assert len(report["results"]) == 2 * len(crafted) and report["grown_mib"] < 1024
+    for path, message, seconds in report["results"]:
+        fragment = crafted[Path(path).stem][1]
+        assert message.startswith(path) and fragment in message and "\n" not in message and seconds < 10
     inflated = tmp_path / "inflated.ckpt"
     _rewrite(base, inflated, {"/data/0": bytes(64 * 2**20)}, compress={"/data/0"})  # 64 MiB in about 64 KiB
     assert inflated.stat().st_size < 2**20
