@@ -144,6 +144,33 @@ def test_non_finite_images_stop_the_embed_step_in_one_line(trained, tmp_path):
     assert not out.exists()
 
 
+def test_an_empty_split_stops_and_an_empty_shard_is_logged(trained, tmp_path):
+    """A flat file has no train split: embedding it ends in one line saying why it was asked for. More shards than
+    batches: the extra shard is empty, written as such, and the log says so."""
+    import h5py
+
+    survey, run = trained
+    with Survey(survey) as s:
+        cols = {c: s.read("valid", c) for c in ("images", "spectra", "redshifts", "targetids")}
+    flat = tmp_path / "flat.h5"
+    with h5py.File(flat, "w") as f:
+        for column, name in (("images", "image"), ("spectra", "spectrum"), ("redshifts", "redshift"), ("targetids", "targetid")):
+            f[name] = cols[column]
+    base = [sys.executable, str(ROOT / "workflow/scripts/embed.py"), "--checkpoint", str(select_best(run).path),
+            "--dataset", str(flat), "--device", "cpu", "--model", "mine"]
+    empty = subprocess.run([*base, "--split", "train", "--out", str(tmp_path / "t.pt")], capture_output=True, text=True,
+                           timeout=300)
+    errors = [line for line in empty.stderr.splitlines() if "ERROR" in line]
+    assert empty.returncode == 1 and len(errors) == 1 and not (tmp_path / "t.pt").exists()
+    assert f"{flat}: the train split has no rows; nothing to embed (redshift.protocols zero_shot and few_shot" in errors[0]
+    # 40 rows, one batch of 64: shards are cut on batch boundaries, so the first of two is empty
+    shard = subprocess.run([*base, "--batch-size", "64", "--shard", "0", "--shards", "2", "--out", str(tmp_path / "s.pt")],
+                           capture_output=True, text=True, timeout=300)
+    assert shard.returncode == 0, shard.stderr
+    assert "embedding.shards: 2 shards for 1 batches of 64 rows; shard 0 is empty" in shard.stderr
+    assert torch.load(tmp_path / "s.pt")["rows"].tolist() == [0, 0]
+
+
 @pytest.mark.parametrize("n_rows,batch,shards", [(40, 7, 3), (41, 8, 5), (5, 8, 3), (64, 8, 8)])
 def test_shards_tile_the_rows_on_batch_boundaries(n_rows, batch, shards):
     ranges = [shard_rows(n_rows, batch, i, shards) for i in range(shards)]
