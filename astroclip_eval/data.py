@@ -17,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .crop import crop_origin
 from .errors import UserError
 
 SPECTRUM_LENGTH = 7781
@@ -189,7 +190,10 @@ class Survey:
     def _read_slice(self, group: str, column: str, rows: slice, crop: int | None) -> np.ndarray:
         ds = self._dataset(group, column)
         if column == "images" and crop is not None:
-            y0, x0 = _crop_origin(ds.shape[1:3], crop, self.path)
+            try:
+                y0, x0 = crop_origin(ds.shape[1], ds.shape[2], crop)
+            except UserError as error:
+                raise UserError(f"{self.path}: {error}") from None
             block = ds[rows, y0 : y0 + crop, x0 : x0 + crop, :]
         else:
             block = ds[rows]
@@ -241,9 +245,3 @@ def _check_split(split: str) -> str:
 def _group_order(key: str) -> tuple[int, int | str]:
     return (0, int(key)) if key.isdigit() else (1, key)
 
-
-def _crop_origin(shape: tuple[int, int], crop: int, path: Path) -> tuple[int, int]:
-    h, w = shape
-    if crop > h or crop > w:
-        raise UserError(f"{path}: images are {h}x{w}, smaller than the centre crop of {crop}")
-    return (h - crop) // 2, (w - crop) // 2

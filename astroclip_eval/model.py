@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .crop import centre_crop
 from .data import ARCSINH_SOFTENING, SPECTRUM_LENGTH, wavelength_grid
 
 VIEW_MASK_FRACTION = 0.3  # of the spectrum bins hidden in the second view (training only)
@@ -144,12 +145,7 @@ class ReferenceAstroCLIP(pl.LightningModule):
     # -- preprocessing ----------------------------------------------------------------------------------
     def crop_images(self, images: torch.Tensor) -> torch.Tensor:
         """Centre crop of (n, H, W, 3) images to image_crop pixels (a no-op on already cropped images)."""
-        c = self.image_crop
-        h, w = images.shape[1:3]
-        if h < c or w < c:
-            raise ValueError(f"images are {h}x{w}, smaller than the model's centre crop of {c}")
-        y0, x0 = (h - c) // 2, (w - c) // 2
-        return images[:, y0 : y0 + c, x0 : x0 + c, :]
+        return centre_crop(images, self.image_crop, "the reference model's")
 
     def _image_features(self, images: torch.Tensor) -> torch.Tensor:
         soft = torch.tensor(ARCSINH_SOFTENING, device=images.device, dtype=images.dtype)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .crop import centre_crop
 from .data import SPECTRUM_LENGTH
 from .errors import UserError
 from .structural import Inert, class_path
@@ -340,11 +341,7 @@ class _Head(nn.Module):
 
 def image_input(images: torch.Tensor) -> torch.Tensor:
     """(n, H, W, 3) raw g, r, z -> (n, 3, 144, 144): the original collator's asinh colours, transposed, centre crop."""
-    h, w = images.shape[1:3]
-    if h < IMAGE_CROP or w < IMAGE_CROP:
-        raise UserError(f"images are {h}x{w}, smaller than the released AstroCLIP's centre crop of {IMAGE_CROP}")
-    y0, x0 = round((h - IMAGE_CROP) / 2), round((w - IMAGE_CROP) / 2)
-    x = images[:, y0 : y0 + IMAGE_CROP, x0 : x0 + IMAGE_CROP, :].float()
+    x = centre_crop(images, IMAGE_CROP, "the released AstroCLIP's").float()
     g, r, z = 6.0 * x[..., 0] + 0.03, 3.4 * x[..., 1] + 0.03, 2.2 * x[..., 2] + 0.03
     intensity = (g.clamp_min(0) + r.clamp_min(0) + z.clamp_min(0)) / 3
     f = torch.asinh(20 * intensity) / math.sqrt(20)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .crop import centre_crop
 from .data import SPECTRUM_LENGTH
 from .errors import UserError
 
@@ -121,11 +122,7 @@ class ReproductionAstroCLIP(nn.Module):
 
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
         """(n, H, W, 3) raw g/r/z images (H, W >= 96) -> (n, D) unit vectors."""
-        h, w = images.shape[1:3]
-        if h < IMAGE_CROP or w < IMAGE_CROP:
-            raise UserError(f"images are {h}x{w}, smaller than the reproduction model's centre crop of {IMAGE_CROP}")
-        y0, x0 = round((h - IMAGE_CROP) / 2), round((w - IMAGE_CROP) / 2)
-        x = images[:, y0 : y0 + IMAGE_CROP, x0 : x0 + IMAGE_CROP, :].permute(0, 3, 1, 2)
+        x = centre_crop(images, IMAGE_CROP, "the reproduction model's").permute(0, 3, 1, 2)
         return F.normalize(self.encoders[0](standardise(x, (2, 3))), dim=1)
 
     def embed_spectra(self, spectra: torch.Tensor) -> torch.Tensor:

@@ -89,7 +89,7 @@ def test_reader_errors(tmp_path):
         f["0/targetids"] = np.arange(9)
     _expect_error(tmp_path / "counts.h5", "row counts disagree", "targetids=9")
     write_groups(tmp_path / "small.h5", [10], image_size=16)
-    with Survey(tmp_path / "small.h5") as s, pytest.raises(UserError, match="smaller than the centre crop"):
+    with Survey(tmp_path / "small.h5") as s, pytest.raises(UserError, match="smaller than the centre crop of 32"):
         s.read("valid", "images", crop=32)
 
 
@@ -119,3 +119,22 @@ def test_column_dtypes_are_checked_where_the_file_is_opened(tmp_path):
         write_groups(tmp_path / "bad.h5", [10])
         _replace(tmp_path / "bad.h5", name, data)
         _expect_error(tmp_path / "bad.h5", "group '0'", fragment)
+
+
+@pytest.mark.parametrize("size,crop", [(19, 16), (21, 16), (20, 16), (16, 16)])
+def test_one_centre_crop_for_the_reader_and_the_models(tmp_path, size, crop):
+    """Odd margins (3 and 5 pixels) too: the reader's hyperslab is the window every model's own crop takes, with
+    torchvision's CenterCrop rounding (int(round(margin / 2)): 1.5 -> 2, 2.5 -> 2)."""
+    import torch
+
+    from astroclip_eval.crop import centre_crop, crop_origin
+
+    cols = write_groups(tmp_path / "odd.h5", [10], image_size=size)
+    expected = int(round((size - crop) / 2.0))  # torchvision.transforms.functional.center_crop's origin
+    assert crop_origin(size, size, crop) == (expected, expected)
+    with Survey(tmp_path / "odd.h5") as s:
+        read = s.read("valid", "images", crop=crop)
+        whole = s.read("valid", "images")
+    np.testing.assert_array_equal(read, cols["images"][8:, expected : expected + crop, expected : expected + crop])
+    np.testing.assert_array_equal(read, centre_crop(whole, crop))
+    np.testing.assert_array_equal(read, centre_crop(torch.from_numpy(whole), crop).numpy())

@@ -75,6 +75,22 @@ def test_embeddings_shape_order_normalisation(trained):
         assert torch.equal(images, again)  # bit-identical on CPU
 
 
+def test_an_odd_margin_gives_the_embed_step_and_a_direct_call_one_window(trained, tmp_path):
+    """19-pixel cut-outs for a 16-pixel crop (a margin of 3): the embed step reads the crop's hyperslab, a direct call
+    crops whole images in the model; the windows are the same, so the embeddings are bitwise equal."""
+    from conftest import write_groups
+
+    _, run = trained
+    model = load_reference(str(select_best(run).path))
+    write_groups(tmp_path / "odd.h5", [40], image_size=19)
+    with Survey(tmp_path / "odd.h5") as survey:
+        n = survey.n_rows("valid")
+        images, _ = embed_split(model, survey, "valid", batch_size=n, device=torch.device("cpu"), progress=False)
+        with torch.no_grad():
+            direct = model.embed_images(torch.from_numpy(survey.read("valid", "images")))
+    assert torch.equal(images, torch.nn.functional.normalize(direct.float(), dim=1))
+
+
 def test_wrong_model_class_and_device(trained, tmp_path):
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"encoder.weight": torch.zeros(3)}, "hyper_parameters": {"embedding_dim": 8}}, other)
