@@ -66,8 +66,12 @@ if LABELLED:
             f"{LOGS}/properties_notebook/{{model}}.log",
         benchmark:
             f"{BENCH}/properties_notebook/{{model}}.tsv"
+        threads: 4  # torch's searches and networks; the kernel is told through OMP_NUM_THREADS
         resources:
+            # make bench, published size (39,599 x 158,396 rows, 5 properties, 3 protocols): 39.5 min and 1.85 GiB on
+            # 2 cores; SLURM's default 30 minutes would cut it short
             mem_mb=lambda wc, attempt: 4000 * attempt,
+            runtime=lambda wc, attempt: 120 * attempt,
         params:
             run=script_cmd("run_notebook.py"),
             parameters=lambda wc, input, output: json.dumps(
@@ -93,4 +97,4 @@ if LABELLED:
             ),
             failed=f"{LOGS}/properties_notebook/{{model}}.failed.ipynb",
         shell:
-            NOTEBOOK_SHELL
+            "OMP_NUM_THREADS={threads} " + NOTEBOOK_SHELL
