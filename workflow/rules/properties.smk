@@ -97,4 +97,4 @@ if LABELLED:
             ),
             failed=f"{LOGS}/properties_notebook/{{model}}.failed.ipynb",
         shell:
-            "OMP_NUM_THREADS={threads} " + NOTEBOOK_SHELL
+            f"OMP_NUM_THREADS={{threads}} {NOTEBOOK_SHELL}"
