@@ -143,8 +143,6 @@ class _Unpickler(pickle.Unpickler):
         count = info.file_size // dtype.itemsize
         if count == 0:
             return torch.empty(0, dtype=dtype)
-        if info.compress_type != zipfile.ZIP_STORED:  # torch never compresses; a compressed entry can inflate a
-            raise pickle.UnpicklingError(f"storage {name} is compressed (torch stores its tensors uncompressed)")
         if info.header_offset + 30 + info.file_size > len(self.mapped):
             raise pickle.UnpicklingError(f"storage {name} claims {info.file_size} bytes, more than the file holds")
         name_len, extra_len = struct.unpack("<HH", self.mapped[info.header_offset + 26 : info.header_offset + 30])
@@ -230,7 +228,12 @@ def check_shape(data: bytes) -> None:
 
 
 def checked_pickle(archive: zipfile.ZipFile, name: str, path: str | os.PathLike) -> bytes:
-    """The archive's pickle, read within MAX_PICKLE_BYTES and walked by `check_shape` before anything is built."""
+    """The archive's pickle, read within MAX_PICKLE_BYTES and walked by `check_shape` before anything is built.
+    A compressed entry is refused: torch never compresses, and a few MiB could inflate to many GiB when read."""
+    packed = [i.filename for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise UserError(f"{path}: unreadable checkpoint: entry {packed[0]} is compressed (torch stores its tensors "
+                        "uncompressed); refused rather than inflated")
     if archive.getinfo(name).file_size > MAX_PICKLE_BYTES:
         raise UserError(f"{path}: its pickle is larger than {MAX_PICKLE_BYTES // 2**20} MiB (the weights are stored "
                         "beside it, so a real checkpoint's is far smaller)")
