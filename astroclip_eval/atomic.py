@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,14 +33,14 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def json_text(obj: Any) -> str:
+    """Strict JSON (a NaN or infinity is an error, not `NaN`), indented, keys sorted."""
+    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
 def write_json(dest: str | os.PathLike, obj: Any) -> None:
     with atomic_path(dest) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def copy_file(src: str | os.PathLike, dest: str | os.PathLike) -> None:
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(src, tmp)
+        tmp.write_text(json_text(obj))
 
 
 def save_torch(dest: str | os.PathLike, obj: Any) -> None:

@@ -13,13 +13,14 @@ import hashlib
 import logging
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .atomic import copy_file, write_json
+from .atomic import atomic_path, json_text
 from .errors import UserError
 from .files import Refused, safe_load
 
@@ -146,17 +147,17 @@ def promote(source: str | os.PathLike, dest_ckpt: str | os.PathLike, dest_json: 
     chosen = select_best(source) if source.is_dir() else stored_score(source)
     if chosen.score is not None and not math.isfinite(chosen.score):
         raise UserError(f"{source}: the stored {chosen.monitor} is {chosen.score}, not a finite loss (a diverged run)")
-    copy_file(chosen.path, dest_ckpt)
-    write_json(
-        dest_json,
-        {
-            "source": str(chosen.path),
-            "epoch": chosen.epoch,
-            "monitor": chosen.monitor,
-            "score": chosen.score,
-            "architecture": chosen.architecture,
-            "lightning_version": chosen.lightning_version,
-            "sha256": sha256(dest_ckpt),
-        },
-    )
+    record = {
+        "source": str(chosen.path),
+        "epoch": chosen.epoch,
+        "monitor": chosen.monitor,
+        "score": chosen.score,
+        "architecture": chosen.architecture,
+        "lightning_version": chosen.lightning_version,
+    }
+    # Both written under temporary names, then renamed back to back on leaving the block (the checkpoint first):
+    # a step killed while copying or hashing leaves neither.
+    with atomic_path(dest_json) as json_tmp, atomic_path(dest_ckpt) as ckpt_tmp:
+        shutil.copyfile(chosen.path, ckpt_tmp)
+        json_tmp.write_text(json_text({**record, "sha256": sha256(ckpt_tmp)}))
     return chosen

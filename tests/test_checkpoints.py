@@ -141,3 +141,17 @@ def test_non_finite_or_non_numeric_scores_are_never_promoted(run_dir, tmp_path):
     odd = tmp_path / "epoch.ckpt"
     torch.save({"epoch": [1] * 1000, "state_dict": {}}, odd)
     assert "the stored epoch is list" in _error(odd, tmp_path)
+
+
+def test_a_promotion_stopped_midway_leaves_neither_file(run_dir, tmp_path, monkeypatch):
+    """Killed while hashing the copy (the slow part with a multi-GB file): no checkpoint without its record, no
+    record without its checkpoint, no temporary file left."""
+    from astroclip_eval import checkpoints
+
+    def interrupted(path):
+        raise KeyboardInterrupt  # what a kill looks like from inside the step
+
+    monkeypatch.setattr(checkpoints, "sha256", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        promote(run_dir, tmp_path / "cache/a.ckpt", tmp_path / "cache/a.json")
+    assert list((tmp_path / "cache").iterdir()) == []
