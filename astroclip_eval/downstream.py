@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .neighbours import top_k
+from .neighbours import require_finite, top_k
 from .protocols import fit_few_shot, nearest, standardiser, weighted_mean
 
 MODALITIES = ("spectrum", "image")
@@ -48,12 +48,7 @@ class Labelled:
         rows = rows[have]
         picked = {m: e[rows] for m, e in embeddings.items()}
         for modality, emb in picked.items():
-            bad = ~np.isfinite(emb).all(axis=1)
-            if bad.any():
-                raise UserError(
-                    f"{modality} embeddings: {int(bad.sum())} rows are not finite (first rows {rows[bad][:5].tolist()}); "
-                    "no score is computed from them"
-                )
+            require_finite(emb, f"{modality} embeddings", rows)
         return cls(picked, labels[rows], rows)
 
 

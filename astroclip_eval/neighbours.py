@@ -17,14 +17,19 @@ def block_rows(n_target: int, bytes_per_value: int = 4) -> int:
     return max(1, BLOCK_BYTES // (max(n_target, 1) * bytes_per_value))
 
 
+def require_finite(x: np.ndarray | torch.Tensor, what: str, rows: np.ndarray | None = None) -> None:
+    """Refuse rows that are not finite, in one line naming `what`, how many and the first few (numbered by `rows`
+    when given): a NaN similarity would sort as a match, a NaN prediction would become a score."""
+    bad = np.flatnonzero(~np.isfinite(np.asarray(x)).reshape(len(x), -1).all(axis=1))
+    if bad.size:
+        first = (bad if rows is None else rows[bad])[:5].tolist()
+        raise UserError(f"{what}: {bad.size} rows are not finite (first rows {first}); nothing is computed from them")
+
+
 def unit_rows(x: np.ndarray | torch.Tensor, what: str = "embeddings") -> torch.Tensor:
-    """float32 rows scaled to unit length, so dot products are cosine similarities. A NaN similarity would sort as a
-    match, so rows that are not finite are refused, in one line naming `what`."""
+    """float32 rows scaled to unit length, so dot products are cosine similarities; non-finite rows refused."""
     x = torch.as_tensor(x, dtype=torch.float32)
-    bad = torch.nonzero(~torch.isfinite(x).reshape(x.shape[0], -1).all(dim=1)).flatten()
-    if bad.numel():
-        raise UserError(f"{what}: {bad.numel()} rows are not finite (first rows {bad[:5].tolist()}); "
-                        "no similarity is computed from them")
+    require_finite(x, what)
     return torch.nn.functional.normalize(x, dim=1)
 
 
