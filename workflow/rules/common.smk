@@ -92,6 +92,7 @@ def all_outputs():
         rules.promote_checkpoint.output.meta,
         *rules.redshift_notebook.output,
         *rules.similarity_notebook.output,
+        *rules.explorer.output,
         *(rules.properties_notebook.output if LABELLED else []),
     ]
     return [

@@ -1,0 +1,41 @@
+"""Write one model's galaxy explorer: a self-contained HTML page of its embedding maps and neighbours."""
+
+import argparse
+import json
+import logging
+import time
+
+import pandas as pd
+
+from astroclip_eval.atomic import atomic_path
+from astroclip_eval.cli import run
+from astroclip_eval.data import Survey
+from astroclip_eval.explorer import build
+from astroclip_eval.files import load_embeddings, load_indices
+
+
+def main(args: argparse.Namespace) -> None:
+    start = time.monotonic()
+    embeddings = load_embeddings(args.image, args.spectrum)
+    valid = load_indices(args.valid)
+    labels = pd.read_csv(args.labels) if args.labels else None
+    with Survey(args.dataset) as survey:
+        html, summary = build(args.model, survey, embeddings, valid, json.loads(args.settings), labels)
+    with atomic_path(args.output) as tmp:
+        tmp.write_text(html)
+    logging.getLogger("build_explorer").info(
+        "%d of %d valid rows drawn, %d galaxies in the page, %.1f MB, %.0f s", summary["drawn"], summary["valid"],
+        summary["galaxies"], summary["bytes"] / 1e6, time.monotonic() - start,
+    )
+
+
+parser = argparse.ArgumentParser(prog="build_explorer", description=__doc__)
+parser.add_argument("--model", required=True)
+parser.add_argument("--dataset", required=True)
+parser.add_argument("--image", required=True)
+parser.add_argument("--spectrum", required=True)
+parser.add_argument("--valid", required=True)
+parser.add_argument("--labels", help="the joined catalogues' labels.csv, to colour the map by them")
+parser.add_argument("--settings", required=True, help="JSON of the explorer and similarity settings")
+parser.add_argument("--output", required=True)
+run(main, parser)
