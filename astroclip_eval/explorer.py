@@ -29,6 +29,9 @@ from .plotting import to_rgb
 from .similarity import search
 
 PROJECTIONS = ("pca", "tsne")
+# Chromium-based browsers open data: URLs of at most 2 MiB, which is how `--report report.html` embeds a page: a larger
+# page opens on its own, or in a zip report (`--report report.zip`), which links pages as files.
+EMBEDDED_PAGE_BYTES = (2 * 2**20 - 200) * 3 // 4
 TILES_PER_SIDE = 64  # a sprite sheet holds 64 x 64 thumbnails
 READ_ROWS = 256  # rows read from the survey at once for thumbnails and spectra
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -86,7 +89,7 @@ def spectrum_bytes(spectra: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarr
     return np.round((binned - lo[:, None]) / scale[:, None] * 255).astype(np.uint8), lo, hi
 
 
-def sprite_sheets(tiles: np.ndarray, quality: int = 85) -> list[str]:
+def sprite_sheets(tiles: np.ndarray, quality: int = 75) -> list[str]:
     """JPEG data URIs of sheets of TILES_PER_SIDE x TILES_PER_SIDE tiles, row-major: tile i is in sheet
     i // TILES_PER_SIDE**2 at column i % TILES_PER_SIDE and row (i // TILES_PER_SIDE) % TILES_PER_SIDE."""
     per_sheet, size = TILES_PER_SIDE**2, tiles.shape[1]
@@ -120,6 +123,12 @@ def colour_columns(redshifts: np.ndarray, labels: pd.DataFrame | None, rows: np.
                 out[name] = {"kind": "class", "classes": classes,
                              "values": [None if pd.isna(v) else index[str(v)] for v in column]}
     return out
+
+
+def _uint16(xy: np.ndarray) -> str:
+    """Map coordinates in [0, 1] as little-endian uint16 (x0, y0, x1, ...) in base64: a 65,536th of the map is far
+    below a pixel, and 2.7 characters per number instead of about 6 as decimals."""
+    return base64.b64encode(np.round(xy.ravel() * 65535).astype("<u2").tobytes()).decode()
 
 
 def _rounded(values: np.ndarray, digits: int = 4) -> list[float | None]:
@@ -156,9 +165,9 @@ def build(
     neighbours = {}
     for mode in SIMILARITY_MODES:
         hits = matches[matches["mode"] == mode].sort_values(["query", "rank"])
-        neighbours[mode] = {
-            "galaxy": hits["index"].map(position).to_numpy().reshape(rows.size, k).tolist(),
-            "cosine": np.round(hits["cosine"].to_numpy(), 4).reshape(rows.size, k).tolist(),
+        neighbours[mode] = {  # row-major (drawn point, rank)
+            "galaxy": hits["index"].map(position).tolist(),
+            "cosine": np.round(hits["cosine"].to_numpy(), 4).tolist(),
         }
     sheets = sprite_sheets(np.concatenate(tiles))
     data = {
@@ -166,8 +175,7 @@ def build(
         "n_valid": int(valid.size),
         "drawn": [position[int(r)] for r in rows],
         "projections": {
-            method: {m: np.round(project(embeddings[m][rows], method, settings["seed"]), 4).ravel().tolist()
-                     for m in MODALITIES}
+            method: {m: _uint16(project(embeddings[m][rows], method, settings["seed"])) for m in MODALITIES}
             for method in settings["projections"]
         },
         "colours": colour_columns(redshifts, labels, rows),

@@ -4,7 +4,10 @@ Run by tests/test_browser.py inside a network namespace with only loopback up, s
 the Chromium flags also send any request for a remote host nowhere. For the Snakemake report, every result is shown
 through the report's own view switcher (`app.setView`), the way a click shows it.
 
-    python tests/browser_check.py REPORT_HTML NOTEBOOK_HTML SCREENSHOT_DIR
+    python tests/browser_check.py REPORT_HTML NOTEBOOK_HTML SCREENSHOT_DIR [EXPLORER_HTML PROBE_JSON]
+
+An explorer page is used as a reader would: the mouse moved onto a point (the tooltip), a click (the neighbours
+panel), a TARGETID typed into the find box and Enter.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome:", "chrome-extension:", "devtools:")
@@ -84,7 +89,13 @@ def check_report(driver: webdriver.Chrome, report: Path, shots: Path) -> dict:
             driver.switch_to.frame(frame)
             wait_for(driver, "return document.readyState === 'complete' && document.body && document.body.innerText.length > 0")
             page = {"images": images(driver), "text": driver.find_element("tag name", "body").text[:20000]}
-            if "overview" in key:
+            if key.endswith("explorer.html"):
+                wait_for(driver, "return window.explorer && window.explorer.ready()")
+                page["explorer"] = {"drawn": driver.execute_script("return explorer.rows().length"),
+                                    "painted": driver.execute_script(PAINTED_JS)}
+                driver.switch_to.default_content()
+                driver.save_screenshot(str(shots / f"report-{Path(key).parent.name}-explorer.png"))
+            elif "overview" in key:
                 page["r2"] = driver.execute_script(
                     "return Array.from(document.querySelectorAll('tr[data-model]')).map(tr => "
                     "[tr.dataset.model, Object.assign({}, tr.dataset), Array.from(tr.cells).map(c => c.innerText)])"
@@ -97,6 +108,86 @@ def check_report(driver: webdriver.Chrome, report: Path, shots: Path) -> dict:
     return {"landing": landing, "images": shown, "pages": pages, "requests": requests(driver)}
 
 
+PAINTED_JS = """
+return Array.from(document.querySelectorAll('canvas.map-canvas')).map(c => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+  return n;
+});
+"""
+TILE_MEAN_JS = """
+const c = document.getElementById('tooltip-tile'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+const m = [0, 0, 0];
+for (let i = 0; i < d.length; i += 4) { m[0] += d[i]; m[1] += d[i + 1]; m[2] += d[i + 2]; }
+return m.map(v => v / (d.length / 4));
+"""
+PANEL_JS = """
+return {row: document.getElementById('panel').dataset.row, title: document.querySelector('#panel h2').innerText,
+        modes: Object.fromEntries(Array.from(document.querySelectorAll('#panel .mode')).map(m => [m.dataset.mode,
+          Array.from(m.querySelectorAll('.card')).map(c => [Number(c.dataset.row), Number(c.dataset.cosine)])]))};
+"""
+
+
+def isolated(driver: webdriver.Chrome, candidates: list[int], apart: float = 4.0) -> list[int]:
+    """The candidate rows drawn at least `apart` CSS pixels from every other point on both maps, so that the mouse on
+    one can only mean that galaxy."""
+    keep = []
+    for row in candidates:
+        ok = True
+        for modality in ("spectrum", "image"):
+            ok &= driver.execute_script(
+                "const [x, y] = explorer.position(arguments[0], arguments[1]);"
+                "return explorer.rows().every(r => r === arguments[1] || Math.hypot("
+                "explorer.position(arguments[0], r)[0] - x, explorer.position(arguments[0], r)[1] - y) >= arguments[2]);",
+                modality, row, apart)
+        if ok:
+            keep.append(row)
+    return keep
+
+
+def point_at(driver: webdriver.Chrome, modality: str, row: int) -> ActionChains:
+    """An action chain with the mouse moved onto the row's point (offsets are from the canvas's centre)."""
+    canvas = driver.find_element("id", f"map-{modality}")
+    x, y = driver.execute_script("return explorer.position(arguments[0], arguments[1])", modality, row)
+    return ActionChains(driver).move_to_element_with_offset(canvas, round(x - canvas.size["width"] / 2),
+                                                            round(y - canvas.size["height"] / 2))
+
+
+def check_explorer(driver: webdriver.Chrome, page: Path, probe: dict, shots: Path) -> dict:
+    """`probe`: {"rows": candidate rows to hover and click, "find": {"row", "targetid"}} (the test's own reading)."""
+    driver.get(page.resolve().as_uri())
+    wait_for(driver, "return window.explorer && window.explorer.ready()")
+    probes = isolated(driver, probe["rows"])[:3]
+    find = probe["find"]
+    out = {"drawn": driver.execute_script("return explorer.rows()"), "probes": {}, "painted": driver.execute_script(PAINTED_JS)}
+    for n, row in enumerate(probes):
+        seen = {}
+        for modality in ("spectrum", "image"):
+            point_at(driver, modality, row).perform()
+            wait_for(driver, "return document.getElementById('tooltip').style.display === 'block'")
+            seen[f"hover_{modality}"] = {"row": driver.execute_script("return document.getElementById('tooltip').dataset.row"),
+                                         "text": driver.find_element("id", "tooltip-text").text,
+                                         "tile_mean": driver.execute_script(TILE_MEAN_JS)}
+            if n == 0 and modality == "spectrum":
+                driver.save_screenshot(str(shots / "explorer-hover.png"))
+        point_at(driver, "spectrum", row).click().perform()
+        wait_for(driver, f"return document.getElementById('panel').dataset.row === '{row}'")
+        seen["clicked"] = driver.execute_script(PANEL_JS)
+        out["probes"][row] = seen
+    driver.execute_script("window.scrollTo(0, document.getElementById('panel').offsetTop - 20)")
+    driver.save_screenshot(str(shots / "explorer-neighbours.png"))
+    driver.execute_script("window.scrollTo(0, 0)")
+    box = driver.find_element("id", "find")
+    box.clear()
+    box.send_keys(find["targetid"], Keys.ENTER)
+    wait_for(driver, f"return document.getElementById('panel').dataset.row === '{find['row']}'")
+    out["found"] = driver.execute_script(PANEL_JS)
+    driver.save_screenshot(str(shots / "explorer-found.png"))
+    out["errors"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    out["requests"] = requests(driver)
+    return out
+
+
 def check_notebook(driver: webdriver.Chrome, notebook: Path, shots: Path) -> dict:
     driver.get(notebook.resolve().as_uri())
     wait_for(driver, "return document.readyState === 'complete'")
@@ -107,11 +198,14 @@ def check_notebook(driver: webdriver.Chrome, notebook: Path, shots: Path) -> dic
 
 def main() -> None:
     report, notebook, shots = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    explorer = (Path(sys.argv[4]), json.loads(sys.argv[5])) if len(sys.argv) > 5 else None
     shots.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         driver = browser(profile)
         try:
             result = {"report": check_report(driver, report, shots), "notebook": check_notebook(driver, notebook, shots)}
+            if explorer:
+                result["explorer"] = check_explorer(driver, *explorer, shots)
         finally:
             driver.quit()
     result["local_schemes"] = LOCAL_SCHEMES

@@ -1,7 +1,8 @@
 """The demo report and one executed notebook as a reader sees them: headless Chromium with no network.
 
-Fails on a figure that does not load, on any request that would leave the machine, and on an R^2 shown that is not
-the CSV's. Screenshots go to test-artifacts/browser/.
+Fails on a figure that does not load, on any request that would leave the machine, on an R^2 shown that is not
+the CSV's, and on an explorer page whose hover, click or find shows another galaxy or other neighbours than a direct
+search of the embeddings. Screenshots go to test-artifacts/browser/.
 """
 
 from __future__ import annotations
@@ -12,10 +13,16 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import ROOT, snakemake
+from PIL import Image
 from system import Unavailable, ensure_packages
+
+from astroclip_eval.data import Survey
+from astroclip_eval.plotting import to_rgb
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 PAIRS = [("spectrum", "spectrum"), ("spectrum", "image"), ("image", "spectrum"), ("image", "image")]
@@ -41,12 +48,29 @@ def offline(cmd: list[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def seen(demo, chromium) -> dict:
+def demo_rows(demo) -> dict:
+    """What the test reads itself: the valid rows, the survey's TARGETIDs and images, dim16's unit embeddings."""
+    valid = torch.load(demo / "cache/valid_indices.pt").numpy()
+    with Survey(demo / "data/demo/survey.h5") as survey:
+        targetids = survey.read("valid", "targetids")
+        redshifts = survey.read("valid", "redshifts")
+        images = survey.read("valid", "images")
+    unit = {m: torch.nn.functional.normalize(torch.load(demo / f"cache/dim16/{m}_embeddings.pt").double(), dim=1).numpy()
+            for m in ("image", "spectrum")}
+    return {"valid": valid, "targetids": targetids, "redshifts": redshifts, "images": images, "unit": unit}
+
+
+@pytest.fixture(scope="module")
+def seen(demo, chromium, demo_rows) -> dict:
     report = snakemake(demo, "--report", "results/report.html")
     assert report.returncode == 0, report.stderr[-3000:]
+    valid = demo_rows["valid"]
+    find = int(valid[len(valid) // 2])
+    probe = {"rows": [3, 300, 1200, *valid[::97].tolist()], "find": {"row": find, "targetid": str(demo_rows["targetids"][find])}}
     run = subprocess.run(
         offline([sys.executable, str(ROOT / "tests/browser_check.py"), str(demo / "results/report.html"),
-                 str(demo / "results/dim16/redshift.html"), str(ARTIFACTS)]),
+                 str(demo / "results/dim16/redshift.html"), str(ARTIFACTS), str(demo / "results/dim16/explorer.html"),
+                 json.dumps(probe)]),
         capture_output=True, text=True, timeout=900,
     )
     assert run.returncode == 0, run.stderr[-4000:]
@@ -61,15 +85,17 @@ def test_every_figure_in_the_report_loads(seen, demo):
     for path, state in shown.items():
         assert state["complete"] and state["widths"] and min(state["widths"]) > 0, path
     pages = seen["report"]["pages"]
-    assert len(pages) == 2 * 3 + 1  # three notebooks per model and the overview
+    assert len(pages) == 2 * 4 + 1  # three notebooks and the explorer per model, and the overview
     for path, page in pages.items():
+        if path.endswith("explorer.html"):
+            continue  # drawn on canvases, not images: test_explorer_opens_in_the_report
         assert page["images"]["widths"] and min(page["images"]["widths"]) > 0, path
     assert "Summary" in seen["report"]["landing"] and "overview" in seen["report"]["landing"]
 
 
 def test_nothing_leaves_the_machine(seen):
     local = tuple(seen["local_schemes"])
-    for where in (seen["report"]["requests"], seen["notebook"]["requests"]):
+    for where in (seen["report"]["requests"], seen["notebook"]["requests"], seen["explorer"]["requests"]):
         assert where and all(url.startswith(local) for url in where), [u for u in where if not u.startswith(local)]
 
 
@@ -93,3 +119,54 @@ def test_executed_notebook_renders_offline(seen):
     page = seen["notebook"]
     assert page["images"]["complete"] and page["images"]["widths"] and min(page["images"]["widths"]) > 0
     assert (ARTIFACTS / "notebook-redshift.png").stat().st_size > 10_000
+
+
+def test_explorer_opens_in_the_report(seen, demo_rows):
+    explorers = {path: page for path, page in seen["report"]["pages"].items() if path.endswith("explorer.html")}
+    assert {path.split("/")[-2] for path in explorers} == {"dim16", "dim128"}
+    for path, page in explorers.items():
+        assert page["explorer"]["drawn"] == demo_rows["valid"].size, path  # every valid row: the demo has fewer than 2,000
+        assert min(page["explorer"]["painted"]) > 1000, path  # both maps drawn
+
+
+def test_explorer_hover_shows_the_galaxy_under_the_mouse(seen, demo_rows):
+    page = seen["explorer"]
+    assert page["errors"] == [] and sorted(page["drawn"]) == demo_rows["valid"].tolist()
+    assert len(page["probes"]) >= 2  # rows drawn apart from every other point, so the mouse means only that galaxy
+    for row, probe in page["probes"].items():
+        row = int(row)
+        rgb = Image.fromarray(np.round(to_rgb(demo_rows["images"][row]) * 255).astype(np.uint8))
+        expected = np.asarray(rgb.resize((32, 32), Image.Resampling.BOX)).reshape(-1, 3).mean(axis=0)
+        for modality in ("spectrum", "image"):
+            hover = probe[f"hover_{modality}"]
+            assert hover["row"] == str(row)
+            assert f"row {row} · TARGETID {demo_rows['targetids'][row]} · z {demo_rows['redshifts'][row]:.4f}" in hover["text"]
+            assert np.abs(np.array(hover["tile_mean"]) - expected).max() < 4, (row, modality)  # its cut-out, not another's
+
+
+def test_explorer_click_shows_the_independent_neighbours(seen, demo_rows, demo):
+    valid, unit = demo_rows["valid"], demo_rows["unit"]
+    modes = {"sp-sp": ("spectrum", "spectrum"), "im-im": ("image", "image"), "sp-im": ("spectrum", "image"),
+             "im-sp": ("image", "spectrum")}
+    table = pd.read_csv(demo / "results/dim16/similarity.csv")
+    for row, probe in seen["explorer"]["probes"].items():
+        row = int(row)
+        panel = probe["clicked"]
+        assert panel["row"] == str(row) and set(panel["modes"]) == set(modes)
+        for mode, (qm, tm) in modes.items():
+            cos = unit[qm][row] @ unit[tm][valid].T
+            keep = ~((valid == row) & (qm == tm))  # in-modal searches leave the query out (exclude_self)
+            best = np.sort(cos[keep])[::-1][:3]
+            shown = panel["modes"][mode]
+            assert len(shown) == 3 and (qm != tm or row not in [r for r, _ in shown])
+            by_row = dict(zip(valid[keep].tolist(), cos[keep]))
+            for rank, (r, c) in enumerate(shown):
+                # float32 in the page, float64 here: equal to 1e-4, and each is one of the 3 best up to a 1e-5 tie
+                assert by_row[r] == pytest.approx(c, abs=1e-4) and by_row[r] >= best[2] - 1e-5, (row, mode, rank)
+            if row in set(table["query"]):
+                rows = table[(table["query"] == row) & (table["mode"] == mode)].sort_values("rank")["index"].tolist()
+                assert [r for r, _ in shown] == rows  # the similarity step's own matches
+    found = seen["explorer"]["found"]
+    find_row = int(valid[len(valid) // 2])
+    assert found["row"] == str(find_row) and f"TARGETID {demo_rows['targetids'][find_row]}" in found["title"]
+    assert (ARTIFACTS / "explorer-neighbours.png").stat().st_size > 20_000

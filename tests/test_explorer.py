@@ -106,8 +106,9 @@ def test_page_holds_the_independent_neighbours_and_no_remote_resource(small):
         for i, row in enumerate(drawn):
             cos = unit[qm][row] @ unit[tm][valid].T
             order = [int(valid[j]) for j in np.argsort(-cos, kind="stable") if not (qm == tm and valid[j] == row)][:3]
-            assert [galaxies["row"][g] for g in data["neighbours"][mode]["galaxy"][i]] == order, (mode, row)
-            assert data["neighbours"][mode]["cosine"][i] == pytest.approx(np.sort(cos)[::-1][int(qm == tm):][:3], abs=1e-4)
+            shown = slice(3 * i, 3 * i + 3)  # row-major (drawn point, rank)
+            assert [galaxies["row"][g] for g in data["neighbours"][mode]["galaxy"][shown]] == order, (mode, row)
+            assert data["neighbours"][mode]["cosine"][shown] == pytest.approx(np.sort(cos)[::-1][int(qm == tm):][:3], abs=1e-4)
     assert data["colours"]["mass"]["values"] == pytest.approx(list(np.linspace(9, 11, 100)[drawn]), abs=1e-4)
     shape = data["colours"]["shape"]
     assert shape["classes"] == ["smooth"] and shape["values"] == [0 if r % 3 == 0 else None for r in drawn]
@@ -115,6 +116,9 @@ def test_page_holds_the_independent_neighbours_and_no_remote_resource(small):
     expected = np.asarray(Image.fromarray(np.round(to_rgb(cols["images"][valid_file_rows[galaxies["row"][0]]]) * 255)
                                           .astype(np.uint8)).resize((16, 16), Image.Resampling.BOX)).astype(float)
     assert np.abs(thumb[:16, :16].mean(axis=(0, 1)) - expected.mean(axis=(0, 1))).max() < 4  # tile 0 is galaxy 0
+    for modality in ("image", "spectrum"):  # the map's coordinates, as uint16 in base64
+        xy = np.frombuffer(base64.b64decode(data["projections"]["pca"][modality]), "<u2").reshape(-1, 2) / 65535
+        assert np.abs(xy - explorer.project(embeddings[modality][drawn], "pca", 0)).max() <= 0.5 / 65535 + 1e-12
     names_only = html.replace('"http://www.w3.org/2000/svg"', "")  # the SVG namespace is a name, never fetched
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|https?://|@import""", names_only)
     assert summary["bytes"] == len(html.encode())

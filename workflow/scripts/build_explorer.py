@@ -10,7 +10,7 @@ import pandas as pd
 from astroclip_eval.atomic import atomic_path
 from astroclip_eval.cli import run
 from astroclip_eval.data import Survey
-from astroclip_eval.explorer import build
+from astroclip_eval.explorer import EMBEDDED_PAGE_BYTES, build
 from astroclip_eval.files import load_embeddings, load_indices
 
 
@@ -23,7 +23,12 @@ def main(args: argparse.Namespace) -> None:
         html, summary = build(args.model, survey, embeddings, valid, json.loads(args.settings), labels)
     with atomic_path(args.output) as tmp:
         tmp.write_text(html)
-    logging.getLogger("build_explorer").info(
+    log = logging.getLogger("build_explorer")
+    if summary["bytes"] > EMBEDDED_PAGE_BYTES:
+        log.warning("%s is %.1f MB: Chromium-based browsers do not open it inside `--report report.html` (data URLs "
+                    "stop at 2 MB); it opens on its own and in a zip report (`--report report.zip`)", args.output,
+                    summary["bytes"] / 1e6)
+    log.info(
         "%d of %d valid rows drawn, %d galaxies in the page, %.1f MB, %.0f s", summary["drawn"], summary["valid"],
         summary["galaxies"], summary["bytes"] / 1e6, time.monotonic() - start,
     )
