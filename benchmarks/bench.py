@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 from astroclip_eval.data import SPECTRUM_LENGTH, Survey
 from astroclip_eval.downstream import MODALITIES
 from astroclip_eval.embed import PRECISIONS, embed_split, prepare, resolve_device
+from astroclip_eval.explorer import build
 from astroclip_eval.model import ReferenceAstroCLIP
 from astroclip_eval.polymathic import Architecture, ReleasedAstroCLIP
 from astroclip_eval.redshift import evaluate
@@ -280,6 +281,40 @@ def bench_knn(args: argparse.Namespace) -> list[tuple]:
     ]
 
 
+def bench_explorer(args: argparse.Namespace, tmp: Path) -> list[tuple]:
+    """The explorer page at the published row count: a flat file of `--explorer-rows` rows (noise cut-outs, the worst
+    case for JPEG; 64 px, not 152, to spare the disk: thumbnails are 32 px either way) and 128-d embeddings with a
+    redshift trend and noise, so that neighbours spread over many rows (a large page). Time and size of `build`."""
+    n, rng = args.explorer_rows, np.random.default_rng(5)
+    path = tmp / "explorer.h5"
+    z = rng.uniform(0, 0.8, n).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("image", shape=(n, 64, 64, 3), dtype=np.float32)
+        f.create_dataset("spectrum", shape=(n, 7781), dtype=np.float32)
+        for lo in range(0, n, 2000):
+            hi = min(lo + 2000, n)
+            f["image"][lo:hi] = rng.normal(0, 0.02, size=(hi - lo, 64, 64, 3))
+            f["spectrum"][lo:hi] = rng.normal(1, 0.3, size=(hi - lo, 7781))
+        f["redshift"], f["targetid"] = z, np.arange(n, dtype=np.int64) + 39_627_000_000_000_000
+    base = rng.normal(size=(n, 128)).astype(np.float32)
+    base[:, :4] += 6 * (z[:, None] - 0.4)
+    emb = {m: base + s * rng.normal(size=(n, 128)).astype(np.float32) for m, s in (("spectrum", 0.5), ("image", 1.0))}
+    settings = {"max_galaxies": 2000, "projections": ["pca", "tsne"], "thumbnail": 32, "spectrum_bins": 128, "seed": 0,
+                "query_indices": [300, 2650], "top_k": 3, "exclude_self": True, "rows": "valid"}
+    evict(path)
+    t0 = time.perf_counter()
+    with Survey(path) as survey:
+        html, summary = build("bench", survey, emb, np.arange(n), settings)
+    wall = time.perf_counter() - t0
+    return [(
+        f"explorer page, {summary['drawn']:,} of {n:,} rows drawn, {summary['galaxies']:,} galaxies in it (PCA + t-SNE, top 3)",
+        f"{wall:.0f} s, {summary['bytes'] / 1e6:.1f} MB",
+        "-",
+        "-",
+        "< 20 MB",
+    )]
+
+
 def _properties_child(n_valid: int, n_train: int, share: bool, out) -> None:
     """evaluate_all on synthetic embeddings of the published size in a process of its own (its peak memory is its
     own): 5 properties, 4 on the same rows and one on 99% of them (a `valid:` range), 3 protocols."""
@@ -419,11 +454,13 @@ def main() -> None:
     parser.add_argument("--knn-sample", type=int, default=1_000, help="queries timed for the per-row loop")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--simulate-galaxies", type=int, default=8000, help="galaxies of the simulate benchmark")
+    parser.add_argument("--explorer-rows", type=int, default=39_599, help="validation rows of the explorer benchmark")
     parser.add_argument("--properties-valid", type=int, default=39_599, help="validation rows of the property benchmark")
     parser.add_argument("--properties-train", type=int, default=158_396, help="train rows of the property benchmark")
     parser.add_argument(
         "--only", nargs="*",
-        default=["embedding", "reproduction", "released", "valid", "chain", "knn", "properties", "simulate", "dry-run"],
+        default=["embedding", "reproduction", "released", "valid", "chain", "knn", "explorer", "properties", "simulate",
+                 "dry-run"],
     )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -451,6 +488,8 @@ def main() -> None:
             rows += bench_chain(args, path)
         if "knn" in args.only:
             rows += bench_knn(args)
+        if "explorer" in args.only:
+            rows += bench_explorer(args, Path(tmp))
         if "properties" in args.only:
             rows += bench_properties(args)
         if "simulate" in args.only:

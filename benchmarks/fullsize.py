@@ -117,6 +117,7 @@ def build(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]:
         "valid": {"z_min": 0.0, "z_max": 0.8},
         "redshift": {"n_neighbours": 16, "exclude_self": False, "protocols": ["reproduction"]},
         "similarity": {"query_indices": queries(args.valid_rows), "top_k": 3},
+        "explorer": {"projections": args.explorer_projections},
         "embedding": {"batch_size": args.batch_size, "device": args.device, "shards": 1},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -132,6 +133,7 @@ def steps() -> list[tuple[str, str]]:
         ("valid_indices", "cache/valid_indices.pt"),
         ("redshift_notebook", f"results/{MODEL}/redshift_r2.csv"),
         ("similarity_notebook", f"results/{MODEL}/similarity.csv"),
+        ("explorer", f"results/{MODEL}/explorer.html"),
         ("notebook_html + summary", "all"),
     ]
 
@@ -169,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--explorer-projections", nargs="+", default=["pca", "tsne"], choices=["pca", "tsne"])
+    parser.add_argument("--explorer-limit-mb", type=float, default=20, help="the explorer page's size aim")
     args = parser.parse_args(argv)
     if args.crop > args.image_size:
         parser.error(f"--crop {args.crop} is larger than --image-size {args.image_size}")
@@ -206,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         failures.append(f"similarity_notebook: read {sim_read / 2**20:.1f} MiB of the survey; its {drawn} drawn galaxies "
                         f"explain at most {allowed / 2**20:.1f} MiB")
 
+    page = (work / f"results/{MODEL}/explorer.html").stat().st_size
+    if page > args.explorer_limit_mb * 1e6:
+        failures.append(f"explorer: results/{MODEL}/explorer.html is {page / 1e6:.1f} MB, over {args.explorer_limit_mb} MB")
+
     print(f"\n### {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"device {args.device}\n")
     print(f"File: {args.valid_rows:,} validation rows ({args.zero_spectra} all-zero spectra, {args.high_redshift} "
@@ -216,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | --- | --- | --- |")
     for step, wall, peak, read in rows:
         print(f"| {step} | {wall:.1f} s | {peak / 2**20:,.0f} MiB | {read / 2**20:,.1f} MiB |")
+    print(f"\nexplorer.html: {page / 1e6:.1f} MB ({', '.join(args.explorer_projections)})")
     for line in failures:
         print(f"FAIL {line}", file=sys.stderr)
     return 1 if failures else 0

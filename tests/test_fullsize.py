@@ -37,7 +37,8 @@ def test_streaming_check_on_a_smaller_file(tmp_path):
     n_valid, limit_mb = 6000, 1024
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/fullsize.py"), "--workdir", str(tmp_path), "--valid-rows", str(n_valid),
-         "--source-galaxies", "150", "--zero-spectra", "20", "--high-redshift", "10", "--limit-mb", str(limit_mb)],
+         "--source-galaxies", "150", "--zero-spectra", "20", "--high-redshift", "10", "--limit-mb", str(limit_mb),
+         "--explorer-projections", "pca"],
         capture_output=True, text=True, timeout=1200,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
