@@ -3,7 +3,7 @@
 import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 from astroclip_eval.config import check as check_config
 from astroclip_eval.errors import UserError
@@ -16,11 +16,10 @@ if not workflow.config_settings.configfiles:  # the demo, unless the user names 
     configfile: "config/config.yaml"
 
 
-try:  # one clear line naming the key, instead of a schema dump
+try:  # validated once, the schema's defaults filled in; one clear line naming the key instead of a schema dump
     check_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 except UserError as error:
     raise WorkflowError(str(error)) from None
-validate(config, "workflow/schemas/config.schema.yaml")  # fills in the defaults
 
 PYTHON = sys.executable  # the interpreter running Snakemake, so jobs use the same environment
 SCRIPTS = f"{workflow.basedir}/workflow/scripts"

@@ -1,10 +1,9 @@
-"""Which checkpoint a model is evaluated with: reading a checkpoint of any built-in model, telling which model it
-holds, and promoting the best checkpoint of a training run.
+"""Which checkpoint a model is evaluated with: the best checkpoint of a training run, promoted into the cache.
 
-Checkpoints load with `astroclip_eval.files.safe_load` (weights only, an explicit allow-list), except the original
-AstroCLIP's released checkpoint, which pickles its modules: `astroclip_eval.structural` reads it without running
-anything from the file. The best checkpoint is chosen by the score the ModelCheckpoint callback stored *inside* each
-file (`current_score`), never by its file name.
+Checkpoints are read by `astroclip_eval.models.read_checkpoint` (weights only, an explicit allow-list; the released
+AstroCLIP's by the structural reader) and the model each holds is named by the models' registry. The best checkpoint
+is chosen by the score the ModelCheckpoint callback stored *inside* each file (`current_score`), never by its file
+name.
 """
 
 from __future__ import annotations
@@ -22,36 +21,9 @@ import torch
 
 from .atomic import atomic_path, json_text
 from .errors import UserError
-from .files import Refused, safe_load
+from .models import read_checkpoint, recognise
 
 log = logging.getLogger(__name__)
-
-
-def load_checkpoint(path: str | os.PathLike) -> Any:
-    """`safe_load`, or for the original AstroCLIP's released checkpoint (refused by it) the structural reader's tree;
-    any other refused file stays refused. Memory-mapped: the optimizer moments a training checkpoint carries (twice
-    its weights) are never read, nor the weights of a file refused only after them."""
-    from . import polymathic, structural
-
-    try:
-        return safe_load(path, mmap=True)
-    except Refused:
-        tree = structural.read(path)
-        if polymathic.is_released(tree):
-            return tree
-        raise
-
-
-def architecture(ckpt: Any) -> str | None:
-    """Which built-in model a loaded checkpoint holds: 'reproduction', 'reference', 'released', or None."""
-    from . import model, polymathic, reproduction
-
-    state_dict = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
-    if polymathic.is_released(ckpt):
-        return "released"
-    if isinstance(state_dict, dict) and reproduction.is_reproduction(state_dict):
-        return "reproduction"
-    return "reference" if model.is_reference(ckpt) else None
 
 
 @dataclass(frozen=True)
@@ -87,7 +59,7 @@ def _epoch(path: str | os.PathLike, value: Any) -> int | None:
 
 def stored_score(path: str | os.PathLike) -> CheckpointScore:
     """The monitored metric and its value as the ModelCheckpoint callback saved them inside the file."""
-    ckpt = load_checkpoint(path)
+    ckpt = read_checkpoint(path)
     if not isinstance(ckpt, dict):
         raise UserError(f"{path}: not a Lightning checkpoint (expected a dict with 'state_dict')")
     monitor, score = None, None
@@ -102,7 +74,8 @@ def stored_score(path: str | os.PathLike) -> CheckpointScore:
             break
     version = ckpt.get("pytorch-lightning_version")
     version = version if isinstance(version, str) and len(version) < 40 else None
-    return CheckpointScore(Path(path), _epoch(path, ckpt.get("epoch")), monitor, score, architecture(ckpt), version)
+    model = recognise(ckpt)
+    return CheckpointScore(Path(path), _epoch(path, ckpt.get("epoch")), monitor, score, model and model.name, version)
 
 
 def select_best(run_dir: str | os.PathLike) -> CheckpointScore:

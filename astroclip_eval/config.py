@@ -1,4 +1,5 @@
-"""Config checks that end in one line naming the key, before Snakemake plans anything."""
+"""The config, validated once against the schema (which also fills its defaults in), then the few rules a schema
+cannot express; every failure is one line naming the key, before Snakemake plans anything."""
 
 from __future__ import annotations
 
@@ -8,29 +9,46 @@ from typing import Any
 
 import jsonschema
 import yaml
-from snakemake.utils import validate
 
 from .errors import UserError
 from .labels import needed_columns
-from .plan import AUTO_LOADER, LOADER_SPEC, trained_run_dir
+from .plan import trained_run_dir
 
 
 def _where(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
+def _filling_defaults(properties_rule: Any):
+    """The `properties` keyword, extended to put each property's schema default into the instance before validating
+    it, so nested sections (`default: {}`) get their own defaults in the same pass."""
+
+    def properties(validator: Any, properties: dict, instance: Any, schema: dict) -> Any:
+        if validator.is_type(instance, "object"):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from properties_rule(validator, properties, instance, schema)
+
+    return properties
+
+
+FillingValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    {"properties": _filling_defaults(jsonschema.Draft202012Validator.VALIDATORS["properties"])},
+)
+
+
 def check(config: dict[str, Any], schema_path: str | Path) -> None:
-    """Raise UserError for the first schema violation, or for rules the schema cannot express."""
+    """Validate `config` in place, filling in the schema's defaults; raise UserError for the first schema violation
+    or for a rule the schema cannot express."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    error = jsonschema.exceptions.best_match(FillingValidator(schema).iter_errors(config))
     if error is not None:
         if error.validator == "additionalProperties":
             raise UserError(f"config: {error.message} under '{_where(error)}'; see config/README.md for the keys")
         expected = error.schema.get("description", "")
         raise UserError(f"config: '{_where(error)}': {error.message}" + (f" (expected: {expected})" if expected else ""))
-    config = copy.deepcopy(config)
-    validate(config, str(schema_path))  # the schema's defaults filled in: the checks below read them, never restate them
     for name, entry in config["models"].items():
         given = [k for k in ("checkpoint_dir", "checkpoint", "train") if k in entry]
         if len(given) != 1:
@@ -43,18 +61,10 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
                 f"config: 'models.{name}.embedding_dim' ({entry['embedding_dim']}) differs from "
                 f"'models.{name}.train.embedding_dim' ({trained})"
             )
-        if entry["loader"] != AUTO_LOADER and not LOADER_SPEC.match(entry["loader"]):
-            raise UserError(
-                f"config: 'models.{name}.loader': '{entry['loader']}' is neither 'auto' nor of the form "
-                "'package.module:function'"
-            )
     _check_no_collision(config)
     valid = config["valid"]
     if valid["z_min"] > valid["z_max"]:
         raise UserError(f"config: 'valid.z_min' ({valid['z_min']}) is larger than 'valid.z_max' ({valid['z_max']})")
-    bad = [q for q in config["similarity"]["query_indices"] if q < 0]
-    if bad:
-        raise UserError(f"config: 'similarity.query_indices' must be row indices >= 0, got {bad}")
     both = set(config["properties"]) & set(config["classifications"])
     if both:
         raise UserError(f"config: '{sorted(both)[0]}' is both in properties and in classifications; give them different names")

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from .data import Survey
 from .errors import UserError
 from .files import safe_load
-from .loaders import Embedder
+from .models import Embedder
 from .valid import spectrum_masks
 
 log = logging.getLogger(__name__)

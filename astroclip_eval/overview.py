@@ -18,6 +18,7 @@ import jinja2
 import pandas as pd
 
 from .downstream import MODALITIES, PAIRS
+from .models import REGISTRY
 
 PACKAGES = (
     "astroclip-eval",
@@ -62,11 +63,7 @@ def _or_na(value: Any, fmt: str = "{}") -> str:
 TEMPLATE = jinja2.Environment(
     loader=jinja2.PackageLoader("astroclip_eval", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
 ).get_template("overview.html.j2")
-ARCHITECTURES = {
-    "released": "original AstroCLIP, released (ViT + SpecFormer)",
-    "reproduction": "reproduction (ResNet-50 + spender)",
-    "reference": "this project's reference model",
-}
+ARCHITECTURES = {model.name: model.label for model in REGISTRY}  # as promotion recorded them
 
 
 def _devices(shards: list[dict[str, Any]]) -> str:

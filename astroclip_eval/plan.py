@@ -3,8 +3,6 @@ the Snakefile imports it for every `snakemake` call, dry runs included, so torch
 
 from __future__ import annotations
 
-import re
-
 # Similarity search modes: name -> (query modality, target modality)
 SIMILARITY_MODES = {
     "sp-sp": ("spectrum", "spectrum"),
@@ -13,7 +11,6 @@ SIMILARITY_MODES = {
     "im-sp": ("image", "spectrum"),
 }
 AUTO_LOADER = "auto"  # `models.<name>.loader`: the built-in model the checkpoint holds
-LOADER_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # or a plug-in, "package.module:function"
 
 
 def fitted_on_train(protocols: list[str]) -> list[str]:

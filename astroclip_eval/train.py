@@ -20,7 +20,7 @@ from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader, Dataset
 
 from .data import Survey
-from .model import ReferenceAstroCLIP
+from .models.reference import ReferenceAstroCLIP
 from .valid import valid_mask
 
 log = logging.getLogger(__name__)

@@ -32,10 +32,10 @@ from astroclip_eval.data import SPECTRUM_LENGTH, Survey
 from astroclip_eval.downstream import MODALITIES
 from astroclip_eval.embed import PRECISIONS, embed_split, prepare, resolve_device
 from astroclip_eval.explorer import build
-from astroclip_eval.model import ReferenceAstroCLIP
-from astroclip_eval.polymathic import Architecture, ReleasedAstroCLIP
+from astroclip_eval.models.reference import ReferenceAstroCLIP
+from astroclip_eval.models.released import Architecture, ReleasedAstroCLIP
+from astroclip_eval.models.reproduction import ReproductionAstroCLIP
 from astroclip_eval.redshift import evaluate
-from astroclip_eval.reproduction import ReproductionAstroCLIP
 from astroclip_eval.valid import valid_mask, valid_rows
 
 ROOT = Path(__file__).resolve().parents[1]

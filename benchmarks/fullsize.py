@@ -34,7 +34,7 @@ import yaml
 from tiled import write_tiled  # beside this script
 
 from astroclip_eval.data import split_sizes
-from astroclip_eval.model import ReferenceAstroCLIP
+from astroclip_eval.models.reference import ReferenceAstroCLIP
 from astroclip_eval.simulate import SurveyConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from astroclip_eval.reproduction import ReproductionAstroCLIP
+from astroclip_eval.models.reproduction import ReproductionAstroCLIP
 
 GOLDEN = Path(__file__).parent / "data/reproduction-golden-128.npz"
 EMISSION_LINES = (3727.1, 4862.7, 4960.3, 5008.2, 6564.6, 6585.3, 6718.3, 6732.7)

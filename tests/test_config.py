@@ -31,7 +31,7 @@ CASES = [
     (_with("redshift.n_neighbours", 0), "redshift.n_neighbours", "minimum"),
     (_with("similarity.top_k", 0), "similarity.top_k", "minimum"),
     (_with("valid.z_min", 0.9), "valid.z_min", "larger than 'valid.z_max'"),
-    (_with("similarity.query_indices", [3, -1]), "similarity.query_indices", "[-1]"),
+    (_with("similarity.query_indices", [3, -1]), "similarity.query_indices.1", "-1 is less than the minimum of 0"),
     (_with("models", {"m": {}}), "models.m", "exactly one of"),
     (_with("models", {"m": {"checkpoint": "a.ckpt", "checkpoint_dir": "out"}}), "models.m", "exactly one of"),
     (_with("models", {"m": {"train": {"embedding_dim": 8}, "embedding_dim": 16}}), "models.m.embedding_dim", "differs from"),
@@ -50,7 +50,7 @@ CASES = [
     (
         _with("models", {"m": {"checkpoint": "a.ckpt", "loader": "auto-detect"}}),
         "models.m.loader",
-        "is neither 'auto' nor of the form 'package.module:function'",
+        "'auto-detect' does not match",
     ),
 ]
 
@@ -63,8 +63,13 @@ def test_check_names_the_key(cfg, key, fragment):
     assert key in message and fragment in message and "\n" not in message
 
 
-def test_demo_config_passes():
-    check(copy.deepcopy(DEMO), SCHEMA)
+def test_demo_config_passes_and_gets_the_schemas_defaults():
+    config = copy.deepcopy(DEMO)
+    check(config, SCHEMA)
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"]
+    assert config["explorer"] == {k: v["default"] for k, v in schema["explorer"]["properties"].items()}  # a nested default
+    assert config["models"]["dim16"]["loader"] == "auto" and config["similarity"]["top_k"] == 3
+    assert config["similarity"]["query_indices"] == DEMO["similarity"]["query_indices"]  # given values kept
 
 
 def test_snakemake_dry_run_shows_one_line_and_plans_nothing(tmp_path):

@@ -17,7 +17,7 @@ from conftest import ROOT, snakemake, write_groups
 from astroclip_eval.data import Survey
 from astroclip_eval.errors import UserError
 from astroclip_eval.files import load_embeddings, load_indices
-from astroclip_eval.loaders import load
+from astroclip_eval.models import load
 from astroclip_eval.redshift import evaluate
 
 PLUGINS = ROOT / "tests/plugins"
@@ -26,7 +26,7 @@ import toy_astroclip  # noqa: E402
 
 
 @pytest.mark.parametrize("spec,fragment", [
-    ("toy_astroclip.load", "not of the form 'package.module:function'"),
+    ("toy_astroclip.load", "cannot import 'toy_astroclip.load'"),  # the config's schema refuses this form first
     ("no_such_package.models:load", "cannot import 'no_such_package.models'"),
     ("toy_astroclip:nothing_here", "'toy_astroclip' has no function 'nothing_here'"),
     ("toy_astroclip:not_an_embedder", "returned dict, which has no embed_images or embed_spectra"),
@@ -40,9 +40,9 @@ def test_bad_loader_entries_are_one_line(spec, fragment, tmp_path):
     assert str(err.value).startswith("models.toy.loader: ") and fragment in str(err.value) and "\n" not in str(err.value)
 
 
-def test_reference_loader_refuses_options(tmp_path):
-    with pytest.raises(UserError, match="loader_options: the reference model takes none"):
-        load("astroclip_eval.model:load_reference", str(tmp_path / "x.ckpt"), torch.device("cpu"), {"crop": 3})
+def test_built_in_models_refuse_options(tmp_path):
+    with pytest.raises(UserError, match="^models.m.loader_options: the built-in models take none, got \\['crop'\\]$"):
+        load("auto", str(tmp_path / "x.ckpt"), torch.device("cpu"), {"crop": 3}, where="models.m.loader")
 
 
 def _with_plugins_on_path(run):

@@ -18,8 +18,8 @@ from astroclip_eval import structural
 from astroclip_eval.checkpoints import promote
 from astroclip_eval.errors import UserError
 from astroclip_eval.files import safe_load
-from astroclip_eval.loaders import load
-from astroclip_eval.polymathic import ReleasedAstroCLIP, from_checkpoint, load_released
+from astroclip_eval.models import load
+from astroclip_eval.models.released import ReleasedAstroCLIP, build
 from astroclip_eval.structural import Inert
 
 DATA = Path(__file__).parent / "data"
@@ -33,10 +33,9 @@ def relative(ours: np.ndarray, golden: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.numeric
-@pytest.mark.parametrize("spec", ["auto", "astroclip_eval.polymathic:load_released"])
-def test_embeddings_match_the_originals_goldens(spec):
+def test_embeddings_match_the_originals_goldens():
     golden = np.load(GOLDEN)
-    model = load(spec, str(TINY), CPU, {}, where="models.paper.loader")
+    model = load("auto", str(TINY), CPU, {}, where="models.paper.loader")
     assert isinstance(model, ReleasedAstroCLIP) and model.embedding_dim == 64 and model.image_crop == 144
     with torch.no_grad():
         image = model.embed_images(torch.from_numpy(golden["images"])).numpy()
@@ -85,10 +84,9 @@ def test_a_pickle_that_tries_to_run_code_runs_nothing(tmp_path):
     assert not marker.exists()
     assert isinstance(tree["hyper_parameters"]["image_encoder"], Inert)
     assert tree["hyper_parameters"]["image_encoder"].args == (f"touch {marker}",)  # recorded, not run
-    for spec in ("auto", "astroclip_eval.polymathic:load_released"):
-        with pytest.raises(UserError) as err:
-            load(spec, str(evil), CPU, {}, where="models.x.loader")
-        assert str(err.value).startswith(str(evil)) and "\n" not in str(err.value)
+    with pytest.raises(UserError) as err:
+        load("auto", str(evil), CPU, {}, where="models.x.loader")
+    assert str(err.value).startswith(str(evil)) and "\n" not in str(err.value)
     assert not marker.exists()
 
 
@@ -130,7 +128,7 @@ def test_what_is_not_implemented_is_refused_in_one_line(change, fragment):
     tree = structural.read(TINY)
     change(tree)
     with pytest.raises(UserError) as err:
-        from_checkpoint(tree, TINY)
+        build(tree, TINY)
     message = str(err.value)
     assert message.startswith(f"{TINY}: ") and fragment in message and "\n" not in message
 
@@ -141,7 +139,7 @@ def test_promotion_records_the_architecture(tmp_path):
     info = json.loads(meta.read_text())
     assert info["architecture"] == "released" and info["lightning_version"] == "2.3.3" and info["epoch"] == 0
     assert ckpt.read_bytes() == TINY.read_bytes()
-    assert load_released(str(ckpt), CPU).embedding_dim == 64
+    assert load("auto", str(ckpt), CPU, {}).embedding_dim == 64
 
 
 def _rewrite(source: Path, dest: Path, replace: dict[str, bytes], compress: set[str] = frozenset()) -> None:

@@ -15,7 +15,7 @@ from astroclip_eval.checkpoints import select_best, stored_score
 from astroclip_eval.data import Survey
 from astroclip_eval.embed import embed_split, merge_shards, prefetch, resolve_device, shard_rows
 from astroclip_eval.errors import UserError
-from astroclip_eval.model import load_reference
+from astroclip_eval.models import load
 from astroclip_eval.train import TrainConfig, train
 
 
@@ -57,7 +57,7 @@ def test_checkpoint_names_and_losses(trained):
 
 def test_embeddings_shape_order_normalisation(trained):
     survey_path, run = trained
-    model = load_reference(str(select_best(run).path))
+    model = load("auto", str(select_best(run).path), torch.device("cpu"), {})
     with Survey(survey_path) as survey:
         n = survey.n_rows("valid")
         images, spectra = embed_split(model, survey, "valid", batch_size=7, device=torch.device("cpu"), progress=False)
@@ -81,7 +81,7 @@ def test_an_odd_margin_gives_the_embed_step_and_a_direct_call_one_window(trained
     from conftest import write_groups
 
     _, run = trained
-    model = load_reference(str(select_best(run).path))
+    model = load("auto", str(select_best(run).path), torch.device("cpu"), {})
     write_groups(tmp_path / "odd.h5", [40], image_size=19)
     with Survey(tmp_path / "odd.h5") as survey:
         n = survey.n_rows("valid")
@@ -94,8 +94,8 @@ def test_an_odd_margin_gives_the_embed_step_and_a_direct_call_one_window(trained
 def test_wrong_model_class_and_device(trained, tmp_path):
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"encoder.weight": torch.zeros(3)}, "hyper_parameters": {"embedding_dim": 8}}, other)
-    with pytest.raises(UserError, match="does not match ReferenceAstroCLIP"):
-        load_reference(str(other))
+    with pytest.raises(UserError, match="does not match either built-in model"):
+        load("auto", str(other), torch.device("cpu"), {})
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA GPU"):
             resolve_device("cuda")
@@ -199,7 +199,7 @@ def test_shards_tile_the_rows_on_batch_boundaries(n_rows, batch, shards):
 
 def test_sharded_embeddings_are_bitwise_those_of_one_pass(trained, tmp_path):
     survey_path, run = trained
-    model = load_reference(str(select_best(run).path))
+    model = load("auto", str(select_best(run).path), torch.device("cpu"), {})
     cpu = torch.device("cpu")
     with Survey(survey_path) as survey:
         n = survey.n_rows("valid")
@@ -222,7 +222,7 @@ def test_sharded_embeddings_are_bitwise_those_of_one_pass(trained, tmp_path):
 
 def test_bf16_embeddings_are_close_to_float32(trained):
     survey_path, run = trained
-    model = load_reference(str(select_best(run).path))
+    model = load("auto", str(select_best(run).path), torch.device("cpu"), {})
     with Survey(survey_path) as survey:
         full = embed_split(model, survey, "valid", 16, torch.device("cpu"), progress=False)
         half = embed_split(model, survey, "valid", 16, torch.device("cpu"), precision="bf16", progress=False)
@@ -258,7 +258,7 @@ def test_prefetch_keeps_order_and_reraises_read_errors():
 
 def test_spectrum_view_hides_one_window_per_row():
     """The second view zeroes one contiguous 30% window per spectrum (noise scales with the row's spread: none here)."""
-    from astroclip_eval.model import VIEW_MASK_FRACTION, ReferenceAstroCLIP
+    from astroclip_eval.models.reference import VIEW_MASK_FRACTION, ReferenceAstroCLIP
 
     torch.manual_seed(0)
     view = ReferenceAstroCLIP._spectrum_view(torch.ones(50, 200))

@@ -11,7 +11,7 @@ from astroclip_eval.cli import run
 from astroclip_eval.data import Survey
 from astroclip_eval.embed import describe, embed_split, prepare, resolve_device, shard_rows
 from astroclip_eval.errors import UserError
-from astroclip_eval.loaders import load
+from astroclip_eval.models import load
 from astroclip_eval.plan import AUTO_LOADER
 
 
@@ -58,7 +58,7 @@ parser.add_argument("--batch-size", type=int, default=256)
 parser.add_argument("--precision", default="32", choices=["32", "bf16"])
 parser.add_argument("--device", default="auto")
 parser.add_argument("--out", required=True, help="the shard file: {rows, image, spectrum}")
-parser.add_argument("--loader", default=AUTO_LOADER, help="auto or package.module:function (astroclip_eval.loaders)")
+parser.add_argument("--loader", default=AUTO_LOADER, help="auto or package.module:function (astroclip_eval.models)")
 parser.add_argument("--loader-options", default="{}", help="JSON object passed to the loader")
 parser.add_argument("--expected-dim", type=int, help="stop if the model's embedding dimension differs")
 parser.add_argument("--model", default="?", help="the model's name in the config, for messages")

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .crop import centre_crop
-from .data import SPECTRUM_LENGTH
-from .errors import UserError
-from .structural import Inert, class_path
+from ..crop import centre_crop
+from ..data import SPECTRUM_LENGTH
+from ..errors import UserError
+from ..structural import Inert, class_path
 
 IMAGE_CROP = 144
 SECTION, OVERLAP, TOKEN_WIDTH = 20, 10, 22
@@ -94,7 +94,7 @@ class _Reader:
         self.value(act, f"{where}.{dotted}", "approximate", "none")
 
 
-def is_released(ckpt: Any) -> bool:
+def recognise(ckpt: Any) -> bool:
     """True for a checkpoint tree of the original's AstroClipModel (its encoders pickled in its hyper-parameters)."""
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     return (
@@ -381,9 +381,9 @@ class ReleasedAstroCLIP(nn.Module):
         return self.spectrum_encoder(spectrum_tokens(spectra))
 
 
-def from_checkpoint(ckpt: dict, path: str | os.PathLike) -> ReleasedAstroCLIP:
+def build(ckpt: dict, path: str | os.PathLike) -> ReleasedAstroCLIP:
     """The model from a structurally read checkpoint, loaded strictly; mismatches are one line naming the file."""
-    from .reproduction import key_mismatch
+    from . import key_mismatch
 
     arch = read_architecture(ckpt, path)
     state_dict = ckpt["state_dict"]
@@ -397,15 +397,3 @@ def from_checkpoint(ckpt: dict, path: str | os.PathLike) -> ReleasedAstroCLIP:
         raise UserError(f"{path}: {len(wrong)} misshapen key(s) for the released AstroCLIP: {'; '.join(wrong[:3])}")
     model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
     return model.eval()
-
-
-def load_released(path: str, device: str | torch.device = "cpu", options: dict | None = None) -> ReleasedAstroCLIP:
-    """Loader (`astroclip_eval.loaders` contract) for the original AstroCLIP's released checkpoint."""
-    from .structural import read
-
-    if options:
-        raise UserError(f"loader_options: the released AstroCLIP takes none, got {sorted(options)}")
-    ckpt = read(path)
-    if not is_released(ckpt):
-        raise UserError(f"{path}: not a checkpoint of the original AstroCLIP (no ImageHead/SpectrumHead in hyper_parameters)")
-    return from_checkpoint(ckpt, path).to(device)

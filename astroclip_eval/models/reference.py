@@ -8,6 +8,7 @@ The model does its own preprocessing from raw survey rows (images (n, H, W, 3) i
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytorch_lightning as pl
@@ -15,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .crop import centre_crop
-from .data import ARCSINH_SOFTENING, SPECTRUM_LENGTH, wavelength_grid
+from ..crop import centre_crop
+from ..data import ARCSINH_SOFTENING, SPECTRUM_LENGTH, wavelength_grid
+from ..errors import UserError
 
 VIEW_MASK_FRACTION = 0.3  # of the spectrum bins hidden in the second view (training only)
 
@@ -260,20 +262,7 @@ class ReferenceAstroCLIP(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": sched}
 
 
-def load_reference(path: str, device: str | torch.device = "cpu", options: dict | None = None) -> ReferenceAstroCLIP:
-    """Rebuild the reference model from a (promoted) checkpoint, loaded safely, in eval mode.
-
-    The loader of the model-loader contract (`astroclip_eval.loaders`) for the reference model; it takes no options.
-    """
-    from .errors import UserError
-    from .files import safe_load
-
-    if options:
-        raise UserError(f"loader_options: the reference model takes none, got {sorted(options)}")
-    return reference_from_checkpoint(safe_load(path, map_location="cpu"), path).to(device)
-
-
-def is_reference(ckpt: object) -> bool:
+def recognise(ckpt: object) -> bool:
     """True for a Lightning checkpoint of ReferenceAstroCLIP (its hyper-parameters and its encoders' keys)."""
     return (
         isinstance(ckpt, dict)
@@ -282,10 +271,8 @@ def is_reference(ckpt: object) -> bool:
     )
 
 
-def reference_from_checkpoint(ckpt: object, path: str) -> ReferenceAstroCLIP:
-    """The reference model from an already loaded checkpoint dict, in eval mode on the CPU."""
-    from .errors import UserError
-
+def build(ckpt: object, path: str | os.PathLike) -> ReferenceAstroCLIP:
+    """The reference model from a loaded checkpoint, in eval mode on the CPU (its registry entry's build)."""
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise UserError(f"{path}: not a Lightning checkpoint of ReferenceAstroCLIP (no state_dict/hyper_parameters)")
     try:

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .crop import centre_crop
-from .data import SPECTRUM_LENGTH
-from .errors import UserError
+from ..crop import centre_crop
+from ..data import SPECTRUM_LENGTH
+from ..errors import UserError
 
 IMAGE_CROP = 96
 PREFIXES = ("encoders.0.", "encoders.1.encoder.")
@@ -132,9 +132,10 @@ class ReproductionAstroCLIP(nn.Module):
         return F.normalize(self.encoders[1].encoder(standardise(spectra, (1,))), dim=1)
 
 
-def is_reproduction(state_dict: Mapping[str, object]) -> bool:
-    """True when the state_dict is laid out like the reproduction's (its keys, whatever their shapes)."""
-    return DIM_KEY in state_dict and WIDTH_KEY in state_dict
+def recognise(ckpt: object) -> bool:
+    """True when the checkpoint's state_dict is laid out like the reproduction's (its keys, whatever their shapes)."""
+    state_dict = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    return isinstance(state_dict, Mapping) and DIM_KEY in state_dict and WIDTH_KEY in state_dict
 
 
 def expected_keys() -> set[str]:
@@ -142,20 +143,12 @@ def expected_keys() -> set[str]:
     return set(ReproductionAstroCLIP(8, 8).state_dict())
 
 
-def key_mismatch(path: str | os.PathLike, keys: set[str], expected: set[str], what: str) -> str:
-    """One line: how many keys are unexpected and missing against `what`, and the first few of each."""
-    unexpected, missing = sorted(keys - expected), sorted(expected - keys)
-    return (
-        f"{path}: state_dict does not match {what}: {len(unexpected)} unexpected key(s) "
-        f"{unexpected[:3]}, {len(missing)} missing key(s) {missing[:3]}"
-    )
-
-
-def from_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike) -> ReproductionAstroCLIP:
+def build(ckpt: dict, path: str | os.PathLike) -> ReproductionAstroCLIP:
     """The model with D and H read from the shapes, loaded strictly; any mismatch is one UserError naming the file."""
+    from . import key_mismatch
+
+    state_dict = ckpt["state_dict"]
     keys = set(state_dict)
-    if not is_reproduction(state_dict):  # no shapes to build from: compare with the keys alone
-        raise UserError(key_mismatch(path, keys, expected_keys(), "the reproduction's AstroCLIP"))
     dim, width = int(state_dict[DIM_KEY].shape[0]), int(state_dict[WIDTH_KEY].shape[0])
     model = ReproductionAstroCLIP(dim, width)
     shapes = model.state_dict()
@@ -170,15 +163,3 @@ def from_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
         )
     model.load_state_dict(state_dict, strict=True)
     return model.eval()
-
-
-def load_reproduction(path: str, device: str | torch.device = "cpu", options: dict | None = None) -> ReproductionAstroCLIP:
-    """Loader (`astroclip_eval.loaders` contract) for checkpoints written by the reproduction's training script."""
-    from .files import safe_load
-
-    if options:
-        raise UserError(f"loader_options: the reproduction's model takes none, got {sorted(options)}")
-    ckpt = safe_load(path, mmap=True)  # its optimizer moments (twice the weights) are never read
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), Mapping):
-        raise UserError(f"{path}: not a Lightning checkpoint (expected a dict with 'state_dict')")
-    return from_state_dict(ckpt["state_dict"], path).to(device)
