@@ -87,6 +87,21 @@ def _references(entries: dict[str, Any], table: pd.DataFrame | None, key: str, s
     return rows
 
 
+SETTINGS = ("dataset", "valid", "redshift", "similarity", "explorer", "embedding")  # the config sections listed
+
+
+def _settings(config: dict[str, Any], schema: dict[str, Any]) -> list[list[str]]:
+    """One row per setting of the listed sections: its key, the value this run used (defaults filled in), and what
+    it means, in the schema's own words."""
+    rows = []
+    for section in SETTINGS:
+        described = schema.get("properties", {}).get(section, {}).get("properties", {})
+        for key, value in config.get(section, {}).items():
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            rows.append([f"{section}.{key}", shown, described.get(key, {}).get("description", "")])
+    return rows
+
+
 def render(
     config: dict[str, Any],
     valid_summary: dict[str, Any],
@@ -100,13 +115,14 @@ def render(
     properties: pd.DataFrame | None = None,
     classification: pd.DataFrame | None = None,
     joins: dict[str, Any] | None = None,
+    schema: dict[str, Any] | None = None,
 ) -> str:
     """The landing page. `summary` is the across-model R^2 table (model, embedding_dim, query, target, r2);
     `retrieval` the across-model retrieval table (model, embedding_dim, query, target, n, top1, top10, median_rank);
     `checkpoints` maps model -> its promotion record (source, epoch, monitor, score); `embedded` maps model -> its
     embedding record (dim, and each shard's rows and device). `metrics` (redshift bias, sigma_NMAD, outliers),
     `properties`, `classification` (across-model tables) and `joins` (the validation split's join counts) add their
-    sections when given."""
+    sections when given; `schema` (the config schema) gives each setting's meaning."""
     n, n_valid = valid_summary["n_rows"], valid_summary["n_valid"]
     z_min, z_max = valid_summary["z_min"], valid_summary["z_max"]
     reasons = [[REASONS.get(r, r) + (f" [{z_min}, {z_max}]" if r == "redshift_out_of_range" else ""), c]
@@ -124,38 +140,7 @@ def render(
     r2_attrs = [{"model": m, "protocol": p, **{f"{q}-{t}": repr(float(r2[(m, p, q, t)])) for q, t in pairs}} for m, p in keys]
     retrieval_rows = [[r.model, int(r.embedding_dim), f"{r.query} -> own {r.target}", f"{r.n:,}", f"{r.top1:.3f}",
                        f"{r.top10:.3f}", f"{r.median_rank:g}"] for r in retrieval.itertuples()]
-    settings = [
-        ["dataset", config["dataset"]["path"]],
-        ["valid rows", f"redshift in [{z_min}, {z_max}], spectrum finite and not all zero"],
-        [
-            "redshift protocols",
-            ", ".join(config["redshift"]["protocols"]) + f" (zero_shot k = {config['redshift']['zero_shot_neighbours']})",
-        ],
-        [
-            "kNN redshift",
-            f"k = {config['redshift']['n_neighbours']}, mean of neighbours' redshifts by cosine similarity, "
-            + (
-                "query left out of its own in-modal neighbours"
-                if config["redshift"]["exclude_self"]
-                else "query kept among its own neighbours (as the seed notebook)"
-            ),
-        ],
-        [
-            "similarity search",
-            f"queries {config['similarity']['query_indices']}, top {config['similarity']['top_k']} per mode, "
-            f"candidates: {config['similarity']['rows']} rows, "
-            + (
-                "query left out of its own in-modal matches"
-                if config["similarity"]["exclude_self"]
-                else "query kept as its own first in-modal match (as the seed notebook)"
-            ),
-        ],
-        [
-            "embedding",
-            f"batch {config['embedding']['batch_size']}, {config['embedding']['shards']} shard(s), "
-            f"precision {config['embedding']['precision']}, device {config['embedding']['device']}",
-        ],
-    ]
+    settings = _settings(config, schema or {})
     metric_rows = [[r.model, int(r.embedding_dim), r.protocol, f"{r.query} -> {r.target}", f"{r.bias:+.4f}",
                     f"{r.sigma_nmad:.4f}", f"{r.outlier_fraction:.3f}"]
                    for r in (metrics if metrics is not None else pd.DataFrame()).itertuples()]

@@ -7,8 +7,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
+import yaml
+from conftest import ROOT
+from markupsafe import escape
 
 from astroclip_eval.overview import render, versions
+
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
 
 
 def test_overview_shows_the_tables_numbers_offline(tmp_path):
@@ -45,14 +50,17 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
     }
     embedded = {"dim16": {"dim": 16, "shards": [{"rows": [0, 800], "device": "cpu"}, {"rows": [800, 1600], "device": "cpu"}]},
                 "dim128": {"dim": 128, "shards": [{"rows": [0, 1600], "device": "cuda:0 (NVIDIA H100 80GB HBM3)"}]}}
-    page = render(config, valid, summary, retrieval, ckpts, embedded, tmp_path / "fig.png", versions())
+    page = render(config, valid, summary, retrieval, ckpts, embedded, tmp_path / "fig.png", versions(), schema=SCHEMA)
     shown = {(m, p): dict(re.findall(r'data-(\w+-\w+)="([0-9.]+)"', row))
              for m, p, row in re.findall(r'<tr data-model="(\w+)" data-protocol="(\w+)"([^>]*)>', page)}
     assert set(shown) == {(m, p) for m in ("dim16", "dim128") for p in ("reproduction", "zero_shot")}
     for (m, p, q, t), r in summary.set_index(["model", "protocol", "query", "target"])["r2"].items():
         assert float(shown[(m, p)][f"{q}-{t}"]) == r
     assert "1,556 valid" in page and "<td>spectrum all zero</td><td class=\"num\">17</td>" in page
-    assert "astroclip-epoch=18-min.ckpt" in page and "torch" in page and "2 shard(s)" in page
+    assert "astroclip-epoch=18-min.ckpt" in page and "torch" in page
+    for section, key, value in (("embedding", "shards", "2"), ("similarity", "query_indices", "3, 300")):
+        meaning = escape(SCHEMA["properties"][section]["properties"][key]["description"])  # the schema's own words
+        assert f"<tr><td>{section}.{key}</td><td>{value}</td><td>{meaning}</td></tr>" in page
     assert "<td>cpu: 2 shards</td>" in page and "<td>cuda:0 (NVIDIA H100 80GB HBM3): 1 shard</td>" in page
     assert 'src="data:image/png;base64,' in page
     found = re.findall(r"<tr><td>(\w+)</td><td class=\"num\">\d+</td><td>(\w+) -&gt; own (\w+)</td><td class=\"num\">1,556</td>"

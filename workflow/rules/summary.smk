@@ -2,6 +2,22 @@
 import json
 
 
+rule settings:
+    output:
+        f"{RESULTS}/summary/config.json",
+    log:
+        f"{LOGS}/settings.log",
+    benchmark:
+        f"{BENCH}/settings.tsv"
+    localrule: True
+    params:
+        config=json.dumps(config),  # a changed setting rewrites the file, and the overview after it
+    run:
+        from astroclip_eval.atomic import write_json
+
+        write_json(output[0], config)  # the config as validated, the schema's defaults filled in
+
+
 rule summary:
     input:
         tables=expand(rules.redshift_notebook.output.table, model=MODELS),
@@ -13,6 +29,8 @@ rule summary:
         properties=expand(rules.properties_notebook.output.property_table, model=MODELS) if LABELLED else [],
         classification=expand(rules.properties_notebook.output.class_table, model=MODELS) if LABELLED else [],
         joins=expand(rules.join_catalogues.output.summary, split="") if LABELLED else [],
+        settings=rules.settings.output[0],
+        schema=f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
     output:
         **(
             {
@@ -76,7 +94,6 @@ rule summary:
     params:
         cmd=script_cmd("summary.py"),
         models=MODELS,
-        config=json.dumps(config),
         labelled=lambda wc, input, output: (
             f"--properties {quoted(input.properties)} --classification {quoted(input.classification)} "
             f"--joins {quoted(input.joins)} --properties-out {quoted([output.properties])} "
@@ -88,7 +105,8 @@ rule summary:
     shell:
         "{params.cmd} --models {params.models} --tables {input.tables:q} --retrieval {input.retrieval:q} "
         "--embeddings {input.embeddings:q} "
-        "--checkpoints {input.checkpoints:q} --valid-summary {input.valid:q} --config {params.config:q} "
+        "--checkpoints {input.checkpoints:q} --valid-summary {input.valid:q} --config {input.settings:q} "
+        "--schema {input.schema:q} "
         "--table-out {output.table:q} --retrieval-out {output.retrieval:q} --figure-out {output.figure:q} "
         "--overview-out {output.overview:q} --metrics {input.metrics:q} --metrics-out {output.metrics:q} "
         "{params.labelled} --log {log:q}"

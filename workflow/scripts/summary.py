@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from astroclip_eval.atomic import atomic_path, save_figure, write_csv
 from astroclip_eval.cli import run
@@ -32,9 +33,9 @@ def main(args: argparse.Namespace) -> None:
     metrics = combine({m: pd.read_csv(t) for m, t in zip(args.models, args.metrics)}, dims,
                       ["model", "embedding_dim", "protocol", "query", "target", "bias", "sigma_nmad", "outlier_fraction"])
     write_csv(args.metrics_out, metrics)
+    config = json.loads(Path(args.config).read_text())
     labelled = {}
     if args.properties:
-        config = json.loads(args.config)
         labelled["properties"] = combine({m: pd.read_csv(t) for m, t in zip(args.models, args.properties)}, dims, PROPERTY)
         labelled["classification"] = combine({m: pd.read_csv(t) for m, t in zip(args.models, args.classification)}, dims, CLASS)
         labelled["joins"] = json.loads(Path(args.joins).read_text())
@@ -46,8 +47,8 @@ def main(args: argparse.Namespace) -> None:
         save_figure(args.properties_figure_out, fig, bbox_inches="tight")
     checkpoints = {m: json.loads(Path(c).read_text()) for m, c in zip(args.models, args.checkpoints)}
     valid = json.loads(Path(args.valid_summary).read_text())
-    page = render(json.loads(args.config), valid, summary, retrieval, checkpoints, embedded, args.figure_out, versions(),
-                  metrics=metrics, **labelled)
+    page = render(config, valid, summary, retrieval, checkpoints, embedded, args.figure_out, versions(), metrics=metrics,
+                  schema=yaml.safe_load(Path(args.schema).read_text()), **labelled)
     with atomic_path(args.overview_out) as tmp:
         tmp.write_text(page, encoding="utf-8")
 
@@ -59,7 +60,8 @@ parser.add_argument("--retrieval", nargs="+", required=True, help="retrieval.csv
 parser.add_argument("--embeddings", nargs="+", required=True, help="embeddings.json per model (dimension, shards, devices)")
 parser.add_argument("--checkpoints", nargs="+", required=True, help="astroclip_model.json per model (promotion record)")
 parser.add_argument("--valid-summary", required=True, help="valid_summary.json")
-parser.add_argument("--config", required=True, help="the workflow's config as JSON")
+parser.add_argument("--config", required=True, help="config.json: the workflow's config as validated, defaults filled in")
+parser.add_argument("--schema", required=True, help="the config schema, whose descriptions the settings table shows")
 parser.add_argument("--table-out", required=True)
 parser.add_argument("--retrieval-out", required=True)
 parser.add_argument("--figure-out", required=True)
