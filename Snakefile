@@ -5,8 +5,8 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-from astroclip_eval.config import check as check_config
-from astroclip_eval.errors import UserError
+from astroclip_eval.io.config import check as check_config
+from astroclip_eval.io.errors import UserError
 
 min_version("9.0")
 

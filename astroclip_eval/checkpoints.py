@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_path, json_text
-from .errors import UserError
-from .models import read_checkpoint, recognise
+from astroclip_eval.io.atomic import atomic_path, json_text
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.models import read_checkpoint, recognise
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import Survey
-from .errors import UserError
-from .files import safe_load
-from .models import Embedder
-from .valid import spectrum_masks
+from astroclip_eval.io.data import Survey
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.files import safe_load
+from astroclip_eval.models import Embedder
+from astroclip_eval.tasks.valid import spectrum_masks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -28,15 +28,15 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from astroclip_eval.data import SPECTRUM_LENGTH, Survey
-from astroclip_eval.downstream import MODALITIES
 from astroclip_eval.embed import PRECISIONS, embed_split, prepare, resolve_device
-from astroclip_eval.explorer import build
+from astroclip_eval.io.data import SPECTRUM_LENGTH, Survey
 from astroclip_eval.models.reference import ReferenceAstroCLIP
 from astroclip_eval.models.released import Architecture, ReleasedAstroCLIP
 from astroclip_eval.models.reproduction import ReproductionAstroCLIP
-from astroclip_eval.redshift import evaluate
-from astroclip_eval.valid import valid_mask, valid_rows
+from astroclip_eval.tasks.downstream import MODALITIES
+from astroclip_eval.tasks.explorer import build
+from astroclip_eval.tasks.redshift import evaluate
+from astroclip_eval.tasks.valid import valid_mask, valid_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -322,7 +322,7 @@ def _properties_child(n_valid: int, n_train: int, share: bool, out) -> None:
 
     import pandas as pd
 
-    from astroclip_eval import downstream
+    from astroclip_eval.tasks import downstream
 
     torch.set_num_threads(os.cpu_count() or 1)
     rng = np.random.default_rng(3)
@@ -378,7 +378,7 @@ def bench_properties(args: argparse.Namespace) -> list[tuple]:
 
 def bench_simulate(args: argparse.Namespace) -> list[tuple]:
     """The demo's simulate step with the redshift-success selection, against its 60 s budget for 8,000 galaxies."""
-    from astroclip_eval.simulate import SurveyConfig, simulate
+    from astroclip_eval.demo.simulate import SurveyConfig, simulate
 
     t0 = time.perf_counter()
     survey = simulate(SurveyConfig(n_galaxies=args.simulate_galaxies, processes=os.cpu_count() or 1))

@@ -26,10 +26,10 @@ from scipy.optimize import nnls
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.metrics import r2_score
 
-from astroclip_eval.data import Survey, wavelength_grid
-from astroclip_eval.files import load_indices
-from astroclip_eval.simulate import SurveyConfig, secure_population, templates
-from astroclip_eval.simulate_catalogues import edge_on_probability, properties, smooth_probability
+from astroclip_eval.demo.catalogues import edge_on_probability, properties, smooth_probability
+from astroclip_eval.demo.simulate import SurveyConfig, secure_population, templates
+from astroclip_eval.io.data import Survey, wavelength_grid
+from astroclip_eval.io.files import load_indices
 
 BLOCK = 16  # spectrum pixels averaged per feature (12.8 Angstrom)
 

@@ -33,9 +33,9 @@ import torch
 import yaml
 from tiled import write_tiled  # beside this script
 
-from astroclip_eval.data import split_sizes
+from astroclip_eval.demo.simulate import SurveyConfig, simulate
+from astroclip_eval.io.data import split_sizes
 from astroclip_eval.models.reference import ReferenceAstroCLIP
-from astroclip_eval.simulate import SurveyConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))

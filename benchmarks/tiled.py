@@ -16,9 +16,9 @@ import os
 import h5py
 import numpy as np
 
-from astroclip_eval.atomic import atomic_path
-from astroclip_eval.data import SPECTRUM_LENGTH, split_sizes
-from astroclip_eval.errors import UserError
+from astroclip_eval.io.atomic import atomic_path
+from astroclip_eval.io.data import SPECTRUM_LENGTH, split_sizes
+from astroclip_eval.io.errors import UserError
 
 BLOCK_ROWS = 256
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from astroclip_eval.atomic import atomic_path, write_json
+from astroclip_eval.io.atomic import atomic_path, write_json
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -49,7 +49,7 @@ def test_notebook_html_loads_nothing_from_the_network(tmp_path):
 
     import nbformat
 
-    from astroclip_eval.notebooks import to_html
+    from astroclip_eval.io.notebooks import to_html
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# Title with $z$"), nbformat.v4.new_code_cell("1 + 1")]
@@ -72,7 +72,7 @@ def test_a_failing_notebook_cell_is_one_line_and_leaves_no_output(tmp_path):
     nb.cells = [
         params,
         nbformat.v4.new_code_cell(
-            "from astroclip_eval.errors import UserError\n"
+            "from astroclip_eval.io.errors import UserError\n"
             "if mode == 'user':\n    raise UserError('similarity.query_indices: row 2 is not a valid row')\n"
             "result = 1 / (mode != 'crash')"
         ),
@@ -111,7 +111,7 @@ def test_notebook_kernel_talks_over_private_unix_sockets(tmp_path):
     unix sockets in a directory of the job's own, which is gone afterwards."""
     import nbformat
 
-    from astroclip_eval.notebooks import execute
+    from astroclip_eval.io.notebooks import execute
 
     seen_file = tmp_path / "seen.json"
     nb = nbformat.v4.new_notebook()

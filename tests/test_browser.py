@@ -21,8 +21,8 @@ from conftest import ROOT, snakemake
 from PIL import Image
 from system import Unavailable, ensure_packages
 
-from astroclip_eval.data import Survey
-from astroclip_eval.plotting import to_rgb
+from astroclip_eval.io.data import Survey
+from astroclip_eval.report.plotting import to_rgb
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 PAIRS = [("spectrum", "spectrum"), ("spectrum", "image"), ("image", "spectrum"), ("image", "image")]

@@ -12,9 +12,9 @@ from astropy.coordinates import SkyCoord, match_coordinates_sky
 from astropy.table import Table
 from conftest import ROOT, write_groups
 
-from astroclip_eval import catalogues, labels
-from astroclip_eval.errors import UserError
-from astroclip_eval.expressions import Expression
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.tasks import catalogues, labels
+from astroclip_eval.tasks.expressions import Expression
 
 
 @pytest.mark.parametrize(

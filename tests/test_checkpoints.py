@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from astroclip_eval.checkpoints import promote, select_best, sha256
-from astroclip_eval.errors import UserError
-from astroclip_eval.files import safe_load
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.files import safe_load
 
 CALLBACK_KEY = (
     "ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min', 'every_n_train_steps': 0, 'every_n_epochs': 1, "

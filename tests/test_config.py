@@ -8,8 +8,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from astroclip_eval.config import check
-from astroclip_eval.errors import UserError
+from astroclip_eval.io.config import check
+from astroclip_eval.io.errors import UserError
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 DEMO = yaml.safe_load((ROOT / "config/config.yaml").read_text())

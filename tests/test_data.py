@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import write_groups
 
-from astroclip_eval.data import Survey, split_sizes, wavelength_grid
-from astroclip_eval.errors import UserError
+from astroclip_eval.io.data import Survey, split_sizes, wavelength_grid
+from astroclip_eval.io.errors import UserError
 
 
 def test_wavelength_grid_is_desi():
@@ -127,7 +127,7 @@ def test_one_centre_crop_for_the_reader_and_the_models(tmp_path, size, crop):
     torchvision's CenterCrop rounding (int(round(margin / 2)): 1.5 -> 2, 2.5 -> 2)."""
     import torch
 
-    from astroclip_eval.crop import centre_crop, crop_origin
+    from astroclip_eval.io.crop import centre_crop, crop_origin
 
     cols = write_groups(tmp_path / "odd.h5", [10], image_size=size)
     expected = int(round((size - crop) / 2.0))  # torchvision.transforms.functional.center_crop's origin

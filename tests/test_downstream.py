@@ -6,9 +6,9 @@ from sklearn.metrics import accuracy_score, f1_score, r2_score
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
-from astroclip_eval import downstream
-from astroclip_eval.errors import UserError
-from astroclip_eval.redshift import redshift_metrics
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.tasks import downstream
+from astroclip_eval.tasks.redshift import redshift_metrics
 
 pytestmark = pytest.mark.numeric  # rerun under a second torch CPU kernel (tests/test_kernels.py)
 

@@ -15,9 +15,9 @@ from conftest import write_groups
 from PIL import Image
 from sklearn.decomposition import PCA
 
-from astroclip_eval import explorer
-from astroclip_eval.data import Survey
-from astroclip_eval.plotting import to_rgb
+from astroclip_eval.io.data import Survey
+from astroclip_eval.report.plotting import to_rgb
+from astroclip_eval.tasks import explorer
 
 SETTINGS = {"max_galaxies": 2000, "projections": ["pca"], "thumbnail": 16, "spectrum_bins": 64, "seed": 0,
             "query_indices": [5], "top_k": 3, "exclude_self": True, "rows": "valid"}

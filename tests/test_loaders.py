@@ -14,11 +14,11 @@ import torch
 import yaml
 from conftest import ROOT, snakemake, write_groups
 
-from astroclip_eval.data import Survey
-from astroclip_eval.errors import UserError
-from astroclip_eval.files import load_embeddings, load_indices
+from astroclip_eval.io.data import Survey
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.files import load_embeddings, load_indices
 from astroclip_eval.models import load
-from astroclip_eval.redshift import evaluate
+from astroclip_eval.tasks.redshift import evaluate
 
 PLUGINS = ROOT / "tests/plugins"
 sys.path.insert(0, str(PLUGINS))

@@ -5,12 +5,12 @@ import pytest
 from sklearn.metrics import r2_score as sk_r2
 from sklearn.neighbors import NearestNeighbors
 
-from astroclip_eval import neighbours
-from astroclip_eval.errors import UserError
-from astroclip_eval.neighbours import top_k
-from astroclip_eval.redshift import evaluate
-from astroclip_eval.retrieval import own_ranks
-from astroclip_eval.similarity import search
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.tasks import neighbours
+from astroclip_eval.tasks.neighbours import top_k
+from astroclip_eval.tasks.redshift import evaluate
+from astroclip_eval.tasks.retrieval import own_ranks
+from astroclip_eval.tasks.similarity import search
 
 pytestmark = pytest.mark.numeric  # rerun under a second torch CPU kernel (tests/test_kernels.py)
 

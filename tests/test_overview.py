@@ -11,7 +11,7 @@ import yaml
 from conftest import ROOT
 from markupsafe import escape
 
-from astroclip_eval.overview import render, versions
+from astroclip_eval.report.overview import render, versions
 
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
 

@@ -7,9 +7,9 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 
-from astroclip_eval import downstream, neighbours
-from astroclip_eval.protocols import fit_few_shot, standardiser, weighted_knn
-from astroclip_eval.redshift import evaluate
+from astroclip_eval.tasks import downstream, neighbours
+from astroclip_eval.tasks.protocols import fit_few_shot, standardiser, weighted_knn
+from astroclip_eval.tasks.redshift import evaluate
 
 pytestmark = pytest.mark.numeric  # rerun under a second torch CPU kernel (tests/test_kernels.py)
 

@@ -19,10 +19,10 @@ import yaml
 from conftest import ROOT, snakemake
 from reproduction_recipe import recipe_state_dict, spec_image_embedding, spec_spectrum_embedding, write_published, write_run_dir
 
-from astroclip_eval.data import Survey
 from astroclip_eval.embed import shard_rows
-from astroclip_eval.files import load_embeddings, load_indices
-from astroclip_eval.redshift import evaluate
+from astroclip_eval.io.data import Survey
+from astroclip_eval.io.files import load_embeddings, load_indices
+from astroclip_eval.tasks.redshift import evaluate
 
 SIZES = [38, 25, 47, 31, 22, 53, 29, 41, 35, 19]  # uneven groups: 72 validation rows, 268 train rows
 RELEASED = ROOT / "tests/data/polymathic-tiny.ckpt"

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from astroclip_eval import structural
 from astroclip_eval.checkpoints import promote
-from astroclip_eval.errors import UserError
-from astroclip_eval.files import safe_load
+from astroclip_eval.io import structural
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.files import safe_load
+from astroclip_eval.io.structural import Inert
 from astroclip_eval.models import load
 from astroclip_eval.models.released import ReleasedAstroCLIP, build
-from astroclip_eval.structural import Inert
 
 DATA = Path(__file__).parent / "data"
 TINY, GOLDEN = DATA / "polymathic-tiny.ckpt", DATA / "polymathic-tiny-golden.npz"
@@ -174,9 +174,9 @@ def test_the_structural_reader_is_bounded(tmp_path):
     # In a process of its own, so that its time and peak memory are measured and a hang is a failure, not a stuck suite.
     probe = (
         "import json, resource, sys, time\n"
-        "from astroclip_eval import structural\n"
-        "from astroclip_eval.errors import UserError\n"
-        "from astroclip_eval.files import safe_load\n"
+        "from astroclip_eval.io import structural\n"
+        "from astroclip_eval.io.errors import UserError\n"
+        "from astroclip_eval.io.files import safe_load\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "out = []\n"
         "for path in sys.argv[1:]:\n"

@@ -12,7 +12,7 @@ import torch
 from conftest import ROOT
 from reproduction_recipe import GOLDEN, checkpoint, recipe_rows, recipe_state_dict
 
-from astroclip_eval.errors import UserError
+from astroclip_eval.io.errors import UserError
 from astroclip_eval.models import load
 from astroclip_eval.models.reproduction import ReproductionAstroCLIP
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from astroclip_eval import neighbours
-from astroclip_eval.retrieval import own_ranks, retrieval_ranks, retrieval_table
+from astroclip_eval.tasks import neighbours
+from astroclip_eval.tasks.retrieval import own_ranks, retrieval_ranks, retrieval_table
 
 pytestmark = pytest.mark.numeric  # rerun under a second torch CPU kernel (tests/test_kernels.py)
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from astroclip_eval import simulate as sim
-from astroclip_eval import template_fit
-from astroclip_eval.data import Survey, wavelength_grid
+from astroclip_eval.demo import simulate as sim
+from astroclip_eval.demo import template_fit
+from astroclip_eval.io.data import Survey, wavelength_grid
 
 
 @pytest.fixture(scope="module")

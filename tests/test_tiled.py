@@ -4,8 +4,8 @@ import h5py
 import numpy as np
 from tiled import group_sizes, write_tiled  # benchmarks/tiled.py
 
-from astroclip_eval.data import Survey
-from astroclip_eval.valid import valid_rows
+from astroclip_eval.io.data import Survey
+from astroclip_eval.tasks.valid import valid_rows
 
 
 def source(n: int = 40, size: int = 20) -> dict[str, np.ndarray]:

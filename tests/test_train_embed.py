@@ -10,13 +10,13 @@ import pytest
 import torch
 from conftest import ROOT
 
-from astroclip_eval import simulate as sim
 from astroclip_eval.checkpoints import select_best, stored_score
-from astroclip_eval.data import Survey
+from astroclip_eval.demo import simulate as sim
+from astroclip_eval.demo.train import TrainConfig, train
 from astroclip_eval.embed import embed_split, merge_shards, prefetch, resolve_device, shard_rows
-from astroclip_eval.errors import UserError
+from astroclip_eval.io.data import Survey
+from astroclip_eval.io.errors import UserError
 from astroclip_eval.models import load
-from astroclip_eval.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_non_finite_images_stop_the_embed_step_in_one_line(trained, tmp_path):
 
     import h5py
 
-    from astroclip_eval.valid import spectrum_masks
+    from astroclip_eval.tasks.valid import spectrum_masks
 
     survey, run = trained
     broken = tmp_path / "survey.h5"

@@ -4,8 +4,8 @@ import h5py
 import numpy as np
 from conftest import write_groups
 
-from astroclip_eval.data import Survey
-from astroclip_eval.valid import reason_masks, valid_rows
+from astroclip_eval.io.data import Survey
+from astroclip_eval.tasks.valid import reason_masks, valid_rows
 
 
 def test_each_invalid_kind(tmp_path):

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from conftest import snakemake
 
-from astroclip_eval.data import Survey
-from astroclip_eval.files import load_embeddings, load_indices
-from astroclip_eval.redshift import evaluate
+from astroclip_eval.io.data import Survey
+from astroclip_eval.io.files import load_embeddings, load_indices
+from astroclip_eval.tasks.redshift import evaluate
 
 
 def test_demo_outputs_and_values(demo):
@@ -100,7 +100,7 @@ def test_demo_properties_and_morphology(demo):
     from sklearn.neighbors import KNeighborsRegressor
     from sklearn.preprocessing import StandardScaler
 
-    from astroclip_eval.redshift import redshift_metrics
+    from astroclip_eval.tasks.redshift import redshift_metrics
 
     cfg = __import__("yaml").safe_load((demo / "config/config.yaml").read_text())
     valid, train_valid = (

@@ -4,7 +4,7 @@ Built-in models, one module each (`reference.py`, `reproduction.py`, `released.p
 registry names: `recognise(checkpoint) -> bool`, from what a loaded checkpoint holds, and `build(checkpoint, path)`,
 the model in eval mode on the CPU. Adding a built-in model is one module and one line in `REGISTRY`. Promotion
 records which one a checkpoint holds (`recognise`); the embed step builds it (`load`). The image crop is each model's
-own `image_crop` (cut by `astroclip_eval.crop`, the same for the reader and the model).
+own `image_crop` (cut by `astroclip_eval.io.crop`, the same for the reader and the model).
 
 The plug-in contract. A model entry may name `loader: "package.module:function"` (importable in the workflow's
 environment; the config's schema checks the form) and free-form `loader_options`. The function is called as
@@ -34,10 +34,10 @@ from typing import Any, Protocol
 
 import torch
 
-from ..errors import UserError
-from ..files import Refused, safe_load
-from ..plan import AUTO_LOADER
-from . import reference, released, reproduction
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.files import Refused, safe_load
+from astroclip_eval.io.plan import AUTO_LOADER
+from astroclip_eval.models import reference, released, reproduction
 
 
 class Embedder(Protocol):
@@ -71,7 +71,7 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     """`safe_load`, or for the original AstroCLIP's released checkpoint (refused by it) the structural reader's tree;
     any other refused file stays refused. Memory-mapped: the optimizer moments a training checkpoint carries (twice
     its weights) are never read, nor the weights of a file refused only after them."""
-    from .. import structural
+    from astroclip_eval.io import structural
 
     try:
         return safe_load(path, mmap=True)

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..crop import centre_crop
-from ..data import ARCSINH_SOFTENING, SPECTRUM_LENGTH, wavelength_grid
-from ..errors import UserError
+from astroclip_eval.io.crop import centre_crop
+from astroclip_eval.io.data import ARCSINH_SOFTENING, SPECTRUM_LENGTH, wavelength_grid
+from astroclip_eval.io.errors import UserError
 
 VIEW_MASK_FRACTION = 0.3  # of the spectrum bins hidden in the second view (training only)
 

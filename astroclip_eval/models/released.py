@@ -1,5 +1,5 @@
 """The original AstroCLIP's released model (PolymathicAI; a Lightning checkpoint of `AstroClipModel`), rebuilt in
-plain torch from a checkpoint read by `astroclip_eval.structural`, so that nothing pickled in it runs.
+plain torch from a checkpoint read by `astroclip_eval.io.structural`, so that nothing pickled in it runs.
 
 Image side: the original collator's asinh colour mapping, the image transposed, a 144-pixel centre crop, a DINOv2
 ViT without class token or position embedding, a cross-attention head and an MLP. Spectrum side: standardised
@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..crop import centre_crop
-from ..data import SPECTRUM_LENGTH
-from ..errors import UserError
-from ..structural import Inert, class_path
+from astroclip_eval.io.crop import centre_crop
+from astroclip_eval.io.data import SPECTRUM_LENGTH
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.structural import Inert, class_path
 
 IMAGE_CROP = 144
 SECTION, OVERLAP, TOKEN_WIDTH = 20, 10, 22
@@ -383,7 +383,7 @@ class ReleasedAstroCLIP(nn.Module):
 
 def build(ckpt: dict, path: str | os.PathLike) -> ReleasedAstroCLIP:
     """The model from a structurally read checkpoint, loaded strictly; mismatches are one line naming the file."""
-    from . import key_mismatch
+    from astroclip_eval.models import key_mismatch
 
     arch = read_architecture(ckpt, path)
     state_dict = ckpt["state_dict"]

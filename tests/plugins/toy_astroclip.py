@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from astroclip_eval.files import safe_load
+from astroclip_eval.io.files import safe_load
 
 
 class ToyEmbedder:

@@ -3,8 +3,8 @@ import json
 import os
 import shlex
 
-from astroclip_eval.labels import needed_columns
-from astroclip_eval.plan import SIMILARITY_MODES, fitted_on_train, trained_run_dir
+from astroclip_eval.tasks.labels import needed_columns
+from astroclip_eval.io.plan import SIMILARITY_MODES, fitted_on_train, trained_run_dir
 
 CACHE = config["cache_dir"]
 RESULTS = config["results_dir"]
@@ -56,7 +56,7 @@ def train_inputs(wildcards):
 
 def simulated_catalogues():
     """The catalogues the demo's simulator writes beside the survey file."""
-    from astroclip_eval.simulate_catalogues import GALAXY_ZOO_FILE, PROVABGS_FILE
+    from astroclip_eval.demo.catalogues import GALAXY_ZOO_FILE, PROVABGS_FILE
 
     return [os.path.join(os.path.dirname(DATASET), name) for name in (PROVABGS_FILE, GALAXY_ZOO_FILE)]
 
@@ -80,6 +80,11 @@ def train_label_inputs(wildcards):
     """The train split's embeddings, valid rows and labels, only when a protocol is fitted on it."""
     inputs = train_inputs(wildcards)
     return {**inputs, "train_labels": f"{CACHE}/catalogues/train_labels.csv"} if inputs else {}
+
+
+def explorer_labels(wildcards):
+    """The joined catalogues' labels, to colour the explorer's map by them, when the config names any."""
+    return {"labels": f"{CACHE}/catalogues/labels.csv"} if LABELLED else {}
 
 
 def promote_input(wildcards):

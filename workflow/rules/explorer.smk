@@ -2,11 +2,6 @@
 import json
 
 
-def explorer_labels(wildcards):
-    """The joined catalogues' labels, to colour the map by them, when the config names any."""
-    return {"labels": f"{CACHE}/catalogues/labels.csv"} if LABELLED else {}
-
-
 rule explorer:
     input:
         unpack(explorer_labels),

@@ -13,7 +13,7 @@ rule settings:
     params:
         config=json.dumps(config),  # a changed setting rewrites the file, and the overview after it
     run:
-        from astroclip_eval.atomic import write_json
+        from astroclip_eval.io.atomic import write_json
 
         write_json(output[0], config)  # the config as validated, the schema's defaults filled in
 

@@ -7,11 +7,11 @@ import time
 
 import pandas as pd
 
-from astroclip_eval.atomic import atomic_path
-from astroclip_eval.cli import run
-from astroclip_eval.data import Survey
-from astroclip_eval.explorer import EMBEDDED_PAGE_BYTES, build
-from astroclip_eval.files import load_embeddings, load_indices
+from astroclip_eval.io.atomic import atomic_path
+from astroclip_eval.io.cli import run
+from astroclip_eval.io.data import Survey
+from astroclip_eval.io.files import load_embeddings, load_indices
+from astroclip_eval.tasks.explorer import EMBEDDED_PAGE_BYTES, build
 
 
 def main(args: argparse.Namespace) -> None:

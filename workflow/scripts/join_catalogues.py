@@ -4,11 +4,11 @@ import argparse
 import json
 import logging
 
-from astroclip_eval.atomic import write_csv, write_json
-from astroclip_eval.catalogues import join
-from astroclip_eval.cli import run
-from astroclip_eval.data import Survey
-from astroclip_eval.labels import label_table, needed_columns
+from astroclip_eval.io.atomic import write_csv, write_json
+from astroclip_eval.io.cli import run
+from astroclip_eval.io.data import Survey
+from astroclip_eval.tasks.catalogues import join
+from astroclip_eval.tasks.labels import label_table, needed_columns
 
 
 def main(args: argparse.Namespace) -> None:

@@ -3,10 +3,10 @@ which device embedded each shard."""
 
 import argparse
 
-from astroclip_eval.atomic import save_torch, write_json
-from astroclip_eval.cli import run
-from astroclip_eval.data import Survey
 from astroclip_eval.embed import merge_shards
+from astroclip_eval.io.atomic import save_torch, write_json
+from astroclip_eval.io.cli import run
+from astroclip_eval.io.data import Survey
 
 
 def main(args: argparse.Namespace) -> None:

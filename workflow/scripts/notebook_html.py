@@ -2,8 +2,8 @@
 
 import argparse
 
-from astroclip_eval.cli import run
-from astroclip_eval.notebooks import to_html
+from astroclip_eval.io.cli import run
+from astroclip_eval.io.notebooks import to_html
 
 
 def main(args: argparse.Namespace) -> None:

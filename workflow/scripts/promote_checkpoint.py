@@ -4,7 +4,7 @@ import argparse
 import logging
 
 from astroclip_eval.checkpoints import promote
-from astroclip_eval.cli import run
+from astroclip_eval.io.cli import run
 
 
 def main(args: argparse.Namespace) -> None:

@@ -3,8 +3,8 @@
 import argparse
 import json
 
-from astroclip_eval.cli import run
-from astroclip_eval.notebooks import execute
+from astroclip_eval.io.cli import run
+from astroclip_eval.io.notebooks import execute
 
 
 def main(args: argparse.Namespace) -> None:

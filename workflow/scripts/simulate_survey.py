@@ -4,9 +4,9 @@ import argparse
 import json
 import os
 
-from astroclip_eval.cli import run
-from astroclip_eval.simulate import SurveyConfig, simulate, write_survey
-from astroclip_eval.simulate_catalogues import write_catalogues
+from astroclip_eval.demo.catalogues import write_catalogues
+from astroclip_eval.demo.simulate import SurveyConfig, simulate, write_survey
+from astroclip_eval.io.cli import run
 
 
 def main(args: argparse.Namespace) -> None:

@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from astroclip_eval.atomic import atomic_path, save_figure, write_csv
-from astroclip_eval.cli import run
-from astroclip_eval.downstream import CLASS_COLUMNS, PROPERTY_COLUMNS
-from astroclip_eval.overview import render, versions
-from astroclip_eval.plotting import empty_figure, property_r2_vs_dim, r2_vs_dim
-from astroclip_eval.retrieval import COLUMNS as RETRIEVAL_COLUMNS
-from astroclip_eval.summary import combine
+from astroclip_eval.io.atomic import atomic_path, save_figure, write_csv
+from astroclip_eval.io.cli import run
+from astroclip_eval.report.overview import render, versions
+from astroclip_eval.report.plotting import empty_figure, property_r2_vs_dim, r2_vs_dim
+from astroclip_eval.report.summary import combine
+from astroclip_eval.tasks.downstream import CLASS_COLUMNS, PROPERTY_COLUMNS
+from astroclip_eval.tasks.retrieval import COLUMNS as RETRIEVAL_COLUMNS
 
 PROPERTY = ["model", "embedding_dim", *PROPERTY_COLUMNS]
 CLASS = ["model", "embedding_dim", *CLASS_COLUMNS]

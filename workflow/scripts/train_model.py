@@ -5,8 +5,8 @@ import json
 
 import torch
 
-from astroclip_eval.cli import run
-from astroclip_eval.train import TrainConfig, train
+from astroclip_eval.demo.train import TrainConfig, train
+from astroclip_eval.io.cli import run
 
 
 def main(args: argparse.Namespace) -> None:

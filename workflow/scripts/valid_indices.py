@@ -5,10 +5,10 @@ import logging
 
 import torch
 
-from astroclip_eval.atomic import save_torch, write_json
-from astroclip_eval.cli import run
-from astroclip_eval.data import Survey
-from astroclip_eval.valid import valid_rows
+from astroclip_eval.io.atomic import save_torch, write_json
+from astroclip_eval.io.cli import run
+from astroclip_eval.io.data import Survey
+from astroclip_eval.tasks.valid import valid_rows
 
 
 def main(args: argparse.Namespace) -> None:

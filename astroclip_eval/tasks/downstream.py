@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
-from .neighbours import require_finite, top_k
-from .protocols import fit_few_shot, nearest, standardiser, weighted_mean
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.tasks.neighbours import require_finite, top_k
+from astroclip_eval.tasks.protocols import fit_few_shot, nearest, standardiser, weighted_mean
 
 MODALITIES = ("spectrum", "image")
 PAIRS = [(q, t) for q in MODALITIES for t in MODALITIES]

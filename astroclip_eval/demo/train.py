@@ -19,9 +19,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader, Dataset
 
-from .data import Survey
-from .models.reference import ReferenceAstroCLIP
-from .valid import valid_mask
+from astroclip_eval.io.data import Survey
+from astroclip_eval.models.reference import ReferenceAstroCLIP
+from astroclip_eval.tasks.valid import valid_mask
 
 log = logging.getLogger(__name__)
 

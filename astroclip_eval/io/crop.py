@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from .errors import UserError
+from astroclip_eval.io.errors import UserError
 
 Images = TypeVar("Images")  # a numpy array or a torch tensor, (n, H, W, bands)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import Survey
+from astroclip_eval.io.data import Survey
 
 REASONS = ("zero_spectrum", "nonfinite_spectrum", "redshift_out_of_range")
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
+from astroclip_eval.io.errors import UserError
 
 FORMATS = {
     ".csv": "csv",

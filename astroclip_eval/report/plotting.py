@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .data import wavelength_grid
-from .downstream import MODALITIES, PAIRS, r2_score
+from astroclip_eval.io.data import wavelength_grid
+from astroclip_eval.tasks.downstream import MODALITIES, PAIRS, r2_score
 
 STYLE = {
     "figure.dpi": 110,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
-from .neighbours import top_k
-from .plan import SIMILARITY_MODES
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.plan import SIMILARITY_MODES
+from astroclip_eval.tasks.neighbours import top_k
 
 ROWS = ("valid", "all")
 

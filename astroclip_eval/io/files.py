@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import UserError
-from .structural import checked_pickle
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.structural import checked_pickle
 
 
 def _allowed_globals() -> list[Any]:

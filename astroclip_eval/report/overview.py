@@ -17,8 +17,8 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from .downstream import MODALITIES, PAIRS
-from .models import REGISTRY
+from astroclip_eval.models import REGISTRY
+from astroclip_eval.tasks.downstream import MODALITIES, PAIRS
 
 PACKAGES = (
     "astroclip-eval",

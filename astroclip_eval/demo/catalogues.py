@@ -32,7 +32,7 @@ def _template_quantities() -> dict[str, np.ndarray]:
     import kcorrect
     import kcorrect.template
 
-    from .simulate import TEMPLATE_FILE
+    from astroclip_eval.demo.simulate import TEMPLATE_FILE
 
     t = kcorrect.template.Template(filename=os.path.join(kcorrect.KCORRECT_DIR, "data", "templates", TEMPLATE_FILE))
     wave, flux = np.asarray(t.wave, np.float64), np.asarray(t.flux, np.float64)
@@ -47,7 +47,7 @@ def _template_quantities() -> dict[str, np.ndarray]:
 
 def properties(pop: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """LOG_MSTAR (log10 solar masses), Z_MW, TAGE_MW (Gyr), AVG_SFR (solar masses per year, last 300 Myr)."""
-    from .simulate import _cosmology
+    from astroclip_eval.demo.simulate import _cosmology
 
     q = _template_quantities()
     cosmo = _cosmology()
@@ -150,7 +150,7 @@ def write_catalogues(directory: str | os.PathLike, tables: dict[str, pd.DataFram
     """Each table atomically, in its real counterpart's format: an astropy HDF5 table and a CSV."""
     from astropy.table import Table
 
-    from .atomic import atomic_path, write_csv
+    from astroclip_eval.io.atomic import atomic_path, write_csv
 
     for name, table in tables.items():
         dest = os.path.join(directory, name)

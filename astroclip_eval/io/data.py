@@ -17,8 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .crop import crop_origin
-from .errors import UserError
+from astroclip_eval.io.crop import crop_origin
+from astroclip_eval.io.errors import UserError
 
 SPECTRUM_LENGTH = 7781
 WAVE_MIN, WAVE_MAX = 3600.0, 9824.0

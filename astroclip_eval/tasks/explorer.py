@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .data import WAVE_MAX, WAVE_MIN, Survey
-from .downstream import MODALITIES
-from .errors import UserError
-from .plan import SIMILARITY_MODES
-from .plotting import to_rgb
-from .similarity import search
+from astroclip_eval.io.data import WAVE_MAX, WAVE_MIN, Survey
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.plan import SIMILARITY_MODES
+from astroclip_eval.report.plotting import to_rgb
+from astroclip_eval.tasks.downstream import MODALITIES
+from astroclip_eval.tasks.similarity import search
 
 PROJECTIONS = ("pca", "tsne")
 # Chromium-based browsers open data: URLs of at most 2 MiB, which is how `--report report.html` embeds a page: a larger
@@ -199,7 +199,7 @@ def build(
         "exclude_self": settings["exclude_self"],
         "candidates": settings["rows"],
     }
-    template = jinja2.Template(resources.files(__package__).joinpath("templates/explorer.html.j2").read_text())
+    template = jinja2.Template(resources.files("astroclip_eval").joinpath("templates/explorer.html.j2").read_text())
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     html = template.render(model=model, data=payload)
     summary = {"model": model, "drawn": int(rows.size), "valid": int(valid.size), "galaxies": int(shown.size),

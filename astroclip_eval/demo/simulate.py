@@ -12,7 +12,7 @@ image and the spectrum, so redshift is learnable from each.
 
 Selection by redshift success. The published file's redshifts are DESI catalogue redshifts, secure fits of the
 same spectra, so a galaxy whose spectrum cannot reveal its redshift is not in it. The simulator draws candidates,
-fits each spectrum with its own templates and noise (`astroclip_eval.template_fit`), and keeps a galaxy only when
+fits each spectrum with its own templates and noise (`astroclip_eval.demo.template_fit`), and keeps a galaxy only when
 the best redshift beats every solution more than 0.01 away by `min_delta_chi2` (DESI's secure samples ask 15-40;
 Redrock flags below 9). The label stays the true redshift; kept galaxies' fits agree with it.
 """
@@ -29,10 +29,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .atomic import atomic_path
-from .data import COLUMNS, wavelength_grid
-from .simulate_catalogues import catalogues
-from .template_fit import fit_redshifts
+from astroclip_eval.demo.catalogues import catalogues
+from astroclip_eval.demo.template_fit import fit_redshifts
+from astroclip_eval.io.atomic import atomic_path
+from astroclip_eval.io.data import COLUMNS, wavelength_grid
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +369,7 @@ def simulate(cfg: SurveyConfig) -> SimulatedSurvey:
         "redshifts": pop["redshift"].astype(np.float32),
         "targetids": targetids,
     }
-    attrs = {"simulator": "astroclip_eval.simulate", **{f"selection_{k}": v for k, v in selection.items()}}
+    attrs = {"simulator": "astroclip_eval.demo.simulate", **{f"selection_{k}": v for k, v in selection.items()}}
     return SimulatedSurvey(columns, attrs, catalogues(pop, targetids, cfg.seed))
 
 

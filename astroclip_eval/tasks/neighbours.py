@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import UserError
+from astroclip_eval.io.errors import UserError
 
 # Bytes of similarities (or distances) held at once per block of queries, whatever the target count, so that memory
 # stays flat on the published 39,599 rows (a fixed 4,096-row block measured a 1.8 GB peak there).

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .downstream import evaluate as evaluate_label
-from .errors import UserError
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.tasks.downstream import evaluate as evaluate_label
 
 R2_COLUMNS = ["protocol", "query", "target", "r2"]
 METRIC_COLUMNS = ["protocol", "query", "target", "bias", "sigma_nmad", "outlier_fraction"]

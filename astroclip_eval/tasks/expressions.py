@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .errors import UserError
+from astroclip_eval.io.errors import UserError
 
 FUNCTIONS = {"log": np.log, "log10": np.log10, "exp": np.exp}
 OPERATORS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide, ast.Pow: np.power}

@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from .errors import UserError
+from astroclip_eval.io.errors import UserError
 
 
 def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser) -> None:

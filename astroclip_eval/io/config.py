@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .errors import UserError
-from .labels import needed_columns
-from .plan import trained_run_dir
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.plan import trained_run_dir
+from astroclip_eval.tasks.labels import needed_columns
 
 
 def _where(error: jsonschema.ValidationError) -> str:

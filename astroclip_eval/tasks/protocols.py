@@ -11,8 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .errors import UserError
-from .neighbours import block_rows
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.tasks.neighbours import block_rows
 
 
 def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

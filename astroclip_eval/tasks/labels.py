@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
-from .expressions import Expression
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.tasks.expressions import Expression
 
 COORDINATES = ["RA", "DEC"]  # default columns of the catalogue that gives a sky match its coordinates
 

@@ -13,8 +13,8 @@ import nbformat
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
-from .atomic import atomic_path
-from .errors import UserError
+from astroclip_eval.io.atomic import atomic_path
+from astroclip_eval.io.errors import UserError
 
 log = logging.getLogger(__name__)
 DATA_URL_LIMIT = 2 * 1024 * 1024  # Chromium refuses to navigate (or load a frame) to a longer URL

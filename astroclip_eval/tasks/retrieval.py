@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .neighbours import block_rows, unit_rows
+from astroclip_eval.tasks.neighbours import block_rows, unit_rows
 
 DIRECTIONS = (("spectrum", "image"), ("image", "spectrum"))
 COLUMNS = ["query", "target", "n", "top1", "top10", "median_rank"]

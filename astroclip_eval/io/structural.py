@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .errors import UserError
+from astroclip_eval.io.errors import UserError
 
 STORAGE_DTYPES = {
     "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,

@@ -1,0 +1,1 @@
+"""Shared plumbing: data access, atomic writes, safe checkpoint reading, errors, config and planning names."""

@@ -1,0 +1,1 @@
+"""What the report shows across models: the figures' style and plots, the summary tables, the overview page."""
