@@ -282,8 +282,9 @@ def test_released_model_beside_the_reproduction(paper):
     assert dict(summary.drop_duplicates("model")[["model", "embedding_dim"]].values) == {"dim128": 128, "paper": 64}
     overview = (results / "summary/overview.html").read_text()
     assert "original AstroCLIP, released" in overview and "reproduction (ResNet-50 + spender)" in overview
-    assert "k = 16, mean of neighbours&#39; redshifts by cosine similarity, query kept among its own neighbours" in overview
-    assert "candidates: all rows, query kept as its own first in-modal match" in overview
+    for setting, value in (("redshift.n_neighbours", "16"), ("redshift.exclude_self", "False"), ("similarity.rows", "all"),
+                           ("similarity.exclude_self", "False")):  # the template's settings, as the run used them
+        assert f"<tr><td>{setting}</td><td>{value}</td><td>" in overview, setting
     assert 'id="selection"' not in overview  # a catalogue file: no simulator's selection to state
     retrieval = pd.read_csv(results / "summary/retrieval.csv")
     assert retrieval[["model", "query"]].values.tolist() == [["paper", "spectrum"], ["paper", "image"],
