@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 import torch
 
-from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.errors import UserError, key_mismatch
 from astroclip_eval.io.files import Refused, safe_load
 from astroclip_eval.io.plan import AUTO_LOADER
 from astroclip_eval.models import reference, released, reproduction
@@ -85,15 +85,6 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
 def recognise(ckpt: Any) -> BuiltinModel | None:
     """The built-in model a loaded checkpoint holds, or None."""
     return next((model for model in REGISTRY if model.recognise(ckpt)), None)
-
-
-def key_mismatch(path: str | os.PathLike, keys: set[str], expected: set[str], what: str) -> str:
-    """One line: how many keys are unexpected and missing against `what`, and the first few of each."""
-    unexpected, missing = sorted(keys - expected), sorted(expected - keys)
-    return (
-        f"{path}: state_dict does not match {what}: {len(unexpected)} unexpected key(s) "
-        f"{unexpected[:3]}, {len(missing)} missing key(s) {missing[:3]}"
-    )
 
 
 def load(spec: str, checkpoint: str, device: torch.device, options: dict[str, Any], where: str = "loader") -> Embedder:

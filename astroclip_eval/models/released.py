@@ -22,7 +22,7 @@ from torch import nn
 
 from astroclip_eval.io.crop import centre_crop
 from astroclip_eval.io.data import SPECTRUM_LENGTH
-from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.errors import UserError, key_mismatch
 from astroclip_eval.io.structural import Inert, class_path
 
 IMAGE_CROP = 144
@@ -383,7 +383,6 @@ class ReleasedAstroCLIP(nn.Module):
 
 def build(ckpt: dict, path: str | os.PathLike) -> ReleasedAstroCLIP:
     """The model from a structurally read checkpoint, loaded strictly; mismatches are one line naming the file."""
-    from astroclip_eval.models import key_mismatch
 
     arch = read_architecture(ckpt, path)
     state_dict = ckpt["state_dict"]

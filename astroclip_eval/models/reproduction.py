@@ -17,7 +17,7 @@ from torch import nn
 
 from astroclip_eval.io.crop import centre_crop
 from astroclip_eval.io.data import SPECTRUM_LENGTH
-from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.errors import UserError, key_mismatch
 
 IMAGE_CROP = 96
 PREFIXES = ("encoders.0.", "encoders.1.encoder.")
@@ -145,7 +145,6 @@ def expected_keys() -> set[str]:
 
 def build(ckpt: dict, path: str | os.PathLike) -> ReproductionAstroCLIP:
     """The model with D and H read from the shapes, loaded strictly; any mismatch is one UserError naming the file."""
-    from astroclip_eval.models import key_mismatch
 
     state_dict = ckpt["state_dict"]
     keys = set(state_dict)
