@@ -1,10 +1,11 @@
 """The models: one registry of the built-in ones and the plug-in contract, the one way from a checkpoint to an embedder.
 
-Built-in models, one module each (`reference.py`, `reproduction.py`, `released.py`), each with two functions the
-registry names: `recognise(checkpoint) -> bool`, from what a loaded checkpoint holds, and `build(checkpoint, path)`,
-the model in eval mode on the CPU. Adding a built-in model is one module and one line in `REGISTRY`. Promotion
-records which one a checkpoint holds (`recognise`); the embed step builds it (`load`). The image crop is each model's
-own `image_crop` (cut by `astroclip_eval.io.crop`, the same for the reader and the model).
+Built-in models, one module each (`reference.py`, `reproduction.py`, `released.py`), which the registry names and
+imports only when a checkpoint is tried against it; each defines `recognise(checkpoint) -> bool`, from what a loaded
+checkpoint holds, and `build(checkpoint, path)`, the model in eval mode on the CPU. Adding a built-in model is one
+module and one line in `REGISTRY`. Promotion records which one a checkpoint holds (`recognise`); the embed step
+builds it (`load`). The image crop is each model's own `image_crop` (cut by `astroclip_eval.io.crop`, the same for
+the reader and the model).
 
 The plug-in contract. A model entry may name `loader: "package.module:function"` (importable in the workflow's
 environment; the config's schema checks the form) and free-form `loader_options`. The function is called as
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,7 +37,6 @@ import torch
 from astroclip_eval.io.errors import UserError, key_mismatch
 from astroclip_eval.io.files import Refused, safe_load
 from astroclip_eval.io.plan import AUTO_LOADER
-from astroclip_eval.models import reference, released, reproduction
 
 
 class Embedder(Protocol):
@@ -48,22 +47,37 @@ class Embedder(Protocol):
 
 @dataclass(frozen=True)
 class BuiltinModel:
+    """One built-in model: its names, and its module, imported only when a checkpoint is tried against it (the
+    reference model's imports Lightning, about 10 s, which the steps that only name models never pay)."""
+
     name: str  # as the promotion record's `architecture` and the overview name it
     title: str  # as messages name it
     label: str  # as the overview's table of models names it
-    recognise: Callable[[Any], bool]
-    build: Callable[[Any, str | os.PathLike], torch.nn.Module]
-    keys: Callable[[], set[str]] | None = None  # its state_dict keys, for the message when nothing is recognised
+    module: str  # defines recognise(checkpoint) -> bool, build(checkpoint, path), and optionally expected_keys()
+
+    def _module(self) -> Any:
+        return importlib.import_module(self.module)
+
+    def recognise(self, ckpt: Any) -> bool:
+        return self._module().recognise(ckpt)
+
+    def build(self, ckpt: Any, path: str | os.PathLike) -> torch.nn.Module:
+        """The model in eval mode on the CPU."""
+        return self._module().build(ckpt, path)
+
+    def keys(self) -> set[str] | None:
+        """Its state_dict keys, for the message when no model recognises a checkpoint."""
+        expected = getattr(self._module(), "expected_keys", None)
+        return expected() if expected else None
 
 
 # Tried in order; the first that recognises a checkpoint builds it.
 REGISTRY = (
     BuiltinModel("released", "the original AstroCLIP's released model", "original AstroCLIP, released (ViT + SpecFormer)",
-                 released.recognise, released.build),
+                 "astroclip_eval.models.released"),
     BuiltinModel("reproduction", "the reproduction's AstroCLIP", "reproduction (ResNet-50 + spender)",
-                 reproduction.recognise, reproduction.build, reproduction.expected_keys),
-    BuiltinModel("reference", "the reference model", "this project's reference model", reference.recognise,
-                 reference.build, lambda: set(reference.ReferenceAstroCLIP().state_dict())),
+                 "astroclip_eval.models.reproduction"),
+    BuiltinModel("reference", "the reference model", "this project's reference model", "astroclip_eval.models.reference"),
 )
 
 
@@ -77,7 +91,7 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         return safe_load(path, mmap=True)
     except Refused:
         tree = structural.read(path)
-        if released.recognise(tree):
+        if REGISTRY[0].recognise(tree):  # the released model: the only one whose checkpoint pickles modules
             return tree
         raise
 
@@ -127,7 +141,7 @@ def _builtin(checkpoint: str, where: str) -> torch.nn.Module:
     if model is not None:
         return model.build(ckpt, checkpoint)
     keys = set(state_dict)
-    known = {m.title: m.keys() for m in REGISTRY if m.keys is not None}
+    known = {m.title: expected for m in REGISTRY if (expected := m.keys()) is not None}
     closest = max(known, key=lambda title: len(keys & known[title]))
     message = key_mismatch(checkpoint, keys, known[closest], f"either built-in model (closest: {closest})")
     raise UserError(f"{message}; for another model name a loader plug-in in {where}")

@@ -262,6 +262,11 @@ class ReferenceAstroCLIP(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": sched}
 
 
+def expected_keys() -> set[str]:
+    """The reference model's state_dict keys (for the message when no built-in model recognises a checkpoint)."""
+    return set(ReferenceAstroCLIP().state_dict())
+
+
 def recognise(ckpt: object) -> bool:
     """True for a Lightning checkpoint of ReferenceAstroCLIP (its hyper-parameters and its encoders' keys)."""
     return (
