@@ -34,7 +34,7 @@ def test_peak_memory_is_the_steps_own_not_this_process(tmp_path):
 
 
 def test_streaming_check_on_a_smaller_file(tmp_path):
-    n_valid, limit_mb = 6000, 1024
+    n_valid, limit_mb = 4000, 1000
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/fullsize.py"), "--workdir", str(tmp_path), "--valid-rows", str(n_valid),
          "--source-galaxies", "150", "--zero-spectra", "20", "--high-redshift", "10", "--limit-mb", str(limit_mb),
@@ -47,7 +47,9 @@ def test_streaming_check_on_a_smaller_file(tmp_path):
         image_bytes = sum(f[g]["images"].id.get_storage_size() for g in f)
         spectra = np.concatenate([f[g]["spectra"][lo:hi] for g, (lo, hi) in zip(f, tails)])
         z = np.concatenate([f[g]["redshifts"][lo:hi] for g, (lo, hi) in zip(f, tails)])
-    assert image_bytes > 1.5 * limit_mb * 2**20  # holding the validation images would break the bound
+    # Holding the validation images would break the bound: they alone exceed it, before the interpreter and torch
+    # (every step's process is over 400 MiB without them).
+    assert image_bytes > limit_mb * 2**20
     expected_valid = int(((spectra.max(axis=1) > 0) & (z >= 0) & (z <= 0.8)).sum())
     assert expected_valid == n_valid - 30
     assert json.loads((tmp_path / "cache/valid_summary.json").read_text())["n_valid"] == expected_valid
