@@ -1,6 +1,8 @@
 # make venv: .venv with the runtime dependencies only (what a cluster needs).
 # make demo: bootstrap .venv, run the embedded demo end to end, build the report.
-# make test: bootstrap .venv with the test dependencies too, run the whole test suite.
+# make test: bootstrap .venv with the test dependencies too, install the system packages, run the whole test suite.
+# make test-fast: the unit tests only (no workflow run, no system package; the inner loop, a few minutes).
+# make system-packages: Chromium and SLURM for the end-to-end tests (root, apt-get; nothing when present).
 # make bench: bootstrap .venv, run the benchmarks (benchmarks/README.md) and print their table.
 # make fullsize: bootstrap .venv, run every step on a file of the published shape and check memory and reads (~12 GB in fullsize/).
 PYTHON ?= python3
@@ -10,7 +12,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 CORES ?= 2
 
-.PHONY: venv demo report test bench fullsize dry-run clean
+.PHONY: venv demo report test test-fast system-packages bench fullsize dry-run clean
 
 venv: $(STAMP)
 
@@ -35,8 +37,14 @@ report: venv
 dry-run: venv
 	$(BIN)/snakemake -n
 
-test: $(TEST_STAMP)
+system-packages:
+	tests/install-system-packages.sh
+
+test: $(TEST_STAMP) system-packages
 	$(BIN)/python -m pytest -v --durations=20
+
+test-fast: $(TEST_STAMP)
+	$(BIN)/python -m pytest -m "not slow" --durations=10
 
 bench: venv
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)

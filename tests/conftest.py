@@ -1,4 +1,5 @@
-"""Shared fixtures: small hand-built survey files whose every row is known."""
+"""Shared fixtures: the two workflow runs the suite makes once (the full demo, for its science; the tiny test
+config, for everything else) and small hand-built survey files whose every row is known."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks' own helpers (tiled.py) import as top-level modules
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
+TINY_CONFIG = ROOT / "tests/config/config.yaml"
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -29,6 +31,36 @@ def demo(tmp_path_factory) -> Path:
     run = snakemake(work)
     assert run.returncode == 0, run.stderr[-4000:]
     return work
+
+
+@pytest.fixture(scope="session")
+def demo_report(demo) -> Path:
+    """The demo's Snakemake report, built once (the workflow test reads it, the browser test opens it)."""
+    run = snakemake(demo, "--report", "results/report.html")
+    assert run.returncode == 0, run.stderr[-3000:]
+    return demo / "results/report.html"
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Path:
+    """The tiny test config run end to end once, locally: its survey, trained run directory, embeddings and
+    results are what the SLURM, resume and plug-in tests start from (copied, never remade)."""
+    work = tmp_path_factory.mktemp("tiny")
+    (work / "config").mkdir()
+    shutil.copy(TINY_CONFIG, work / "config/config.yaml")
+    run = snakemake(work)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return work
+
+
+def copy_run(source: Path, dest: Path, *parts: str) -> Path:
+    """A new work directory holding the tiny config and copies of `parts` of a finished one (e.g. "data", "out"),
+    modification times kept, so Snakemake sees them as made and plans only what lies downstream."""
+    (dest / "config").mkdir(parents=True)
+    shutil.copy(TINY_CONFIG, dest / "config/config.yaml")
+    for part in parts:
+        shutil.copytree(source / part, dest / part, symlinks=True)
+    return dest
 
 
 def write_groups(path: Path, sizes: list[int], image_size: int = 16, spectrum_length: int = 7781) -> dict[str, np.ndarray]:

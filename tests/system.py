@@ -1,25 +1,17 @@
-"""System packages the heavier tests need (a SLURM cluster, a browser), installed with apt-get when missing."""
+"""System packages the heavier tests need (a SLURM cluster, a browser): installed once, before pytest, by
+tests/install-system-packages.sh (`make test` runs it); a fixture only checks that they are there."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 
 
 class Unavailable(Exception):
-    """The test cannot run here (not root, no apt-get); the message says why."""
+    """The test cannot run here; the message says why."""
 
 
-def ensure_packages(tools: tuple[str, ...], packages: tuple[str, ...]) -> None:
-    """Install `packages` with apt-get unless every one of `tools` is already on PATH."""
-    if all(shutil.which(tool) for tool in tools):
-        return
-    what = ", ".join(packages)
-    if os.geteuid() != 0:
-        raise Unavailable(f"{what} not installed and installing needs root")
-    if not shutil.which("apt-get"):
-        raise Unavailable(f"{what} not installed and there is no apt-get to install it")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env, capture_output=True)
+def require_tools(tools: tuple[str, ...]) -> None:
+    """Raise Unavailable naming the tools missing from PATH and the script that installs them."""
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if missing:
+        raise Unavailable(f"{', '.join(missing)} not on PATH: run tests/install-system-packages.sh (as root)")

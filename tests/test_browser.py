@@ -17,21 +17,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, snakemake
+from conftest import ROOT
 from PIL import Image
-from system import Unavailable, ensure_packages
+from system import Unavailable, require_tools
 
 from astroclip_eval.io.data import Survey
 from astroclip_eval.report.plotting import to_rgb
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
+pytestmark = pytest.mark.slow
 PAIRS = [("spectrum", "spectrum"), ("spectrum", "image"), ("image", "spectrum"), ("image", "image")]
 
 
 @pytest.fixture(scope="module")
 def chromium() -> None:
     try:
-        ensure_packages(("chromium", "chromedriver", "ip"), ("chromium", "chromium-driver", "iproute2"))
+        require_tools(("chromium", "chromedriver", "ip", "unshare"))
     except Unavailable as why:
         if os.environ.get("CI"):
             raise  # CI must run the browser test, never skip it
@@ -61,14 +62,12 @@ def demo_rows(demo) -> dict:
 
 
 @pytest.fixture(scope="module")
-def seen(demo, chromium, demo_rows) -> dict:
-    report = snakemake(demo, "--report", "results/report.html")
-    assert report.returncode == 0, report.stderr[-3000:]
+def seen(demo, demo_report, chromium, demo_rows) -> dict:
     valid = demo_rows["valid"]
     find = int(valid[len(valid) // 2])
     probe = {"rows": [3, 300, 1200, *valid[::97].tolist()], "find": {"row": find, "targetid": str(demo_rows["targetids"][find])}}
     run = subprocess.run(
-        offline([sys.executable, str(ROOT / "tests/browser_check.py"), str(demo / "results/report.html"),
+        offline([sys.executable, str(ROOT / "tests/browser_check.py"), str(demo_report),
                  str(demo / "results/dim16/redshift.html"), str(ARTIFACTS), str(demo / "results/dim16/explorer.html"),
                  json.dumps(probe)]),
         capture_output=True, text=True, timeout=900,

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import ROOT, snakemake, write_groups
+from conftest import ROOT, TINY_CONFIG, copy_run, snakemake, write_groups
 
 from astroclip_eval.io.data import Survey
 from astroclip_eval.io.errors import UserError
@@ -57,6 +57,7 @@ def _with_plugins_on_path(run):
             del os.environ["PYTHONPATH"]
 
 
+@pytest.mark.slow
 def test_an_unexpected_failure_leaves_its_traceback_in_the_rules_log(tmp_path):
     """Not a UserError: a plug-in's exception inside embed_images, as CUDA out of memory would be."""
     (tmp_path / "config").mkdir()
@@ -80,19 +81,21 @@ def test_an_unexpected_failure_leaves_its_traceback_in_the_rules_log(tmp_path):
 HOSTILE = "dir with 'quotes\" $(touch EXECUTED) `touch EXECUTED2`"
 
 
-def test_plugin_model_through_the_whole_workflow(tmp_path):
-    """A plug-in model through every step, with the cache, results and checkpoint directories named as HOSTILE: the
-    paths reach the commands as data, so the run completes and nothing in them is executed."""
-    work = tmp_path / "work"
-    (work / "config").mkdir(parents=True)
+@pytest.mark.slow
+def test_plugin_model_through_the_whole_workflow(tiny, tmp_path):
+    """A plug-in model through every step on the tiny config's survey, with the cache, results and checkpoint
+    directories named as HOSTILE: the paths reach the commands as data, so the run completes and nothing in them is
+    executed."""
+    work = copy_run(tiny, tmp_path / "work", "data")
     cache, results, ckpt_dir = work / f"cache {HOSTILE}", work / f"results {HOSTILE}", work / f"ckpt {HOSTILE}"
     ckpt_dir.mkdir()
     toy_astroclip.write_checkpoint(str(ckpt_dir / "toy.pt"), dim=6)
-    config = yaml.safe_load((ROOT / "tests/slurm/config.yaml").read_text())
+    config = yaml.safe_load(TINY_CONFIG.read_text())
     config["models"] = {"toy": {"checkpoint": f"{ckpt_dir.name}/toy.pt", "loader": "toy_astroclip:load",
                                 "loader_options": {"crop": 12}, "embedding_dim": 6}}
     config.update(cache_dir=cache.name, results_dir=results.name)
     config.pop("train")
+    config.pop("simulate")  # the survey is the tiny run's, copied
     (work / "config/config.yaml").write_text(yaml.safe_dump(config))
     run = _with_plugins_on_path(lambda: snakemake(work))
     assert run.returncode == 0, run.stderr[-4000:]

@@ -1,4 +1,5 @@
-"""A run killed mid-embedding (SIGKILL of Snakemake and its job) resumes with --rerun-incomplete to the same bytes."""
+"""A run killed mid-embedding (SIGKILL of Snakemake and its job) resumes with --rerun-incomplete to the same bytes
+as the tiny config's uninterrupted run."""
 
 import os
 import shutil
@@ -8,16 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, copy_run
 
-TINY = ROOT / "tests/slurm/config.yaml"
-
-
-def _workdir(path: Path) -> Path:
-    (path / "config").mkdir(parents=True)
-    shutil.copy(TINY, path / "config/config.yaml")
-    return path
+pytestmark = pytest.mark.slow
 
 
 def _cmd(workdir: Path, *args: str) -> list[str]:
@@ -35,14 +31,11 @@ def _running(pattern: str, workdir: Path) -> bool:
     return False
 
 
-def test_sigkill_mid_embedding_then_rerun_incomplete(tmp_path):
-    reference = _workdir(tmp_path / "reference")
-    done = subprocess.run(_cmd(reference, "--until", "merge_embeddings"), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-    killed = _workdir(tmp_path / "killed")
-    prep = subprocess.run(_cmd(killed, "--until", "promote_checkpoint"), capture_output=True, text=True, timeout=600)
-    assert prep.returncode == 0, prep.stderr[-3000:]
+def test_sigkill_mid_embedding_then_rerun_incomplete(tiny, tmp_path):
+    killed = copy_run(tiny, tmp_path / "killed", "data", "out", "cache")  # the promoted checkpoint and valid rows made
+    shutil.rmtree(killed / "cache/tiny/embedding_shards")
+    for merged in (killed / "cache/tiny").glob("*_embeddings.pt"):
+        merged.unlink()
     run = subprocess.Popen(_cmd(killed, "--until", "merge_embeddings"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     deadline = time.monotonic() + 120
@@ -64,4 +57,4 @@ def test_sigkill_mid_embedding_then_rerun_incomplete(tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for name in ("image_embeddings.pt", "spectrum_embeddings.pt"):
-        assert torch.equal(torch.load(killed / f"cache/tiny/{name}"), torch.load(reference / f"cache/tiny/{name}"))
+        assert torch.equal(torch.load(killed / f"cache/tiny/{name}"), torch.load(tiny / f"cache/tiny/{name}"))

@@ -1,8 +1,8 @@
 """A real single-node SLURM cluster on localhost for the tests: munged, slurmctld and slurmd.
 
 Partitions `cpu` (default) and `gpu`; the node advertises one GPU through GRES (File=/dev/null, so no device is
-needed). Every daemon is started here and stopped by the PID recorded here, never by name. Installs `slurm-wlm`
-and `munge` with apt-get when they are missing and this runs as root.
+needed). Every daemon is started here and stopped by the PID recorded here, never by name. `slurm-wlm` and `munge`
+come from tests/install-system-packages.sh.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from system import ensure_packages
+from system import require_tools
 
-PACKAGES = ("slurm-wlm", "munge")
 NODE = "localhost"
 CTLD_PORT = 16817
 
@@ -74,7 +73,7 @@ class Cluster:
         return subprocess.run(list(cmd), env=self.env, check=True, capture_output=True, text=True).stdout
 
     def start(self, cpus: int = 2, memory_mb: int = 20000) -> Cluster:
-        ensure_packages(("slurmctld", "slurmd", "munged", "sbatch"), PACKAGES)
+        require_tools(("slurmctld", "slurmd", "munged", "sbatch", "mungekey"))
         shutil.rmtree(self.root, ignore_errors=True)  # a drained state must not survive a bring-up
         for sub in ("state", "spool", "munge"):
             (self.root / sub).mkdir(parents=True)

@@ -1,7 +1,9 @@
 """The workflow through a real single-node SLURM cluster with the project's SLURM profile.
 
 Each test asserts what SLURM recorded (job ids, partitions, GRES, logs), not just exit codes. Status is queried
-with squeue (there is no slurmdbd here); every test has a hard timeout.
+with squeue (there is no slurmdbd here); every test has a hard timeout. The work directory starts as users' do on a
+cluster: a survey file and a training run directory (the tiny config's, copied from the `tiny` fixture's local run),
+so nothing is simulated or trained again and the local run is the reference the SLURM run must reproduce.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, copy_run
 from system import Unavailable
 
 from .cluster import Cluster
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 PROFILE = ROOT / "profiles/slurm"
 SLURM_ARGS = [
     "--slurm-status-command", "squeue",
@@ -45,12 +47,6 @@ def cluster(tmp_path_factory):
     yield c
     c.stop()
     assert all(p.poll() is not None for p in c.procs) or not c.procs
-
-
-def _workdir(tmp_path: Path) -> Path:
-    (tmp_path / "config").mkdir()
-    shutil.copy(ROOT / "tests/slurm/config.yaml", tmp_path / "config/config.yaml")
-    return tmp_path
 
 
 def snakemake(cluster: Cluster, workdir: Path, *args: str, timeout: int = 500) -> subprocess.CompletedProcess:
@@ -82,8 +78,8 @@ def rule_of(job: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(cluster, tmp_path_factory):
-    work = _workdir(tmp_path_factory.mktemp("slurm_run"))
+def slurm_run(cluster, tiny, tmp_path_factory):
+    work = copy_run(tiny, tmp_path_factory.mktemp("slurm_run") / "work", "data", "out")
     dry = snakemake(cluster, work, "-n")
     submitted_by_dry_run = jobs(cluster)
     run = snakemake(cluster, work, "--slurm-array-jobs", "embed")  # the shards as one job array (off in the profile)
@@ -93,21 +89,21 @@ def slurm_run(cluster, tmp_path_factory):
 def test_dry_run_plans_and_submits_nothing(slurm_run):
     _, dry, submitted, _ = slurm_run
     assert dry.returncode == 0, dry.stderr[-3000:]
-    assert re.search(r"embed\s+2", dry.stdout + dry.stderr) and re.search(r"train_model\s+1", dry.stdout + dry.stderr)
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout + dry.stderr, flags=re.M))
+    assert counts["embed"] == "2" and counts["promote_checkpoint"] == "1" and counts["redshift_notebook"] == "1"
+    assert "train_model" not in counts and "simulate_survey" not in counts  # the copied survey and run directory
     assert submitted == {}
 
 
-def test_demo_through_slurm(cluster, slurm_run, tmp_path):
+def test_tiny_config_through_slurm(cluster, slurm_run, tiny):
     work, _, _, run = slurm_run
     assert run.returncode == 0, run.stderr[-4000:]
     by_rule: dict[str, list[dict[str, str]]] = {}
     for job in jobs(cluster).values():
         by_rule.setdefault(rule_of(job), []).append(job)
     # Heavy rules went through sbatch; light ones (promotion, notebook HTML, summary) stayed local.
-    assert {"simulate_survey", "train_model", "embed", "valid_indices", "redshift_notebook", "similarity_notebook"} <= set(
-        by_rule
-    )
-    assert not {"promote_checkpoint", "merge_embeddings", "notebook_html", "summary"} & set(by_rule)
+    assert {"embed", "valid_indices", "redshift_notebook", "similarity_notebook", "explorer"} <= set(by_rule)
+    assert not {"promote_checkpoint", "merge_embeddings", "notebook_html", "summary", "settings"} & set(by_rule)
     unfinished = [f"job {j['JobId']} ({rule_of(j)}): {j['JobState']}, reason {j.get('Reason')}, exit {j.get('ExitCode')}, "
                   f"log {j.get('StdOut')}" for js in by_rule.values() for j in js if j["JobState"] != "COMPLETED"]
     assert not unfinished, "; ".join(unfinished) + "\n" + run.stderr[-3000:]
@@ -121,14 +117,11 @@ def test_demo_through_slurm(cluster, slurm_run, tmp_path):
     for shard in (0, 1):
         assert "CUDA_VISIBLE_DEVICES=0" in (work / f"results/logs/embed/tiny/{shard}-of-2.log").read_text()
     assert list((work / "results/logs/slurm").rglob("*.log"))
-    # The same outputs as a local run of the same config (bit-identical embeddings on CPU).
-    local = _workdir(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(local), "--cores", "2"],
-                          capture_output=True, text=True, timeout=500)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # The same outputs as the local run of the same config and checkpoint (bit-identical embeddings on CPU).
     for name in ("image_embeddings.pt", "spectrum_embeddings.pt"):
-        assert torch.equal(torch.load(work / f"cache/tiny/{name}"), torch.load(local / f"cache/tiny/{name}"))
-    assert (work / "results/tiny/redshift_r2.csv").read_text() == (local / "results/tiny/redshift_r2.csv").read_text()
+        assert torch.equal(torch.load(work / f"cache/tiny/{name}"), torch.load(tiny / f"cache/tiny/{name}"))
+    for table in ("redshift_r2.csv", "similarity.csv", "retrieval.csv"):
+        assert (work / f"results/tiny/{table}").read_text() == (tiny / f"results/tiny/{table}").read_text(), table
 
 
 def test_forcerun_resubmits_only_that_job(cluster, slurm_run):
