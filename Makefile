@@ -41,7 +41,7 @@ system-packages:
 	tests/install-system-packages.sh
 
 test: $(TEST_STAMP) system-packages
-	$(BIN)/python -m pytest -v --durations=20
+	$(BIN)/python -m pytest -v --durations=20 -n $(CORES) --dist loadgroup
 
 test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -m "not slow" --durations=10

@@ -4,9 +4,11 @@
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_bench_table_on_tiny_inputs():
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/bench.py"), "--rows", "300", "--knn-rows", "600",

@@ -25,7 +25,7 @@ from astroclip_eval.io.data import Survey
 from astroclip_eval.report.plotting import to_rgb
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]  # one worker runs the demo once
 PAIRS = [("spectrum", "spectrum"), ("spectrum", "image"), ("image", "spectrum"), ("image", "image")]
 
 

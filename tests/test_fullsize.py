@@ -10,6 +10,7 @@ import sys
 
 import h5py
 import numpy as np
+import pytest
 from conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("fullsize", ROOT / "benchmarks/fullsize.py")
@@ -33,6 +34,7 @@ def test_peak_memory_is_the_steps_own_not_this_process(tmp_path):
     assert rc == 3
 
 
+@pytest.mark.slow
 def test_streaming_check_on_a_smaller_file(tmp_path):
     n_valid, limit_mb = 4000, 1000
     run = subprocess.run(

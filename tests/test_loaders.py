@@ -82,6 +82,7 @@ HOSTILE = "dir with 'quotes\" $(touch EXECUTED) `touch EXECUTED2`"
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny")  # one worker runs the tiny config once
 def test_plugin_model_through_the_whole_workflow(tiny, tmp_path):
     """A plug-in model through every step on the tiny config's survey, with the cache, results and checkpoint
     directories named as HOSTILE: the paths reach the commands as data, so the run completes and nothing in them is

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import ROOT, copy_run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny")]  # one worker runs the tiny config once
 
 
 def _cmd(workdir: Path, *args: str) -> list[str]:

@@ -12,7 +12,7 @@ from astroclip_eval.io.data import Survey
 from astroclip_eval.io.files import load_embeddings, load_indices
 from astroclip_eval.tasks.redshift import evaluate
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]  # one worker runs the demo once
 
 
 def test_demo_outputs_and_values(demo):

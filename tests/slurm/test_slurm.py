@@ -24,7 +24,7 @@ from system import Unavailable
 
 from .cluster import Cluster
 
-pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow, pytest.mark.xdist_group("tiny")]
 PROFILE = ROOT / "profiles/slurm"
 SLURM_ARGS = [
     "--slurm-status-command", "squeue",
