@@ -95,6 +95,20 @@ def test_dry_run_plans_and_submits_nothing(slurm_run):
     assert submitted == {}
 
 
+def test_the_copied_steps_would_go_to_their_partitions(cluster, slurm_run):
+    """Simulation and training are copied, not run again; what the profile would submit them with is read from a
+    forced dry run (a plan: nothing is submitted)."""
+    work, *_ = slurm_run
+    before = set(jobs(cluster))
+    plan = snakemake(cluster, work, "-n", "--forceall")
+    out = plan.stdout + plan.stderr
+    assert plan.returncode == 0, out[-3000:]
+    resources = dict(re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, flags=re.M))
+    assert "slurm_partition=gpu" in resources["train_model"] and "gpu=1" in resources["train_model"]
+    assert "slurm_partition=cpu" in resources["simulate_survey"] and "gpu=" not in resources["simulate_survey"]
+    assert set(jobs(cluster)) == before
+
+
 def test_tiny_config_through_slurm(cluster, slurm_run, tiny):
     work, _, _, run = slurm_run
     assert run.returncode == 0, run.stderr[-4000:]
