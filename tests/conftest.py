@@ -3,6 +3,7 @@ config, for everything else) and small hand-built survey files whose every row i
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,12 +15,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks' own helpers (tiled.py) import as top-level modules
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
+# Each pytest-xdist worker's workflows get its share of the machine: two workers each running two-thread jobs on two
+# cores spend a quarter of their CPU time contending (two tiny runs at once: 2 min 39 s of CPU at --cores 2, 2 min 2 s
+# at --cores 1). A serial pytest run keeps the demo's two cores.
+CORES = max(1, (os.cpu_count() or 2) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 TINY_CONFIG = ROOT / "tests/config/config.yaml"
+TINY_CORES = 2  # the SLURM jobs run with their rules' two threads; the tiny reference run uses the same, bit for bit
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, timeout=1500)
+def snakemake(workdir: Path, *args: str, cores: int = CORES) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, "--cores", str(cores), "-d", str(workdir), *args], capture_output=True, text=True,
+                          timeout=1500)
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +55,7 @@ def tiny(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("tiny")
     (work / "config").mkdir()
     shutil.copy(TINY_CONFIG, work / "config/config.yaml")
-    run = snakemake(work)
+    run = snakemake(work, cores=TINY_CORES)
     assert run.returncode == 0, run.stderr[-4000:]
     return work
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, copy_run
+from conftest import ROOT, TINY_CORES, copy_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny")]  # one worker runs the tiny config once
 
 
 def _cmd(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", str(TINY_CORES), *args]
 
 
 def _running(pattern: str, workdir: Path) -> bool:
