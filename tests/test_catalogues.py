@@ -207,3 +207,69 @@ def test_config_refuses_unknown_catalogues_and_bad_expressions():
         labels.needed_columns(
             {"catalogues": {"gz": gz}, "properties": {}, "classifications": {"q": {"catalogue": "gz", "column": "c"}}}
         )
+
+
+def _provabgs_config(**catalogue) -> dict:
+    return {
+        "catalogues": {"pv": {"path": "", "key": "TARGETID", **catalogue}},
+        "properties": {
+            "mass": {"catalogue": "pv", "column": "LOG_MSTAR", "valid": {"min": 0}},
+            "ssfr": {"catalogue": "pv", "expression": "log10(AVG_SFR) - LOG_MSTAR"},
+            "ln_z": {"catalogue": "pv", "expression": "log(Z_MW)"},
+        },
+        "classifications": {},
+    }
+
+
+def test_failed_fits_drop_the_row_for_every_label_and_are_counted():
+    """-999 in any column a label reads drops that galaxy for every property of the catalogue; without the sentinel
+    declared, the mass's declared range still keeps -999 out of the derived sSFR (never a value near +999)."""
+    cols = {
+        "LOG_MSTAR": np.array([10.0, -999.0, 9.0, 11.0, np.nan, 10.5]),
+        "AVG_SFR": np.array([1.0, 2.0, -999.0, 10.0, 1.0, 0.0]),
+        "Z_MW": np.array([0.02, 0.01, 0.02, -999.0, 0.02, 0.01]),
+    }
+    matched = np.array([True, True, True, True, False, True])
+    config = _provabgs_config(sentinels=[-999])
+    table, dropped, undefined = labels.label_table(config, {"pv": cols}, {"pv": matched})
+    np.testing.assert_array_equal(table["mass"], [10.0, np.nan, np.nan, np.nan, np.nan, 10.5])
+    np.testing.assert_allclose(table["ssfr"], [0 - 10.0, np.nan, np.nan, np.nan, np.nan, np.nan])  # log10(0): undefined
+    np.testing.assert_allclose(table["ln_z"], [np.log(0.02), np.nan, np.nan, np.nan, np.nan, np.log(0.01)])
+    assert dropped == {"pv": {"sentinel -999": 3}}
+    assert undefined == {"mass": 0, "ssfr": 1, "ln_z": 0}
+
+    table, dropped, _ = labels.label_table(_provabgs_config(), {"pv": cols}, {"pv": matched})
+    assert dropped == {"pv": {}}
+    assert np.isnan(table["ssfr"][1]) and np.isnan(table["mass"][1])  # LOG_MSTAR's {min: 0} holds in sSFR too
+    assert np.nanmax(np.abs(table["ssfr"])) < 20
+
+
+def test_a_row_filter_drops_rows_for_every_label_rule_by_rule():
+    cols = {
+        "LOG_MSTAR": np.array([10.0, 0.0, 9.0, 11.0, 10.0]),
+        "MAG_G": np.array([19.0, 19.0, -1.0, np.nan, 18.0]),
+        "AVG_SFR": np.array([1.0, 1.0, 1.0, 1.0, 1.0]),
+        "Z_MW": np.array([0.02, 0.02, 0.02, 0.02, 0.02]),
+    }
+    config = _provabgs_config(valid=["LOG_MSTAR > 0", "MAG_G > 0"])
+    table, dropped, _ = labels.label_table(config, {"pv": cols}, {"pv": np.ones(5, dtype=bool)})
+    assert dropped == {"pv": {"LOG_MSTAR > 0": 1, "MAG_G > 0": 2}}  # a missing magnitude fails the filter
+    for name in ("mass", "ssfr", "ln_z"):
+        assert table[name].notna().tolist() == [True, False, False, False, True]
+    assert labels.needed_columns({**config, "catalogues": {"pv": {"key": "TARGETID", **config["catalogues"]["pv"]}}})[
+        "pv"
+    ] == ["LOG_MSTAR", "AVG_SFR", "Z_MW", "MAG_G"]
+
+
+def test_a_constant_expression_labels_only_the_catalogue_s_rows():
+    config = {"catalogues": {"pv": {"path": "", "key": "TARGETID"}}, "classifications": {},
+              "properties": {"two": {"catalogue": "pv", "expression": "2"}, "m": {"catalogue": "pv", "column": "A"}}}
+    table, _, _ = labels.label_table(config, {"pv": {"A": np.array([1.0, np.nan, 3.0])}}, {"pv": np.array([True, False, True])})
+    np.testing.assert_array_equal(table["two"], [2.0, np.nan, 2.0])
+
+
+@pytest.mark.parametrize("text", ["LOG_MSTAR", "LOG_MSTAR == 0", "LOG_MSTAR > 0 and MAG_G > 0", "open(f) > 0"])
+def test_row_filters_are_comparisons_only(text):
+    config = _provabgs_config(valid=[text])
+    with pytest.raises(UserError, match=r"^catalogues\.pv\.valid\[0\]: "):
+        labels.needed_columns(config)

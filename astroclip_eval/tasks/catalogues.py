@@ -184,11 +184,13 @@ def take(values: pd.Series, position: np.ndarray) -> np.ndarray:
 
 def join(
     catalogues: Mapping[str, dict], needed: Mapping[str, list[str]], targetids: np.ndarray
-) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict]]:
-    """Every needed column of every catalogue, aligned to the survey rows whose `targetids` are given, and the
-    counts of each join. Key joins first: sky matches take their coordinates from one of them."""
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict], dict[str, np.ndarray]]:
+    """Every needed column of every catalogue aligned to the survey rows whose `targetids` are given, the counts of
+    each join, and per catalogue which survey rows it matched. Key joins first: sky matches take their coordinates
+    from one of them."""
     columns: dict[str, dict[str, np.ndarray]] = {}
     counts: dict[str, dict] = {}
+    matched: dict[str, np.ndarray] = {}
     order = sorted(needed, key=lambda n: "match" in catalogues[n])
     for name in order:
         entry = catalogues[name]
@@ -203,7 +205,8 @@ def join(
             cat_ra, cat_dec = (pd.to_numeric(table[c], errors="coerce").to_numpy(float) for c in (match["ra"], match["dec"]))
             position, counts[name] = match_on_sky(name, ra, dec, cat_ra, cat_dec, match["radius_arcsec"])
         columns[name] = {c: take(table[c], position) for c in needed[name]}
-    return columns, counts
+        matched[name] = position >= 0
+    return columns, counts, matched
 
 
 def _unique(names: list[str]) -> list[str]:

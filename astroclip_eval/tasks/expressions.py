@@ -2,7 +2,8 @@
 from the config before any data is read and walked node by node: never evaluated as Python.
 
 Allowed: column names, numbers, + - * / ** (and unary minus), and the functions log (natural), log10 and exp with
-one argument each. A value that is not finite (log of a negative mass) stays NaN and drops that galaxy."""
+one argument each. A value that is not finite (log of a negative mass) stays NaN and drops that galaxy.
+A `Condition` (a catalogue's row filter, `LOG_MSTAR > 0`) compares such expressions."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from astroclip_eval.io.errors import UserError
 
 FUNCTIONS = {"log": np.log, "log10": np.log10, "exp": np.exp}
 OPERATORS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide, ast.Pow: np.power}
+COMPARISONS = {ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE: np.greater_equal}
 MAX_LENGTH = 500
 
 
@@ -23,14 +25,17 @@ class Expression:
 
     def __init__(self, text: str, where: str):
         self.text, self.where = text, where
-        if not isinstance(text, str) or not text.strip() or len(text) > MAX_LENGTH:
-            raise UserError(f"{where}: expected an expression of at most {MAX_LENGTH} characters, got {text!r}")
-        try:
-            self._tree = ast.parse(text.strip(), mode="eval").body
-        except SyntaxError as exc:
-            raise UserError(f"{where}: {text!r} is not an arithmetic expression ({exc.msg})") from None
+        self._tree = self._parse()
         self.columns: list[str] = []
         self._check(self._tree)
+
+    def _parse(self) -> ast.AST:
+        if not isinstance(self.text, str) or not self.text.strip() or len(self.text) > MAX_LENGTH:
+            raise UserError(f"{self.where}: expected an expression of at most {MAX_LENGTH} characters, got {self.text!r}")
+        try:
+            return ast.parse(self.text.strip(), mode="eval").body
+        except SyntaxError as exc:
+            raise UserError(f"{self.where}: {self.text!r} is not an arithmetic expression ({exc.msg})") from None
 
     def _check(self, node: ast.AST) -> None:
         if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
@@ -70,3 +75,28 @@ class Expression:
         if isinstance(node, ast.Name):
             return np.asarray(columns[node.id], dtype=np.float64)
         return FUNCTIONS[node.func.id](self._walk(node.args[0], columns))  # a checked call
+
+
+class Condition(Expression):
+    """A row filter: arithmetic expressions compared with < <= > >= (chains too: `0 < Z_MW < 0.1`). A row where any
+    side is not finite fails it, so a missing or failed value never passes a filter."""
+
+    def __init__(self, text: str, where: str):
+        self.text, self.where = text, where
+        tree = self._parse()
+        if not isinstance(tree, ast.Compare) or any(type(op) not in COMPARISONS for op in tree.ops):
+            raise UserError(f"{where}: {text!r} is not a comparison of columns and numbers (e.g. 'LOG_MSTAR > 0')")
+        self._tree, self.columns = tree, []
+        for side in (tree.left, *tree.comparators):
+            self._check(side)
+
+    def holds(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """True per row where every comparison holds between finite values."""
+        tree = self._tree
+        with np.errstate(all="ignore"):
+            sides = np.broadcast_arrays(*[np.asarray(self._walk(s, columns), dtype=np.float64)
+                                          for s in (tree.left, *tree.comparators)])
+            out = np.logical_and.reduce([np.isfinite(s) for s in sides])
+            for op, left, right in zip(tree.ops, sides, sides[1:]):
+                out &= COMPARISONS[type(op)](left, right)
+        return np.asarray(out, dtype=bool)

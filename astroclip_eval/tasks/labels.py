@@ -1,5 +1,12 @@
 """Labels of the downstream tasks beyond redshift, from the joined catalogues: `properties` (numbers, regression)
-and `classifications` (a class per galaxy). The config's entries are checked here before any file is read."""
+and `classifications` (a class per galaxy). The config's entries are checked here before any file is read.
+
+Catalogues carry failed fits (PROVABGS writes -999), so a row is judged per catalogue before any label is read from
+it: a row holding one of the catalogue's `sentinels` in a column its labels or filter read, or failing one of its
+`valid` conditions, is dropped for every label from that catalogue, and each rule's drops are counted. A derived
+property is undefined wherever an operand is missing, not finite or outside the range a property declares for that
+column (`LOG_MSTAR`'s `valid: {min: 0}` holds inside `log10(AVG_SFR) - LOG_MSTAR` too), or where its value is not
+finite."""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from astroclip_eval.io.errors import UserError
-from astroclip_eval.tasks.expressions import Expression
+from astroclip_eval.tasks.expressions import Condition, Expression
 
 COORDINATES = ["RA", "DEC"]  # default columns of the catalogue that gives a sky match its coordinates
 
@@ -32,6 +39,11 @@ class _Column(Expression):
 
     def evaluate(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.asarray(columns[self.text], dtype=np.float64)
+
+
+def conditions(name: str, entry: Mapping[str, Any]) -> list[Condition]:
+    """A catalogue's row filter, one checked condition per item of its `valid` list."""
+    return [Condition(text, f"catalogues.{name}.valid[{i}]") for i, text in enumerate(entry.get("valid", []))]
 
 
 def classification_columns(entry: Mapping[str, Any]) -> list[str]:
@@ -59,6 +71,8 @@ def needed_columns(config: Mapping[str, Any]) -> dict[str, list[str]]:
     for name, entry in config.get("classifications", {}).items():
         need(entry["catalogue"], f"classifications.{name}.catalogue", classification_columns(entry))
     for name in list(needed):
+        need(name, f"catalogues.{name}.valid", [c for cond in conditions(name, catalogues[name]) for c in cond.columns])
+    for name in list(needed):
         match = catalogues[name].get("match")
         if match:
             source = match["coordinates"]
@@ -68,20 +82,34 @@ def needed_columns(config: Mapping[str, Any]) -> dict[str, list[str]]:
     return needed
 
 
-def property_values(name: str, entry: Mapping[str, Any], columns: Mapping[str, np.ndarray]) -> np.ndarray:
-    """float64 per survey row; NaN where the galaxy is not in the catalogue, the value is not finite or outside the
-    property's `valid` range."""
-    values = expression(name, entry).evaluate(columns)
-    valid = entry.get("valid", {})
-    with np.errstate(invalid="ignore"):
-        keep = np.isfinite(values) & (values >= valid.get("min", -np.inf)) & (values <= valid.get("max", np.inf))
-    values = np.where(keep, values, np.nan)
+def property_values(
+    name: str, entry: Mapping[str, Any], columns: Mapping[str, np.ndarray], usable: np.ndarray,
+    ranges: Mapping[str, Mapping] | None = None,
+) -> np.ndarray:
+    """float64 per survey row; NaN where the value is undefined: a row the catalogue does not have or dropped (not
+    `usable`), an operand missing, outside its column's declared range (`ranges`: column -> {min, max}), a value
+    that is not finite, or outside the property's own `valid` range."""
+    ranges = ranges or {}
+    n = usable.size
+    operands = {}
+    for col in expression(name, entry).columns:
+        if np.asarray(columns[col]).dtype.kind not in "iufb":
+            raise UserError(f"properties.{name}: column {col} of catalogue {entry['catalogue']} holds text, not numbers")
+        values = np.asarray(columns[col], dtype=np.float64)
+        operands[col] = np.where(_within(values, ranges.get(col, {})), values, np.nan)
+    values = np.broadcast_to(expression(name, entry).evaluate(operands), (n,))
+    keep = usable & _within(values, entry.get("valid", {}))
     if not keep.any():
         raise UserError(
             f"properties.{name}: no finite value of {entry.get('column') or entry.get('expression')!r} "
             f"in catalogue {entry['catalogue']} for the matched rows"
         )
-    return values
+    return np.where(keep, values, np.nan)
+
+
+def _within(values: np.ndarray, bounds: Mapping[str, float]) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (values >= bounds.get("min", -np.inf)) & (values <= bounds.get("max", np.inf))
 
 
 def class_labels(name: str, entry: Mapping[str, Any], columns: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -130,12 +158,73 @@ def _missing(value: Any) -> bool:
     )
 
 
-def label_table(config: Mapping[str, Any], columns: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
-    """One row per survey row of the split: `row`, then each property and each classification."""
-    n = len(next(iter(next(iter(columns.values())).values())))
-    table = {"row": np.arange(n)}
+def label_columns(config: Mapping[str, Any], catalogue: str) -> list[str]:
+    """The columns of one catalogue that its labels and its filter read (not the coordinates it lends a sky match)."""
+    out = [c for cond in conditions(catalogue, config["catalogues"][catalogue]) for c in cond.columns]
     for name, entry in config.get("properties", {}).items():
-        table[name] = property_values(name, entry, columns[entry["catalogue"]])
+        if entry["catalogue"] == catalogue:
+            out += expression(name, entry).columns
+    for entry in config.get("classifications", {}).values():
+        if entry["catalogue"] == catalogue:
+            out += classification_columns(entry)
+    return list(dict.fromkeys(out))
+
+
+def usable_rows(
+    config: Mapping[str, Any], catalogue: str, columns: Mapping[str, np.ndarray], matched: np.ndarray
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Which survey rows may take labels from this catalogue, and how many matched rows each rule dropped, in turn:
+    a sentinel in any label column (a failed fit), then each `valid` condition."""
+    entry = config["catalogues"][catalogue]
+    keep = np.asarray(matched, dtype=bool).copy()
+    dropped: dict[str, int] = {}
+    if entry.get("sentinels"):
+        failed = np.zeros(keep.size, dtype=bool)
+        for col in label_columns(config, catalogue):
+            values = columns[col]
+            if np.asarray(values).dtype.kind in "iuf":
+                failed |= np.isin(values, entry["sentinels"])
+        dropped[f"sentinel {', '.join(f'{v:g}' for v in entry['sentinels'])}"] = int((keep & failed).sum())
+        keep &= ~failed
+    for cond in conditions(catalogue, entry):
+        holds = np.broadcast_to(cond.holds(columns), keep.shape)
+        dropped[cond.text] = int((keep & ~holds).sum())
+        keep &= holds
+    return keep, dropped
+
+
+def declared_ranges(config: Mapping[str, Any], catalogue: str) -> dict[str, Mapping]:
+    """Column -> the `valid` range of a property that is that column as it is (LOG_MSTAR: {min: 0})."""
+    return {
+        entry["column"]: entry["valid"]
+        for entry in config.get("properties", {}).values()
+        if entry["catalogue"] == catalogue and "column" in entry and "valid" in entry
+    }
+
+
+def label_table(
+    config: Mapping[str, Any], columns: Mapping[str, Mapping[str, np.ndarray]], matched: Mapping[str, np.ndarray]
+) -> tuple[pd.DataFrame, dict[str, dict[str, int]], dict[str, int]]:
+    """One row per survey row of the split (`row`, then each property and each classification); per catalogue, the
+    rows each of its rules dropped; per label, the rows its catalogue kept on which it is undefined. `matched` says
+    per catalogue which survey rows it has."""
+    n = len(next(iter(matched.values())))
+    table: dict[str, np.ndarray] = {"row": np.arange(n)}
+    usable, dropped = {}, {}
+    for catalogue in columns:
+        usable[catalogue], dropped[catalogue] = usable_rows(config, catalogue, columns[catalogue], matched[catalogue])
+    for name, entry in config.get("properties", {}).items():
+        cat = entry["catalogue"]
+        table[name] = property_values(name, entry, columns[cat], usable[cat], declared_ranges(config, cat))
     for name, entry in config.get("classifications", {}).items():
-        table[name] = class_labels(name, entry, columns[entry["catalogue"]])
-    return pd.DataFrame(table)
+        cat = entry["catalogue"]
+        labels = class_labels(name, entry, columns[cat])
+        labels[~usable[cat]] = None
+        table[name] = labels
+    frame = pd.DataFrame(table)
+    undefined = {
+        name: int((usable[entry["catalogue"]] & frame[name].isna().to_numpy()).sum())
+        for kind in ("properties", "classifications")
+        for name, entry in config.get(kind, {}).items()
+    }
+    return frame, dropped, undefined

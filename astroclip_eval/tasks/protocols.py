@@ -16,7 +16,9 @@ from astroclip_eval.tasks.neighbours import block_rows
 
 
 def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and standard deviation of the training embeddings (a constant dimension gets std 1)."""
+    """Per-dimension mean and standard deviation of the training embeddings (a constant dimension gets std 1), in
+    float64 as scikit-learn's StandardScaler: float32 statistics move near-ties enough to swap neighbours."""
+    train = np.asarray(train, dtype=np.float64)
     mean, std = train.mean(axis=0), train.std(axis=0)
     return mean, np.where(std > 0, std, 1.0)
 

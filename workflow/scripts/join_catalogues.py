@@ -15,19 +15,23 @@ def main(args: argparse.Namespace) -> None:
     config = json.loads(args.config)
     with Survey(args.dataset) as survey:
         targetids = survey.read(args.split, "targetids")
-    columns, counts = join(config["catalogues"], needed_columns(config), targetids)
-    table = label_table(config, columns)
+    columns, counts, matched = join(config["catalogues"], needed_columns(config), targetids)
+    table, dropped, undefined = label_table(config, columns, matched)
+    for name, rules in dropped.items():
+        counts[name]["dropped"] = rules
     summary = {
         "split": args.split,
         "joins": counts,
         "labelled": {name: int(table[name].notna().sum()) for name in table.columns if name != "row"},
+        "undefined": undefined,  # rows their catalogue kept on which the label has no value
     }
     write_csv(args.labels, table)
     write_json(args.summary, summary)
     log = logging.getLogger("join_catalogues")
     for name, c in counts.items():
-        log.info("%s (%s): %d of %d rows matched, %d duplicates", name, c["method"], c["matched"], c["rows"], c["duplicates"])
-    log.info("labelled rows: %s", summary["labelled"])
+        log.info("%s (%s): %d of %d rows matched, %d duplicates; dropped by rule: %s", name, c["method"], c["matched"],
+                 c["rows"], c["duplicates"], c.get("dropped", {}))
+    log.info("labelled rows: %s; undefined on kept rows: %s", summary["labelled"], undefined)
 
 
 parser = argparse.ArgumentParser(prog="join_catalogues", description=__doc__)
