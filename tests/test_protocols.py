@@ -78,9 +78,9 @@ def test_few_shot_is_fitted_once_per_target_and_asked_about_both_queries(split, 
     (train, z_train), (valid, _) = split
     fitted = []
 
-    def counting(x_train, z, seed, classes):
+    def counting(x_train, z, seed, classes, hidden, recipe):
         fitted.append(x_train)
-        return fit_few_shot(x_train, z, seed=seed, classes=classes)
+        return fit_few_shot(x_train, z, seed=seed, classes=classes, hidden=hidden, recipe=recipe)
 
     monkeypatch.setattr(downstream, "fit_few_shot", counting)
     _, _, predictions = _evaluate(split, ["few_shot"], seed=5)

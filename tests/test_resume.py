@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny")]  # one worker r
 
 
 def _cmd(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", str(TINY_CORES), *args]
+    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", str(TINY_CORES),
+            *args]
 
 
 def _running(pattern: str, workdir: Path) -> bool:

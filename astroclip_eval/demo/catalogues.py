@@ -1,7 +1,8 @@
 """The demo's value-added catalogues, made from what the simulator drew, in the layouts of the real ones:
 
 - a PROVABGS-like property catalogue keyed by TARGETID with RA, DEC (sky positions assigned here), LOG_MSTAR,
-  Z_MW, TAGE_MW, AVG_SFR;
+  Z_MW, TAGE_MW, AVG_SFR and the observed AB magnitudes MAG_G, MAG_R, MAG_Z (the AstroCLIP paper's row filter reads
+  them);
 - a Galaxy-Zoo-DECaLS-like vote table keyed by ra, dec only (positions jittered by ~0.1 arcsec, some galaxies
   missing, decoys 1 arcsec away and elsewhere) with binomial volunteer votes for smooth-or-featured (from the bulge
   fraction) and disk-edge-on (from the disc's axis ratio).
@@ -108,7 +109,8 @@ def catalogues(pop: dict[str, np.ndarray], targetids: np.ndarray, seed: int) -> 
     rng = np.random.default_rng([seed, 2])
     n = targetids.size
     ra, dec = sky_positions(rng, n)
-    provabgs = pd.DataFrame({"TARGETID": targetids, "RA": ra, "DEC": dec, **properties(pop)})
+    mags = {f"MAG_{band}": -2.5 * np.log10(pop["maggies"][:, j]) for j, band in enumerate("GRZ")}
+    provabgs = pd.DataFrame({"TARGETID": targetids, "RA": ra, "DEC": dec, **properties(pop), **mags})
     # Galaxy Zoo: a share of the galaxies, jittered positions, votes from the morphology that was drawn.
     listed = np.flatnonzero(rng.uniform(size=n) < GZ_COVERAGE)
     n_votes = np.where(rng.uniform(size=listed.size) < 0.05, rng.integers(0, 3, listed.size), rng.poisson(25, listed.size))

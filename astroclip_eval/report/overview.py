@@ -72,19 +72,42 @@ def _devices(shards: list[dict[str, Any]]) -> str:
     return "; ".join(f"{d}: {n} shard{'s' if n > 1 else ''}" for d, n in counts.items())
 
 
-def _references(entries: dict[str, Any], table: pd.DataFrame | None, key: str, score: str) -> list[list[str]]:
-    """A row per configured reference score: the label, the reference's name and value, and this run's best in-modal
-    score per modality (over models and protocols) beside it."""
+def _references(entries: dict[str, Any], table: pd.DataFrame | None, key: str, score: str,
+                redshift: dict[str, Any]) -> list[list[str]]:
+    """A row per configured reference: the label, the reference's name and value, what it was measured on, and
+    this run's scores beside it. A bare number is a bound on this label (a ceiling), read against the best in-modal
+    score per modality; a reference that names its protocol and modality is read only against this run's score of
+    the same protocol, modality and k, per model, and says so when this run has none."""
     rows = []
     for name, entry in entries.items():
-        for reference, value in entry.get("references", {}).items():
-            best = []
-            for modality in MODALITIES:
-                mine = table[(table[key] == name) & (table["query"] == modality) & (table["target"] == modality)]
-                top = mine.loc[mine[score].idxmax()] if len(mine) else None
-                best.append("" if top is None else f"{top[score]:.3f} ({top['model']}, {top['protocol']})")
-            rows.append([name, reference, f"{value:g}", *best])
+        for reference, ref in entry.get("references", {}).items():
+            if not isinstance(ref, dict):
+                rows.append([name, reference, f"{ref:g}", "a bound on this label (any protocol)", _best(table, key, name, score)])
+                continue
+            protocol, modality = ref["protocol"], ref["modality"]
+            k = {"zero_shot": redshift["zero_shot_neighbours"], "reproduction": redshift["n_neighbours"]}.get(protocol)
+            measured = f"{protocol}, {modality} -> {modality}" + (f", k = {ref['neighbours']}" if "neighbours" in ref else "")
+            mine = table[(table[key] == name) & (table["protocol"] == protocol) & (table["query"] == modality)
+                         & (table["target"] == modality)]
+            if "neighbours" in ref and k is not None and ref["neighbours"] != k:
+                here = f"not measured: this run's {protocol} uses k = {k}"
+            elif not len(mine):
+                here = f"not measured: this run has no {protocol} score"
+            else:
+                here = "; ".join(f"{r['model']} {r[score]:.3f}" for _, r in mine.iterrows())
+            rows.append([name, reference, f"{ref['value']:g}", measured, here])
     return rows
+
+
+def _best(table: pd.DataFrame, key: str, name: str, score: str) -> str:
+    """This run's best in-modal score per modality for one label, with the model and protocol that reached it."""
+    best = []
+    for modality in MODALITIES:
+        mine = table[(table[key] == name) & (table["query"] == modality) & (table["target"] == modality)]
+        if len(mine):
+            top = mine.loc[mine[score].idxmax()]
+            best.append(f"{modality} {top[score]:.3f} ({top['model']}, {top['protocol']})")
+    return "; ".join(best)
 
 
 SETTINGS = ("dataset", "valid", "redshift", "similarity", "explorer", "embedding")  # the config sections listed
@@ -154,9 +177,10 @@ def render(
         class_rows = [[r.model, int(r.embedding_dim), r.protocol, r.question, f"{r.query} -> {r.target}", f"{r.n:,}",
                        f"{r.accuracy:.3f}", f"{r.f1_weighted:.3f}", f"{r.majority:.3f}"] for r in classification.itertuples()]
     if properties is not None:
-        reference_rows += _references(config["properties"], properties, "property", "r2")
+        reference_rows += _references(config["properties"], properties, "property", "r2", config["redshift"])
     if classification is not None:
-        reference_rows += _references(config["classifications"], classification, "question", "accuracy")
+        reference_rows += _references(config["classifications"], classification, "question", "accuracy",
+                                      config["redshift"])
     if joins is not None:
         join_rows = [[name, c["method"], f"{c['rows']:,}", f"{c['matched']:,}", f"{c['unmatched']:,}", f"{c['duplicates']:,}"]
                      for name, c in joins["joins"].items()]

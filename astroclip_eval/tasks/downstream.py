@@ -21,7 +21,7 @@ import pandas as pd
 
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.tasks.neighbours import require_finite, top_k
-from astroclip_eval.tasks.protocols import fit_few_shot, nearest, standardiser, weighted_mean
+from astroclip_eval.tasks.protocols import few_shot_hidden, fit_few_shot, nearest, standardiser, weighted_mean
 
 MODALITIES = ("spectrum", "image")
 PAIRS = [(q, t) for q in MODALITIES for t in MODALITIES]
@@ -114,11 +114,12 @@ def fitted(
     name: str,
     searches: Searches | None = None,
     standardise_targets: bool = True,
+    recipe: str = "project",
 ) -> dict[tuple[str, str], np.ndarray]:
     """zero_shot or few_shot predictions per (query, target): fitted once per target modality on the train split.
     zero_shot's neighbour searches are kept in `searches`, so labels on the same rows of both splits share them.
-    Without `standardise_targets` the MLP learns the label as it is (the redshift, whose few-shot numbers were
-    measured that way; zero_shot is the same either way)."""
+    Without `standardise_targets` the MLP learns the label as it is (the redshift under the project's recipe, whose
+    few-shot numbers were measured that way; zero_shot is the same either way). `recipe` trains the MLP."""
     if train.labels.size < 2:
         raise UserError(f"{name}: {train.labels.size} labelled valid rows in the train split, too few to fit {protocol}")
     searches = {} if searches is None else searches
@@ -134,7 +135,8 @@ def fitted(
         if protocol == "few_shot":
             net = searches.get(("few_shot", name, target, train.digest))  # fitted jointly with other properties
             if net is None:
-                single = fit_few_shot(x_train, train.labels if n_classes else targets, seed=seed, classes=n_classes)
+                single = fit_few_shot(x_train, train.labels if n_classes else targets, seed=seed, classes=n_classes,
+                                      hidden=few_shot_hidden(recipe, name, target), recipe=recipe)
                 net = single if n_classes else lambda x, f=single: f(x) * scale[1] + scale[0]
         for query in MODALITIES:
             x_query = (valid.embeddings[query] - mean) / std
@@ -151,7 +153,7 @@ def fitted(
 
 def fit_joint_few_shot(
     names: list[str], train_emb: dict[str, np.ndarray], table: pd.DataFrame, rows: np.ndarray, seed: int,
-    searches: Searches,
+    searches: Searches, recipe: str = "project",
 ) -> None:
     """One MLP per target modality for all properties known on the same train rows (one standardised output each),
     put in `searches` for `fitted`: at the published size each fit takes minutes, and PROVABGS's properties share
@@ -168,7 +170,7 @@ def fit_joint_few_shot(
         digest = hashlib.sha1(have.tobytes()).hexdigest()
         for target in MODALITIES:
             mean, std = standardiser(train_emb[target][have])
-            net = fit_few_shot((train_emb[target][have] - mean) / std, (y - y_mean) / y_std, seed=seed)
+            net = fit_few_shot((train_emb[target][have] - mean) / std, (y - y_mean) / y_std, seed=seed, recipe=recipe)
             for j, name in enumerate(members):
                 searches[("few_shot", f"properties.{name}", target, digest)] = (
                     lambda x, f=net, j=j, a=y_mean[j], b=y_std[j]: f(x)[:, j] * b + a
@@ -191,6 +193,7 @@ def evaluate(
     seed: int = 0,
     searches: Searches | None = None,
     standardise_targets: bool = True,
+    recipe: str = "project",
 ) -> tuple[list[dict], dict[tuple[str, str, str], np.ndarray], np.ndarray]:
     """Score rows (without the label's name column), predictions per (protocol, query, target), and the truth.
 
@@ -209,7 +212,7 @@ def evaluate(
         train = Labelled.select(train_emb, train_labels, train_rows, codes)
         for protocol in trained:
             for pair, pred in fitted(
-                protocol, train, valid, zero_shot_k, seed, n_classes, name, searches, standardise_targets
+                protocol, train, valid, zero_shot_k, seed, n_classes, name, searches, standardise_targets, recipe
             ).items():
                 predictions[(protocol, *pair)] = pred
     rows = []
@@ -252,7 +255,8 @@ def evaluate_all(
     prop_rows, class_rows, prop_pred, class_pred = [], [], {}, {}
     searches: Searches = {}
     if "few_shot" in protocols and train_table is not None:
-        fit_joint_few_shot(properties, train_emb, train_table, train_rows, settings.get("seed", 0), searches)
+        fit_joint_few_shot(properties, train_emb, train_table, train_rows, settings.get("seed", 0), searches,
+                           settings.get("recipe", "project"))
     for name in properties:
         train_labels = train_table[name].to_numpy(np.float64) if train_table is not None else None
         rows, pred, truth = evaluate(

@@ -1,12 +1,14 @@
 """The building blocks of the AstroCLIP paper's protocols, which `downstream` applies to every label.
 
 - zero_shot: distance-weighted kNN (k = 64 in the paper) on embeddings standardised with the train split;
-- few_shot: a small MLP (two hidden layers of 64) trained on the same standardised embeddings (CPU, seeded).
+- few_shot: a small MLP (two hidden layers of 64) trained on the same standardised embeddings (CPU, seeded), by the
+  project's recipe or the paper's (`RECIPES`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -57,28 +59,52 @@ def weighted_knn(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, k: i
     return weighted_mean(*nearest(train, query, k, key), z_train)
 
 
-def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, epochs: int = 200,
-                 hidden: int = 64, classes: int = 0) -> Callable[[np.ndarray], np.ndarray]:
-    """Train a two-layer MLP (full-batch Adam, CPU, seeded) on standardised embeddings; return its predictor.
+@dataclass(frozen=True)
+class Recipe:
+    """How the few-shot MLP is trained. `batch` None is full-batch."""
+
+    activation: type[torch.nn.Module]
+    dropout: float
+    lr: float
+    weight_decay: float
+    batch: int | None
+    epochs: int
+
+
+RECIPES = {
+    # the project's: full-batch Adam on the whole train split, GELU, 200 steps
+    "project": Recipe(torch.nn.GELU, dropout=0.0, lr=3e-3, weight_decay=1e-4, batch=None, epochs=200),
+    # the AstroCLIP paper's code: ReLU, dropout 0.1, Adam 1e-3, shuffled batches of 64, 10 epochs
+    "paper": Recipe(torch.nn.ReLU, dropout=0.1, lr=1e-3, weight_decay=0.0, batch=64, epochs=10),
+}
+
+
+def few_shot_hidden(recipe: str, label: str, target: str) -> tuple[int, ...]:
+    """Hidden layer widths: two of 64, except the paper's one layer of 32 for redshift from image embeddings."""
+    return (32,) if recipe == "paper" and label == "redshift" and target == "image" else (64, 64)
+
+
+def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, hidden: tuple[int, ...] = (64, 64),
+                 classes: int = 0, recipe: str = "project") -> Callable[[np.ndarray], np.ndarray]:
+    """Train an MLP (CPU, seeded) on standardised embeddings by one of the `RECIPES`; return its predictor.
 
     A regressor of `z_train` by default ((n,), or (n, m) for m outputs at once, each with its own MSE); with
     `classes` > 0 a classifier of the integer codes in `z_train` (cross-entropy; the predictor returns codes).
     Fitted once per target modality and applied to both query modalities, since the network depends only on the
     training embeddings.
     """
+    how = RECIPES[recipe]
     generator = torch.Generator().manual_seed(seed)
     x = torch.as_tensor(train, dtype=torch.float32)
     y = torch.as_tensor(z_train, dtype=torch.int64 if classes else torch.float32)
-    dim = x.shape[1]
     outputs = classes or (y.shape[1] if y.dim() == 2 else 1)
     y = y if classes or y.dim() == 2 else y[:, None]
-    layers = [
-        torch.nn.Linear(dim, hidden),
-        torch.nn.GELU(),
-        torch.nn.Linear(hidden, hidden),
-        torch.nn.GELU(),
-        torch.nn.Linear(hidden, outputs),
-    ]
+    widths = [x.shape[1], *hidden]
+    layers: list[torch.nn.Module] = []
+    for width_in, width_out in zip(widths, widths[1:]):
+        layers += [torch.nn.Linear(width_in, width_out), how.activation()]
+        layers += [torch.nn.Dropout(how.dropout)] if how.dropout else []
+    layers.append(torch.nn.Linear(widths[-1], outputs))
     with torch.no_grad():
         for layer in layers:
             if isinstance(layer, torch.nn.Linear):
@@ -86,15 +112,19 @@ def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, epochs: 
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 layer.bias.uniform_(-bound, bound, generator=generator)
     net = torch.nn.Sequential(*layers)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    for _ in range(epochs):
-        opt.zero_grad()
-        if classes:
-            loss = torch.nn.functional.cross_entropy(net(x), y)
-        else:
-            loss = torch.nn.functional.mse_loss(net(x), y)
-        loss.backward()
-        opt.step()
+    opt = torch.optim.Adam(net.parameters(), lr=how.lr, weight_decay=how.weight_decay)
+    loss_of = torch.nn.functional.cross_entropy if classes else torch.nn.functional.mse_loss
+    with torch.random.fork_rng(devices=[], enabled=how.dropout > 0):  # the caller's global generator is left as it was
+        if how.dropout:
+            torch.manual_seed(seed)  # dropout's masks
+        net.train()
+        for _ in range(how.epochs):
+            batches = [slice(None)] if how.batch is None else torch.randperm(x.shape[0], generator=generator).split(how.batch)
+            for batch in batches:
+                opt.zero_grad()
+                loss_of(net(x[batch]), y[batch]).backward()
+                opt.step()
+    net.eval()
 
     def predict(query: np.ndarray) -> np.ndarray:
         with torch.no_grad():

@@ -35,6 +35,7 @@ def evaluate(
     train: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray] | None = None,
     zero_shot_k: int = 64,
     seed: int = 0,
+    recipe: str = "project",
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[str, str, str], np.ndarray]]:
     """The R^2 table, the bias/scatter/outlier table and the predictions per (protocol, query, target).
 
@@ -47,7 +48,8 @@ def evaluate(
     rows, predictions, truth = evaluate_label(
         "redshift", embeddings, np.asarray(redshifts, np.float64), valid, train_emb,
         None if train_z is None else np.asarray(train_z, np.float64), train_valid, list(protocols),
-        k=k, exclude_self=exclude_self, zero_shot_k=zero_shot_k, seed=seed, standardise_targets=False,
+        k=k, exclude_self=exclude_self, zero_shot_k=zero_shot_k, seed=seed, recipe=recipe,
+        standardise_targets=recipe == "paper",  # the paper standardises the redshift too
     )
     r2 = pd.DataFrame(rows, columns=R2_COLUMNS)
     metrics = pd.DataFrame(

@@ -92,6 +92,7 @@ if LABELLED:
                     "exclude_self": config["redshift"]["exclude_self"],
                     "zero_shot_neighbours": config["redshift"]["zero_shot_neighbours"],
                     "few_shot_seed": config["redshift"]["few_shot_seed"],
+                    "few_shot_recipe": config["redshift"]["few_shot_recipe"],
                     **{k: output[k] for k in ("property_table", "class_table", "property_figure", "confusion_figure")},
                 }
             ),

@@ -53,6 +53,7 @@ rule redshift_notebook:
                 "protocols": config["redshift"]["protocols"],
                 "zero_shot_neighbours": config["redshift"]["zero_shot_neighbours"],
                 "few_shot_seed": config["redshift"]["few_shot_seed"],
+                "few_shot_recipe": config["redshift"]["few_shot_recipe"],
                 "train_image_embeddings": input.get("train_image", ""),
                 "train_spectrum_embeddings": input.get("train_spectrum", ""),
                 "train_valid_indices": input.get("train_valid", ""),
