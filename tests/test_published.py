@@ -198,6 +198,47 @@ def test_catalogue_entries_score_properties_and_morphology(published):
     assert (results / "dim128/properties_true_vs_predicted.png").stat().st_size > 10_000
 
 
+def test_predictions_reproduce_every_score(published):
+    """Every R^2, accuracy, weighted F1 and redshift metric in the tables, recomputed from the per-galaxy predictions
+    files with scikit-learn and numpy; each prediction's TARGETID is its row's in the data file."""
+    from sklearn.metrics import accuracy_score, f1_score, r2_score
+
+    from astroclip_eval.tasks.redshift import redshift_metrics
+
+    work, config, _, _ = published
+    results = work / "results/desi-edr/dim128"
+    with Survey(work / config["dataset"]["path"]) as survey:
+        ids = survey.read("valid", "targetids")
+    checked = 0
+    valid_rows = load_indices(str(work / "cache/desi-edr/valid_indices.pt"))
+    files = [("redshift_predictions", "redshift_r2", None), ("properties_predictions", "properties_r2", "property"),
+             ("classification_predictions", "classification", "question")]
+    for predictions, scores, label in files:
+        pred = pd.read_parquet(results / f"{predictions}.parquet")
+        np.testing.assert_array_equal(pred["targetid"].to_numpy(), ids[pred["row"].to_numpy()])
+        table = pd.read_csv(results / f"{scores}.csv")
+        for _, row in table.iterrows():
+            mine = pred[(pred["protocol"] == row["protocol"]) & (pred["query"] == row["query"])
+                        & (pred["target"] == row["target"]) & (pred["label"] == (row[label] if label else "redshift"))]
+            assert len(mine) == (row["n"] if label else valid_rows.size)
+            if label == "question":
+                assert row["accuracy"] == pytest.approx(accuracy_score(mine["true"], mine["predicted"]), abs=1e-12)
+                f1 = f1_score(mine["true"], mine["predicted"], average="weighted")
+                assert row["f1_weighted"] == pytest.approx(f1, abs=1e-12)
+            else:
+                assert row["r2"] == pytest.approx(r2_score(mine["true"], mine["predicted"]), abs=1e-12)
+            checked += 1
+    metrics = pd.read_csv(results / "redshift_metrics.csv")
+    pred = pd.read_parquet(results / "redshift_predictions.parquet")
+    for _, row in metrics.iterrows():
+        mine = pred[(pred["protocol"] == row["protocol"]) & (pred["query"] == row["query"])
+                    & (pred["target"] == row["target"])]
+        for key, value in redshift_metrics(mine["true"].to_numpy(), mine["predicted"].to_numpy()).items():
+            assert row[key] == pytest.approx(value, abs=1e-12)
+        checked += 1
+    assert checked == 3 * 4 + 3 * 8 * 4 + 3 * 2 * 4 + 3 * 4
+
+
 def test_best_checkpoint_is_promoted_by_its_stored_score(published):
     work, *_ = published
     meta = json.loads((work / "cache/desi-edr/dim128/astroclip_model.json").read_text())

@@ -61,3 +61,9 @@ def write_csv(dest: str | os.PathLike, frame: Any) -> None:
     """Write a pandas DataFrame as CSV atomically, without the index."""
     with atomic_path(dest) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def write_parquet(dest: str | os.PathLike, frame: Any) -> None:
+    """Write a pandas DataFrame as Parquet atomically, without the index (long tables: per-galaxy predictions)."""
+    with atomic_path(dest) as tmp:
+        frame.to_parquet(tmp, index=False)

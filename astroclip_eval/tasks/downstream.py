@@ -27,6 +27,7 @@ MODALITIES = ("spectrum", "image")
 PAIRS = [(q, t) for q in MODALITIES for t in MODALITIES]
 PROPERTY_COLUMNS = ["protocol", "property", "query", "target", "n", "r2"]
 CLASS_COLUMNS = ["protocol", "question", "query", "target", "n", "accuracy", "f1_weighted", "majority"]
+PREDICTION_COLUMNS = ["row", "targetid", "task", "label", "protocol", "query", "target", "true", "predicted"]
 
 
 @dataclass
@@ -44,12 +45,31 @@ class Labelled:
 
     @classmethod
     def select(cls, embeddings: dict[str, np.ndarray], labels: np.ndarray, rows: np.ndarray, codes: bool) -> Labelled:
-        have = labels[rows] >= 0 if codes else np.isfinite(labels[rows])
-        rows = rows[have]
+        rows = labelled_rows(labels, rows, codes)
         picked = {m: e[rows] for m, e in embeddings.items()}
         for modality, emb in picked.items():
             require_finite(emb, f"{modality} embeddings", rows)
         return cls(picked, labels[rows], rows)
+
+
+def labelled_rows(labels: np.ndarray, rows: np.ndarray, codes: bool) -> np.ndarray:
+    """The rows among `rows` that have a label: a finite value, or a class code >= 0."""
+    return rows[labels[rows] >= 0 if codes else np.isfinite(labels[rows])]
+
+
+def prediction_table(
+    task: str, label: str, rows: np.ndarray, targetids: np.ndarray, truth: np.ndarray,
+    predictions: dict[tuple[str, str, str], np.ndarray], classes: list[str] | None = None,
+) -> pd.DataFrame:
+    """One row per scored galaxy and (protocol, query, target): the split's row, its TARGETID, the true and the
+    predicted value (class names for a question), so every score in the tables can be recomputed from it."""
+    name = (lambda codes: np.asarray(classes, dtype=object)[codes]) if classes is not None else (lambda v: v)
+    frames = [
+        pd.DataFrame({"row": rows, "targetid": targetids[rows], "task": task, "label": label, "protocol": protocol,
+                      "query": query, "target": target, "true": name(truth), "predicted": name(pred)})
+        for (protocol, query, target), pred in predictions.items()
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PREDICTION_COLUMNS)
 
 
 def r2_score(truth: np.ndarray, pred: np.ndarray) -> float:

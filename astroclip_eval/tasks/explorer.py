@@ -112,7 +112,7 @@ def colour_columns(redshifts: np.ndarray, labels: pd.DataFrame | None, rows: np.
     as indices into their sorted names; missing values as null)."""
     out = {"redshift": {"kind": "number", "values": _rounded(redshifts[rows])}}
     if labels is not None:
-        table = labels.set_index("row").reindex(rows)
+        table = labels.set_index("row").drop(columns="targetid", errors="ignore").reindex(rows)  # an id is no colour
         for name in table.columns:
             column = table[name]
             if pd.api.types.is_numeric_dtype(column):

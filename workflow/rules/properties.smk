@@ -62,6 +62,8 @@ if LABELLED:
                 subcategory="Properties and morphology",
                 labels={"model": "{model}", "figure": "confusion matrices"},
             ),
+            property_predictions=f"{RESULTS}/{{model}}/properties_predictions.parquet",
+            class_predictions=f"{RESULTS}/{{model}}/classification_predictions.parquet",
         log:
             f"{LOGS}/properties_notebook/{{model}}.log",
         benchmark:
@@ -93,7 +95,8 @@ if LABELLED:
                     "zero_shot_neighbours": config["redshift"]["zero_shot_neighbours"],
                     "few_shot_seed": config["redshift"]["few_shot_seed"],
                     "few_shot_recipe": config["redshift"]["few_shot_recipe"],
-                    **{k: output[k] for k in ("property_table", "class_table", "property_figure", "confusion_figure")},
+                    **{k: output[k] for k in ("property_table", "class_table", "property_figure", "confusion_figure",
+                                              "property_predictions", "class_predictions")},
                 }
             ),
             failed=f"{LOGS}/properties_notebook/{{model}}.failed.ipynb",

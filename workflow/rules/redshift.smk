@@ -33,6 +33,7 @@ rule redshift_notebook:
             subcategory="Redshift",
             labels={"model": "{model}", "table": "bias, sigma_NMAD, outliers"},
         ),
+        predictions=f"{RESULTS}/{{model}}/redshift_predictions.parquet",
     log:
         f"{LOGS}/redshift_notebook/{{model}}.log",
     benchmark:
@@ -61,6 +62,7 @@ rule redshift_notebook:
                 "figure": output.figure,
                 "table": output.table,
                 "metrics_table": output.metrics,
+                "predictions_table": output.predictions,
             }
         ),
         failed=f"{LOGS}/redshift_notebook/{{model}}.failed.ipynb",

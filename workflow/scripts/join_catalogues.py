@@ -17,12 +17,13 @@ def main(args: argparse.Namespace) -> None:
         targetids = survey.read(args.split, "targetids")
     columns, counts, matched = join(config["catalogues"], needed_columns(config), targetids)
     table, dropped, undefined = label_table(config, columns, matched)
+    table.insert(1, "targetid", targetids)  # carried to the per-galaxy predictions
     for name, rules in dropped.items():
         counts[name]["dropped"] = rules
     summary = {
         "split": args.split,
         "joins": counts,
-        "labelled": {name: int(table[name].notna().sum()) for name in table.columns if name != "row"},
+        "labelled": {name: int(table[name].notna().sum()) for name in table.columns if name not in ("row", "targetid")},
         "undefined": undefined,  # rows their catalogue kept on which the label has no value
     }
     write_csv(args.labels, table)
