@@ -6,7 +6,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import snakemake
+from conftest import ROOT, snakemake
 
 from astroclip_eval.io.data import Survey
 from astroclip_eval.io.files import load_embeddings, load_indices
@@ -192,11 +192,13 @@ def test_failed_fits_leave_every_property_within_0_02_of_the_clean_catalogue(dem
     when the -999 entered it), and the dropped rows are counted."""
     from astropy.table import Table
 
+    from astroclip_eval.io.config import check
     from astroclip_eval.tasks.catalogues import join
     from astroclip_eval.tasks.downstream import evaluate_all
     from astroclip_eval.tasks.labels import label_table, needed_columns
 
     cfg = __import__("yaml").safe_load((demo / "config/config.yaml").read_text())
+    check(cfg, ROOT / "workflow/schemas/config.schema.yaml")  # the shipped config as the workflow reads it: defaults in
     table = Table.read(demo / cfg["catalogues"]["provabgs"]["path"])
     failed = np.random.default_rng(3).uniform(size=len(table)) < 0.02
     table["LOG_MSTAR"][failed] = -999.0
