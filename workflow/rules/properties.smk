@@ -95,8 +95,17 @@ if LABELLED:
                     "zero_shot_neighbours": config["redshift"]["zero_shot_neighbours"],
                     "few_shot_seed": config["redshift"]["few_shot_seed"],
                     "few_shot_recipe": config["redshift"]["few_shot_recipe"],
-                    **{k: output[k] for k in ("property_table", "class_table", "property_figure", "confusion_figure",
-                                              "property_predictions", "class_predictions")},
+                    **{
+                        k: output[k]
+                        for k in (
+                            "property_table",
+                            "class_table",
+                            "property_figure",
+                            "confusion_figure",
+                            "property_predictions",
+                            "class_predictions",
+                        )
+                    },
                 }
             ),
             failed=f"{LOGS}/properties_notebook/{{model}}.failed.ipynb",
