@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
 import threading
 import time
@@ -26,29 +25,6 @@ from astroclip_eval.tasks.valid import spectrum_masks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def resolve_device(requested: str) -> torch.device:
-    """'auto' picks a GPU when present (with a warning when not, naming the cause when the job was given one);
-    'cuda' without a GPU is an error."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    log.info("CUDA_VISIBLE_DEVICES=%s", visible or "<unset>")
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if visible and visible != "-1":  # the scheduler gave this job a GPU that torch cannot use
-            cause = (f"torch {torch.__version__} is a CPU build" if torch.version.cuda is None
-                     else f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU: check the node's driver")
-            log.warning(
-                "this job was given GPU(s) %s but %s: embedding on the CPU, tens of times slower. Fix: install a CUDA "
-                "build of torch in the workflow's environment (README, Running on a SLURM cluster), or set "
-                "embedding.device: cpu and drop the GPU request", visible, cause)
-        else:
-            log.warning("embedding.device is 'auto' and no GPU is visible: embedding on the CPU")
-        return torch.device("cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"embedding.device: '{requested}' requested but no CUDA GPU is visible (use 'auto' or 'cpu')")
-    return torch.device(requested)
 
 
 def describe(device: torch.device) -> str:

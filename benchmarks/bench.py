@@ -24,12 +24,14 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from astroclip_eval.embed import PRECISIONS, embed_split, prepare, resolve_device
+from astroclip_eval.embed import PRECISIONS, embed_split, prepare
 from astroclip_eval.io.data import SPECTRUM_LENGTH, Survey
+from astroclip_eval.io.device import resolve_device
 from astroclip_eval.models.reference import ReferenceAstroCLIP
 from astroclip_eval.models.released import Architecture, ReleasedAstroCLIP
 from astroclip_eval.models.reproduction import ReproductionAstroCLIP
@@ -315,63 +317,133 @@ def bench_explorer(args: argparse.Namespace, tmp: Path) -> list[tuple]:
     )]
 
 
-def _properties_child(n_valid: int, n_train: int, share: bool, out) -> None:
-    """evaluate_all on synthetic embeddings of the published size in a process of its own (its peak memory is its
-    own): 5 properties, 4 on the same rows and one on 99% of them (a `valid:` range), 3 protocols."""
-    import resource
+PROPERTY_NAMES = ["LOG_MSTAR", "Z_MW", "TAGE_MW", "AVG_SFR", "sSFR"]
 
-    import pandas as pd
+
+def synthetic_split(rng: np.random.Generator, n: int) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """128-d embeddings of two modalities that carry 5 standard-normal properties (the image's noisier), and the
+    properties' table; 1% of LOG_MSTAR missing, as a `valid:` range leaves it, so it has row sets of its own."""
+    truth = rng.normal(size=(n, 5))
+    base = rng.normal(size=(n, 128)).astype(np.float32)
+    base[:, :5] += 2 * truth
+    emb = {m: base + s * rng.normal(size=(n, 128)).astype(np.float32) for m, s in (("spectrum", 0.5), ("image", 1.0))}
+    table = pd.DataFrame(truth, columns=PROPERTY_NAMES)
+    table.loc[rng.uniform(size=n) < 0.01, "LOG_MSTAR"] = np.nan
+    return emb, table
+
+
+def _properties_child(n_valid: int, n_train: int, device: str, out) -> None:
+    """evaluate_all on synthetic embeddings in a process of its own (its peak memory is its own): 5 properties,
+    3 protocols, 4 pairs each, as the properties notebook runs them."""
+    import resource
 
     from astroclip_eval.tasks import downstream
 
     torch.set_num_threads(os.cpu_count() or 1)
     rng = np.random.default_rng(3)
-
-    def split(n: int) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
-        truth = rng.normal(size=(n, 5))
-        base = rng.normal(size=(n, 128)).astype(np.float32)
-        base[:, :5] += 2 * truth
-        emb = {m: base + s * rng.normal(size=(n, 128)).astype(np.float32) for m, s in (("spectrum", 0.5), ("image", 1.0))}
-        table = pd.DataFrame(truth, columns=["LOG_MSTAR", "Z_MW", "TAGE_MW", "AVG_SFR", "sSFR"])
-        table.loc[rng.uniform(size=n) < 0.01, "LOG_MSTAR"] = np.nan  # dropped by a valid range
-        return emb, table
-
-    (v_emb, v_table), (t_emb, t_table) = split(n_valid), split(n_train)
-    names = list(v_table.columns)
+    (v_emb, v_table), (t_emb, t_table) = synthetic_split(rng, n_valid), synthetic_split(rng, n_train)
     t0 = time.perf_counter()
-    if share:
-        downstream.evaluate_all(names, [], v_emb, v_table, np.arange(n_valid), t_emb, t_table, np.arange(n_train),
-                                ["reproduction", "zero_shot", "few_shot"])
-    else:  # one property on its own, as a per-property script would run each of them
-        downstream.evaluate(names[1], v_emb, v_table[names[1]].to_numpy(), np.arange(n_valid), t_emb,
-                            t_table[names[1]].to_numpy(), np.arange(n_train), ["reproduction", "zero_shot", "few_shot"])
+    downstream.evaluate_all(PROPERTY_NAMES, [], v_emb, v_table, np.arange(n_valid), t_emb, t_table, np.arange(n_train),
+                            ["reproduction", "zero_shot", "few_shot"], device=device)
     out.put((time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
+def bench_downstream(args: argparse.Namespace) -> list[tuple]:
+    """The property step's two trained protocols side by side at `--side-valid` x `--side-train` rows (1/8 of the
+    published size by default): zero_shot against scikit-learn's StandardScaler + KNeighborsRegressor(64, distance)
+    on the same inputs (the R^2 must agree to 1e-6), with the float32 floor (the screen's products and top-k
+    alone); few_shot against the previous recipe (full-batch Adam, 200 steps), scores over --repeats seeds."""
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    from astroclip_eval.tasks import downstream, protocols
+    from astroclip_eval.tasks.neighbours import SCREEN_EXTRA
+
+    device = resolve_device(args.device, "--device")
+    rng = np.random.default_rng(3)
+    (v_emb, v_table), (t_emb, t_table) = synthetic_split(rng, args.side_valid), synthetic_split(rng, args.side_train)
+    v_rows, t_rows = np.arange(args.side_valid), np.arange(args.side_train)
+
+    def ours(protocol: str, recipe: str = "project", seed: int = 0) -> pd.DataFrame:
+        return downstream.evaluate_all(PROPERTY_NAMES, [], v_emb, v_table, v_rows, t_emb, t_table, t_rows, [protocol],
+                                       seed=seed, recipe=recipe, device=device)[0]
+
+    def theirs() -> pd.DataFrame:  # what a user of the original's code runs: one fit per label's rows and target
+        out = []
+        for name in PROPERTY_NAMES:
+            v_have, t_have = v_table[name].notna().to_numpy(), t_table[name].notna().to_numpy()
+            for target in MODALITIES:
+                scaler = StandardScaler().fit(t_emb[target][t_have])
+                knn = KNeighborsRegressor(64, weights="distance").fit(scaler.transform(t_emb[target][t_have]),
+                                                                      t_table[name][t_have])
+                for query in MODALITIES:
+                    pred = knn.predict(scaler.transform(v_emb[query][v_have]))
+                    out.append({"property": name, "query": query, "target": target,
+                                "r2": downstream.r2_score(v_table[name][v_have], pred)})
+        return pd.DataFrame(out)
+
+    def floor() -> None:  # the float32 screen's products and top-k over every (query, target) pair and row set
+        for have in ({"rows": slice(None)}, {"rows": t_table["LOG_MSTAR"].notna().to_numpy()}):
+            for target in MODALITIES:
+                t = torch.as_tensor(t_emb[target][have["rows"]], device=device)
+                products = torch.empty((4096, t.shape[0]), device=device)
+                for query in MODALITIES:
+                    for q in torch.as_tensor(v_emb[query], device=device).split(4096):
+                        torch.topk(torch.mm(q, t.T, out=products[: q.shape[0]]), 64 + SCREEN_EXTRA, dim=1, sorted=False)
+
+    timed: dict[str, float] = {}
+    results: dict[str, pd.DataFrame] = {}
+    for name, fn in (("ours", lambda: ours("zero_shot")), ("theirs", theirs), ("floor", floor)):
+        timed[name] = best_of(args.repeats, lambda fn=fn, name=name: results.__setitem__(name, fn()))
+    merged = results["ours"].merge(results["theirs"], on=["property", "query", "target"], suffixes=("", "_sk"))
+    gap = float((merged["r2"] - merged["r2_sk"]).abs().max())
+    assert len(merged) == 20 and gap < 1e-6, f"zero_shot R^2 differ from scikit-learn's by {gap}"
+
+    protocols.RECIPES["before"] = protocols.Recipe(torch.nn.GELU, 0.0, 3e-3, 1e-4, batch=2**62, epochs=200)
+    few: dict[str, list[tuple[float, float]]] = {"project": [], "before": []}
+    for recipe in few:
+        for seed in range(args.repeats):
+            t0 = time.perf_counter()
+            table = ours("few_shot", recipe, seed)
+            few[recipe].append((time.perf_counter() - t0, float(table["r2"].mean())))
+    del protocols.RECIPES["before"]
+    (t_new, r_new), (t_old, r_old) = (np.array(few[r]).T for r in ("project", "before"))
+    size = f"{args.side_valid:,} valid x {args.side_train:,} train rows"
+    return [
+        (
+            f"zero_shot, 5 properties x 4 pairs, {size}",
+            f"{timed['ours']:.2f} s (float32 products + top-k alone: {timed['floor']:.2f} s)",
+            f"{timed['theirs']:.2f} s (scikit-learn StandardScaler + KNeighborsRegressor(64, distance))",
+            f"{timed['theirs'] / timed['ours']:.1f}x faster",
+            f">= 2x; R^2 equal to 1e-6 (max difference {gap:.0e})",
+        ),
+        (
+            f"few_shot, 5 properties x 4 pairs, {size}",
+            f"{t_new.mean():.1f} s, mean R^2 {r_new.mean():.4f} +- {r_new.std():.4f} ({len(r_new)} seeds)",
+            f"{t_old.mean():.1f} s, mean R^2 {r_old.mean():.4f} +- {r_old.std():.4f} (full-batch Adam, 200 steps)",
+            f"{t_old.mean() / t_new.mean():.1f}x faster",
+            ">= 3x, scores within the spread",
+        ),
+    ]
+
+
 def bench_properties(args: argparse.Namespace) -> list[tuple]:
-    """The property step (5 properties x 3 protocols x 4 pairs) at the published size, against five times one
-    property evaluated on its own (no neighbour search or network shared)."""
+    """The property step (5 properties x 3 protocols x 4 pairs) at the published size, time and peak memory."""
     import multiprocessing
 
-    ctx = multiprocessing.get_context("spawn")
-    measured = {}
-    for share in (True, False):
-        queue = ctx.Queue()
-        child = ctx.Process(target=_properties_child, args=(args.properties_valid, args.properties_train, share, queue))
-        child.start()
-        measured[share] = queue.get()
-        child.join()
-        print(f"properties ({'shared searches' if share else 'one property alone'}): {measured[share][0]:.0f} s, "
-              f"peak {measured[share][1]:,.0f} MiB", file=sys.stderr, flush=True)  # before the table: a long run
-    (ours, peak), (one, _) = measured[True], measured[False]
-    alone = 5 * one
+    queue = multiprocessing.get_context("spawn").Queue()
+    child = multiprocessing.get_context("spawn").Process(
+        target=_properties_child, args=(args.properties_valid, args.properties_train, args.device, queue))
+    child.start()
+    wall, peak = queue.get()
+    child.join()
     return [
         (
             f"properties: 5 x 3 protocols x 4 pairs, {args.properties_valid:,} valid x {args.properties_train:,} train rows",
-            f"{ours:.0f} s, peak {peak:,.0f} MiB",
-            f"{alone:.0f} s (5 x one property on its own, {one:.0f} s)",
-            f"{alone / ours:.1f}x faster",
-            "measured (issue 21); same values",
+            f"{wall:.0f} s, peak {peak:,.0f} MiB",
+            *(("2,367 s, peak 1,851 MiB (2 cores, 2026-11-29, before issue 32)", f"{2367 / wall:.1f}x faster")
+              if (args.properties_valid, args.properties_train) == (39_599, 158_396) else ("-", "-")),
+            "< 6 min, < 2 GiB on 2 cores",
         )
     ]
 
@@ -457,9 +529,12 @@ def main() -> None:
     parser.add_argument("--explorer-rows", type=int, default=39_599, help="validation rows of the explorer benchmark")
     parser.add_argument("--properties-valid", type=int, default=39_599, help="validation rows of the property benchmark")
     parser.add_argument("--properties-train", type=int, default=158_396, help="train rows of the property benchmark")
+    parser.add_argument("--side-valid", type=int, default=4_950, help="validation rows of the side-by-side (1/8 size)")
+    parser.add_argument("--side-train", type=int, default=19_800, help="train rows of the side-by-side (1/8 size)")
     parser.add_argument(
         "--only", nargs="*",
-        default=["embedding", "reproduction", "released", "valid", "chain", "knn", "explorer", "properties", "simulate",
+        default=["embedding", "reproduction", "released", "valid", "chain", "knn", "explorer", "downstream", "properties",
+                 "simulate",
                  "dry-run"],
     )
     args = parser.parse_args()
@@ -490,6 +565,8 @@ def main() -> None:
             rows += bench_knn(args)
         if "explorer" in args.only:
             rows += bench_explorer(args, Path(tmp))
+        if "downstream" in args.only:
+            rows += bench_downstream(args)
         if "properties" in args.only:
             rows += bench_properties(args)
         if "simulate" in args.only:

@@ -14,13 +14,15 @@ def test_bench_table_on_tiny_inputs():
         [sys.executable, str(ROOT / "benchmarks/bench.py"), "--rows", "300", "--knn-rows", "600",
          "--knn-sample", "60", "--repeats", "1", "--device", "cpu", "--batch-size", "32", "--reproduction-rows", "8",
          "--released-rows", "2", "--image-size", "152", "--simulate-galaxies", "60",
-         "--properties-valid", "200", "--properties-train", "400", "--explorer-rows", "300"],
+         "--properties-valid", "200", "--properties-train", "400", "--side-valid", "150", "--side-train", "300",
+         "--explorer-rows", "300"],
         capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     table = [line for line in run.stdout.splitlines() if line.startswith("| ")]
     measures = [line.split(" | ")[0].lstrip("| ") for line in table[2:]]
-    measures = [m.split(", ")[0] if m.startswith(("simulate", "properties", "explorer")) else m for m in measures]  # counts vary
+    measures = [m.split(", ")[0] if m.startswith(("simulate", "properties", "explorer", "zero_shot", "few_shot")) else m
+                for m in measures]  # counts vary
     assert measures == [
         "embedding, reference model: read floor (crop band, to device)",
         "embedding, reference model: compute floor (pre-loaded tensors)",
@@ -36,6 +38,8 @@ def test_bench_table_on_tiny_inputs():
         "chain: embeddings + valid indices",
         "kNN redshift, 4 combinations, 600 x 128",
         "explorer page",
+        "zero_shot",
+        "few_shot",
         "properties: 5 x 3 protocols x 4 pairs",
         "simulate 60 galaxies (64px)",
         "snakemake -n, 7 models x 64 shards",

@@ -143,3 +143,63 @@ def test_non_finite_rows_never_become_a_score(emb):
         evaluate(broken, z, np.arange(z.size), k=16, exclude_self=True)
     table, _, _ = evaluate(broken, z, np.setdiff1d(np.arange(z.size), [4, 9]), k=16, exclude_self=True)
     assert np.isfinite(table["r2"]).all()  # the same rows left out by the valid indices: scored
+
+
+def _brute_force(train: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """float64 distances to every row by direct differences, stable order: ties to the lower train index."""
+    d = np.sqrt(((query[:, None, :] - train[None, :, :]) ** 2).sum(axis=2))
+    order = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(d, order, axis=1), order
+
+
+@pytest.mark.parametrize("extra", [16, 0], ids=["screened", "every row searched again"])
+def test_euclidean_knn_equals_a_float64_brute_force_search(extra, monkeypatch):
+    """The float32 screen with its float64 decision against a direct float64 search and scikit-learn's: the same
+    neighbours in the same order, the same distances; with no spare candidates every row fails the bound and is
+    searched again in float64, with the same answer."""
+    monkeypatch.setattr(neighbours, "SCREEN_EXTRA", extra)
+    rng = np.random.default_rng(11)
+    train, query = rng.normal(size=(900, 16)), rng.normal(size=(120, 16))
+    dist, idx = neighbours.euclidean_knn(train, query, 20)
+    expected_dist, expected_idx = _brute_force(train, query, 20)
+    np.testing.assert_array_equal(idx, expected_idx)
+    np.testing.assert_allclose(dist, expected_dist, rtol=1e-12)
+    sk_dist, sk_idx = NearestNeighbors(n_neighbors=20, algorithm="brute").fit(train).kneighbors(query)
+    np.testing.assert_array_equal(idx, sk_idx)
+    np.testing.assert_allclose(dist, sk_dist, rtol=1e-9)
+
+
+def test_euclidean_knn_where_float32_cannot_tell_the_rows_apart(monkeypatch):
+    """Train rows 1e4 from the origin that differ by 1e-6 in one coordinate: float32 rounds them together (its
+    spacing there is ~1e-3), so the screen's order is noise; the bound sends those rows to the float64 search and
+    the neighbours are still the exact ones, ties going to the lower index."""
+    rng = np.random.default_rng(5)
+    centre = np.full(8, 1e4)
+    train = centre + np.outer(rng.permutation(300), np.eye(8)[0]) * 1e-6
+    train = np.vstack([train, train[:5]])  # exact ties: rows 300-304 repeat rows 0-4
+    query = centre[None, :] + np.array([[-1e-6] + [0] * 7, [150.2e-6] + [0] * 7])
+    searched_again = []
+    float64_knn = neighbours.float64_knn
+    monkeypatch.setattr(neighbours, "float64_knn", lambda t, q, *a: searched_again.append(len(q)) or float64_knn(t, q, *a))
+    dist, idx = neighbours.euclidean_knn(train, query, 6)
+    assert searched_again == [2]  # both rows failed the screen's bound
+    expected_dist, expected_idx = _brute_force(train, query, 6)
+    np.testing.assert_array_equal(idx, expected_idx)
+    np.testing.assert_allclose(dist, expected_dist, rtol=1e-9)
+
+
+def test_the_screen_s_error_stays_inside_its_bound():
+    """The float32 screen's value ||t||^2 - 2 q.t against float64, on rows of very different lengths: every error
+    is inside `screen_bound`, and the bound is not vacuous (under 1e-3 of the largest squared norm)."""
+    import torch
+
+    rng = np.random.default_rng(2)
+    train = rng.normal(size=(2000, 128)) * rng.uniform(0.1, 30, size=(2000, 1))
+    query = rng.normal(size=(300, 128)) * rng.uniform(0.1, 30, size=(300, 1))
+    screen = np.hstack([-2 * train, (train**2).sum(axis=1, keepdims=True)]).astype(np.float32)
+    screened = np.hstack([query, np.ones((300, 1))]).astype(np.float32) @ screen.T
+    exact = (train**2).sum(axis=1)[None, :] - 2 * query @ train.T
+    t_max = np.sqrt((train**2).sum(axis=1).max())
+    bound = neighbours.screen_bound(torch.as_tensor(np.linalg.norm(query, axis=1)), t_max, 128).numpy()
+    assert (np.abs(screened - exact) <= bound[:, None]).all()
+    assert bound.max() < 1e-3 * (t_max + np.linalg.norm(query, axis=1).max()) ** 2

@@ -78,9 +78,9 @@ def test_few_shot_is_fitted_once_per_target_and_asked_about_both_queries(split, 
     (train, z_train), (valid, _) = split
     fitted = []
 
-    def counting(x_train, z, seed, classes, hidden, recipe):
+    def counting(x_train, z, **how):
         fitted.append(x_train)
-        return fit_few_shot(x_train, z, seed=seed, classes=classes, hidden=hidden, recipe=recipe)
+        return fit_few_shot(x_train, z, **how)
 
     monkeypatch.setattr(downstream, "fit_few_shot", counting)
     _, _, predictions = _evaluate(split, ["few_shot"], seed=5)
@@ -93,7 +93,9 @@ def test_few_shot_is_fitted_once_per_target_and_asked_about_both_queries(split, 
 
 
 def test_few_shot_scores_like_scikit_learns_mlp(split):
-    """The same in-modal task for scikit-learn's MLPRegressor (two hidden layers of 64, Adam): the R^2 agree.
+    """The same in-modal task for scikit-learn's MLPRegressor (two hidden layers of 64, Adam, batches of 200, 300
+    epochs), over five seeds: our network (early-stopped) is at least as good as their mean less 0.05 (it is above
+    it: 0.75 against 0.70 from spectra, 0.68 against 0.64 from images).
 
     Cross-modal scores are left out: they measure how each network extrapolates to the other modality's coordinates.
     """
@@ -101,8 +103,30 @@ def test_few_shot_scores_like_scikit_learns_mlp(split):
     table, _, _ = _evaluate(split, ["few_shot"])
     for modality in ("spectrum", "image"):
         scaler = StandardScaler().fit(train[modality])
-        mlp = MLPRegressor(hidden_layer_sizes=(64, 64), learning_rate_init=3e-3, alpha=1e-4, max_iter=300, random_state=0)
-        mlp.fit(scaler.transform(train[modality]), z_train)
-        theirs = r2_score(z_valid, mlp.predict(scaler.transform(valid[modality])))
+        theirs = [
+            r2_score(z_valid, MLPRegressor(hidden_layer_sizes=(64, 64), learning_rate_init=3e-3, alpha=1e-4, max_iter=300,
+                                           random_state=seed).fit(scaler.transform(train[modality]), z_train)
+                     .predict(scaler.transform(valid[modality])))
+            for seed in range(5)
+        ]
         ours = table.query("query == @modality and target == @modality")["r2"].item()
-        assert abs(ours - theirs) < 0.05, (modality, ours, theirs)
+        assert ours > np.mean(theirs) - 0.05, (modality, ours, theirs)
+
+
+def test_few_shot_stops_when_the_held_out_rows_stop_improving(monkeypatch):
+    """Labels that are pure noise: nothing to learn, so the held-out tenth stops improving at once and training ends
+    after `patience` epochs or a few more, far from the 200 allowed; the weights kept are the best epoch's."""
+    import torch
+
+    from astroclip_eval.tasks import protocols
+
+    steps = []
+    step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: steps.append(1) or step(self, *a, **k))
+    rng = np.random.default_rng(4)
+    x, noise = rng.normal(size=(1000, 8)), rng.normal(size=1000)
+    predict = fit_few_shot(x, noise, seed=1)
+    per_epoch = -(-900 // protocols.RECIPES["project"].batch)  # 900 rows trained on, the rest held out
+    epochs = len(steps) / per_epoch
+    assert protocols.RECIPES["project"].patience < epochs <= 40, epochs
+    assert np.std(predict(rng.normal(size=(500, 8)))) < 0.3  # the best epoch knew it knows nothing

@@ -13,8 +13,9 @@ from conftest import ROOT
 from astroclip_eval.checkpoints import select_best, stored_score
 from astroclip_eval.demo import simulate as sim
 from astroclip_eval.demo.train import TrainConfig, train
-from astroclip_eval.embed import embed_split, merge_shards, prefetch, resolve_device, shard_rows
+from astroclip_eval.embed import embed_split, merge_shards, prefetch, shard_rows
 from astroclip_eval.io.data import Survey
+from astroclip_eval.io.device import resolve_device
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.models import load
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.tasks.neighbours import require_finite, top_k
@@ -106,7 +107,8 @@ Searches = dict[tuple, Any]  # neighbour searches made and networks fitted, by r
 
 
 def reproduction(
-    on: Labelled, k: int, exclude_self: bool, n_classes: int, name: str, searches: Searches | None = None
+    on: Labelled, k: int, exclude_self: bool, n_classes: int, name: str, searches: Searches | None = None,
+    device: torch.device | str = "cpu",
 ) -> dict[tuple[str, str], np.ndarray]:
     """Predictions per (query, target) pair from the k nearest validation rows that have the label."""
     n = on.labels.size
@@ -118,7 +120,7 @@ def reproduction(
         same = exclude_self and query == target
         key = ("reproduction", query, target, k, same, on.digest)
         if key not in searches:
-            searches[key] = top_k(on.embeddings[query], on.embeddings[target], k, exclude_diagonal=same)
+            searches[key] = top_k(on.embeddings[query], on.embeddings[target], k, exclude_diagonal=same, device=device)
         idx = searches[key][0]
         out[(query, target)] = _vote(on.labels[idx], n_classes) if n_classes else on.labels[idx].mean(axis=1)
     return out
@@ -135,11 +137,13 @@ def fitted(
     searches: Searches | None = None,
     standardise_targets: bool = True,
     recipe: str = "project",
+    device: torch.device | str = "cpu",
 ) -> dict[tuple[str, str], np.ndarray]:
     """zero_shot or few_shot predictions per (query, target): fitted once per target modality on the train split.
     zero_shot's neighbour searches are kept in `searches`, so labels on the same rows of both splits share them.
     Without `standardise_targets` the MLP learns the label as it is (the redshift under the project's recipe, whose
-    few-shot numbers were measured that way; zero_shot is the same either way). `recipe` trains the MLP."""
+    few-shot numbers were measured that way; zero_shot is the same either way). `recipe` trains the MLP; `device`
+    runs the searches and the MLP."""
     if train.labels.size < 2:
         raise UserError(f"{name}: {train.labels.size} labelled valid rows in the train split, too few to fit {protocol}")
     searches = {} if searches is None else searches
@@ -156,14 +160,14 @@ def fitted(
             net = searches.get(("few_shot", name, target, train.digest))  # fitted jointly with other properties
             if net is None:
                 single = fit_few_shot(x_train, train.labels if n_classes else targets, seed=seed, classes=n_classes,
-                                      hidden=few_shot_hidden(recipe, name, target), recipe=recipe)
+                                      hidden=few_shot_hidden(recipe, name, target), recipe=recipe, device=device)
                 net = single if n_classes else lambda x, f=single: f(x) * scale[1] + scale[0]
         for query in MODALITIES:
             x_query = (valid.embeddings[query] - mean) / std
             if protocol == "zero_shot":
                 key = ("zero_shot", query, target, k, train.digest, valid.digest)
                 if key not in searches:
-                    searches[key] = nearest(x_train, x_query, k, f"{name}: redshift.zero_shot_neighbours")
+                    searches[key] = nearest(x_train, x_query, k, f"{name}: redshift.zero_shot_neighbours", device)
                 pred = weighted_mean(*searches[key], targets)
                 out[(query, target)] = pred.argmax(axis=1) if n_classes else pred * scale[1] + scale[0]
             else:
@@ -173,7 +177,7 @@ def fitted(
 
 def fit_joint_few_shot(
     names: list[str], train_emb: dict[str, np.ndarray], table: pd.DataFrame, rows: np.ndarray, seed: int,
-    searches: Searches, recipe: str = "project",
+    searches: Searches, recipe: str = "project", device: torch.device | str = "cpu",
 ) -> None:
     """One MLP per target modality for all properties known on the same train rows (one standardised output each),
     put in `searches` for `fitted`: at the published size each fit takes minutes, and PROVABGS's properties share
@@ -190,7 +194,8 @@ def fit_joint_few_shot(
         digest = hashlib.sha1(have.tobytes()).hexdigest()
         for target in MODALITIES:
             mean, std = standardiser(train_emb[target][have])
-            net = fit_few_shot((train_emb[target][have] - mean) / std, (y - y_mean) / y_std, seed=seed, recipe=recipe)
+            net = fit_few_shot((train_emb[target][have] - mean) / std, (y - y_mean) / y_std, seed=seed, recipe=recipe,
+                               device=device)
             for j, name in enumerate(members):
                 searches[("few_shot", f"properties.{name}", target, digest)] = (
                     lambda x, f=net, j=j, a=y_mean[j], b=y_std[j]: f(x)[:, j] * b + a
@@ -214,6 +219,7 @@ def evaluate(
     searches: Searches | None = None,
     standardise_targets: bool = True,
     recipe: str = "project",
+    device: torch.device | str = "cpu",
 ) -> tuple[list[dict], dict[tuple[str, str, str], np.ndarray], np.ndarray]:
     """Score rows (without the label's name column), predictions per (protocol, query, target), and the truth.
 
@@ -225,14 +231,14 @@ def evaluate(
         raise UserError(f"{name}: {valid.labels.size} valid rows of the validation split have this label; nothing to score")
     predictions: dict[tuple[str, str, str], np.ndarray] = {}
     if "reproduction" in protocols:
-        for pair, pred in reproduction(valid, k, exclude_self, n_classes, name, searches).items():
+        for pair, pred in reproduction(valid, k, exclude_self, n_classes, name, searches, device).items():
             predictions[("reproduction", *pair)] = pred
     trained = [p for p in protocols if p != "reproduction"]
     if trained:
         train = Labelled.select(train_emb, train_labels, train_rows, codes)
         for protocol in trained:
             for pair, pred in fitted(
-                protocol, train, valid, zero_shot_k, seed, n_classes, name, searches, standardise_targets, recipe
+                protocol, train, valid, zero_shot_k, seed, n_classes, name, searches, standardise_targets, recipe, device
             ).items():
                 predictions[(protocol, *pair)] = pred
     rows = []
@@ -276,7 +282,7 @@ def evaluate_all(
     searches: Searches = {}
     if "few_shot" in protocols and train_table is not None:
         fit_joint_few_shot(properties, train_emb, train_table, train_rows, settings.get("seed", 0), searches,
-                           settings.get("recipe", "project"))
+                           settings.get("recipe", "project"), settings.get("device", "cpu"))
     for name in properties:
         train_labels = train_table[name].to_numpy(np.float64) if train_table is not None else None
         rows, pred, truth = evaluate(

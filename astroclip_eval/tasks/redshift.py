@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.tasks.downstream import evaluate as evaluate_label
@@ -36,6 +37,7 @@ def evaluate(
     zero_shot_k: int = 64,
     seed: int = 0,
     recipe: str = "project",
+    device: torch.device | str = "cpu",
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[str, str, str], np.ndarray]]:
     """The R^2 table, the bias/scatter/outlier table and the predictions per (protocol, query, target).
 
@@ -48,7 +50,7 @@ def evaluate(
     rows, predictions, truth = evaluate_label(
         "redshift", embeddings, np.asarray(redshifts, np.float64), valid, train_emb,
         None if train_z is None else np.asarray(train_z, np.float64), train_valid, list(protocols),
-        k=k, exclude_self=exclude_self, zero_shot_k=zero_shot_k, seed=seed, recipe=recipe,
+        k=k, exclude_self=exclude_self, zero_shot_k=zero_shot_k, seed=seed, recipe=recipe, device=device,
         standardise_targets=recipe == "paper",  # the paper standardises the redshift too
     )
     r2 = pd.DataFrame(rows, columns=R2_COLUMNS)

@@ -16,6 +16,8 @@ MODELS = list(config["models"])
 TRAINED = [m for m in MODELS if "train" in config["models"][m]]
 LABELLED = bool(config["properties"] or config["classifications"])  # the properties stage runs
 NOTEBOOKS = ["redshift", "similarity", *(["properties"] if LABELLED else [])]
+# downstream.device other than cpu: the redshift and property notebooks ask SLURM for one GPU (sbatch --gpus=1)
+DOWNSTREAM_GPUS = 0 if config["downstream"]["device"] == "cpu" else 1
 
 
 wildcard_constraints:

@@ -74,6 +74,7 @@ if LABELLED:
             # 2 cores; SLURM's default 30 minutes would cut it short
             mem_mb=lambda wc, attempt: 4000 * attempt,
             runtime=lambda wc, attempt: 120 * attempt,
+            gpu=DOWNSTREAM_GPUS,
         params:
             run=script_cmd("run_notebook.py"),
             parameters=lambda wc, input, output: json.dumps(
@@ -95,6 +96,7 @@ if LABELLED:
                     "zero_shot_neighbours": config["redshift"]["zero_shot_neighbours"],
                     "few_shot_seed": config["redshift"]["few_shot_seed"],
                     "few_shot_recipe": config["redshift"]["few_shot_recipe"],
+                    "device": config["downstream"]["device"],
                     **{
                         k: output[k]
                         for k in (

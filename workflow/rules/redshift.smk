@@ -40,6 +40,7 @@ rule redshift_notebook:
         f"{BENCH}/redshift_notebook/{{model}}.tsv"
     resources:
         mem_mb=lambda wc, attempt: 2000 * attempt,  # make fullsize: peak under 900 MiB at the published size
+        gpu=DOWNSTREAM_GPUS,
     params:
         run=script_cmd("run_notebook.py"),
         parameters=lambda wc, input, output: json.dumps(
@@ -55,6 +56,7 @@ rule redshift_notebook:
                 "zero_shot_neighbours": config["redshift"]["zero_shot_neighbours"],
                 "few_shot_seed": config["redshift"]["few_shot_seed"],
                 "few_shot_recipe": config["redshift"]["few_shot_recipe"],
+                "device": config["downstream"]["device"],
                 "train_image_embeddings": input.get("train_image", ""),
                 "train_spectrum_embeddings": input.get("train_spectrum", ""),
                 "train_valid_indices": input.get("train_valid", ""),

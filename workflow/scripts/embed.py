@@ -6,10 +6,11 @@ import logging
 
 import torch
 
-from astroclip_eval.embed import describe, embed_split, prepare, resolve_device, shard_rows
+from astroclip_eval.embed import describe, embed_split, prepare, shard_rows
 from astroclip_eval.io.atomic import save_torch
 from astroclip_eval.io.cli import run
 from astroclip_eval.io.data import Survey
+from astroclip_eval.io.device import resolve_device
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.io.plan import AUTO_LOADER
 from astroclip_eval.models import load
