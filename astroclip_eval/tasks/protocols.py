@@ -69,10 +69,11 @@ class Recipe:
 
 
 RECIPES = {
-    # the project's: GELU, Adam 1e-3 on batches of 256, stopped by a held-out tenth of the train split (10 epochs
-    # without improvement); at 158,396 train rows this learns in a few epochs what 200 full-batch steps did
-    "project": Recipe(torch.nn.GELU, dropout=0.0, lr=1e-3, weight_decay=1e-4, batch=256, epochs=200, holdout=0.1,
-                      patience=10),
+    # the project's: GELU, Adam 3e-3 on batches of 2,048, stopped by a held-out tenth of the train split (20 epochs
+    # without improvement), keeping the best epoch; measured on the demo against its earlier full-batch recipe
+    # (200 steps): in-modal scores within the five seeds' spread, cross-modal ones higher (README)
+    "project": Recipe(torch.nn.GELU, dropout=0.0, lr=3e-3, weight_decay=1e-4, batch=2048, epochs=400, holdout=0.1,
+                      patience=20),
     # the AstroCLIP paper's code: ReLU, dropout 0.1, Adam 1e-3, shuffled batches of 64, 10 epochs
     "paper": Recipe(torch.nn.ReLU, dropout=0.1, lr=1e-3, weight_decay=0.0, batch=64, epochs=10),
 }
