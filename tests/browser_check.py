@@ -5,6 +5,7 @@ the Chromium flags also send any request for a remote host nowhere. For the Snak
 through the report's own view switcher (`app.setView`), the way a click shows it.
 
     python tests/browser_check.py REPORT_HTML NOTEBOOK_HTML SCREENSHOT_DIR [EXPLORER_HTML PROBE_JSON]
+    python tests/browser_check.py --hostile SCREENSHOT_DIR PAGE...   # pages built from hostile names
 
 An explorer page is used as a reader would: the mouse moved onto a point (the tooltip), a click (the neighbours
 panel), a TARGETID typed into the find box and Enter.
@@ -196,7 +197,41 @@ def check_notebook(driver: webdriver.Chrome, notebook: Path, shots: Path) -> dic
     return out
 
 
+def check_hostile(driver: webdriver.Chrome, pages: list[Path], shots: Path) -> dict:
+    """Pages built from hostile names: did any script of theirs run (`window.pwned`, a changed title, an alert),
+    and is an explorer page still alive (its own script ran)?"""
+    out = {}
+    for page in pages:
+        driver.get(page.resolve().as_uri())
+        wait_for(driver, "return document.readyState === 'complete'")
+        time.sleep(0.5)  # an onerror handler of a broken image runs after the load
+        try:
+            alert = driver.switch_to.alert.text
+        except Exception:  # no alert open: what we hope for
+            alert = None
+        out[page.name] = {
+            "pwned": driver.execute_script("return window.pwned === 1"),
+            "title": driver.title,
+            "alert": alert,
+            "explorer_ready": driver.execute_script("return !!(window.explorer && window.explorer.ready())"),
+            "errors": [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"],
+            "requests": requests(driver),
+        }
+        driver.save_screenshot(str(shots / f"hostile-{page.stem}.png"))
+    return out
+
+
 def main() -> None:
+    if sys.argv[1] == "--hostile":  # browser_check.py --hostile SCREENSHOT_DIR PAGE...
+        shots = Path(sys.argv[2])
+        shots.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+            driver = browser(profile)
+            try:
+                json.dump(check_hostile(driver, [Path(p) for p in sys.argv[3:]], shots), sys.stdout)
+            finally:
+                driver.quit()
+        return
     report, notebook, shots = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     explorer = (Path(sys.argv[4]), json.loads(sys.argv[5])) if len(sys.argv) > 5 else None
     shots.mkdir(parents=True, exist_ok=True)

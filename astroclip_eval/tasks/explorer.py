@@ -135,6 +135,18 @@ def _rounded(values: np.ndarray, digits: int = 4) -> list[float | None]:
     return [round(float(v), digits) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
 
 
+# Characters that can end or change a <script> element's text (</script>, <!--, ]]>) or a JavaScript line; escaped
+# as JSON's \uXXXX, they are the same string to the page's JSON.parse and nothing to the HTML parser.
+_SCRIPT_UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def script_json(data: Any) -> str:
+    """`data` as JSON that can sit inside a <script> element whatever its strings hold (a class label
+    `<!--<script>` would otherwise swallow the page's own script)."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return text.translate(str.maketrans(_SCRIPT_UNSAFE))
+
+
 def build(
     model: str,
     survey: Survey,
@@ -200,7 +212,7 @@ def build(
         "candidates": settings["rows"],
     }
     template = jinja2.Template(resources.files("astroclip_eval").joinpath("templates/explorer.html.j2").read_text())
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    payload = script_json(data)
     html = template.render(model=model, data=payload)
     summary = {"model": model, "drawn": int(rows.size), "valid": int(valid.size), "galaxies": int(shown.size),
                "top_k": k, "projections": list(settings["projections"]), "bytes": len(html.encode())}
