@@ -344,7 +344,7 @@ def _properties_child(n_valid: int, n_train: int, device: str, out) -> None:
     (v_emb, v_table), (t_emb, t_table) = synthetic_split(rng, n_valid), synthetic_split(rng, n_train)
     t0 = time.perf_counter()
     downstream.evaluate_all(PROPERTY_NAMES, [], v_emb, v_table, np.arange(n_valid), t_emb, t_table, np.arange(n_train),
-                            ["reproduction", "zero_shot", "few_shot"], device=device)
+                            ["reproduction", "zero_shot", "few_shot"], device=resolve_device(device, "--device"))
     out.put((time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
@@ -435,8 +435,10 @@ def bench_properties(args: argparse.Namespace) -> list[tuple]:
     child = multiprocessing.get_context("spawn").Process(
         target=_properties_child, args=(args.properties_valid, args.properties_train, args.device, queue))
     child.start()
-    wall, peak = queue.get()
     child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"the property benchmark's process failed (exit {child.exitcode}); its traceback is above")
+    wall, peak = queue.get()
     return [
         (
             f"properties: 5 x 3 protocols x 4 pairs, {args.properties_valid:,} valid x {args.properties_train:,} train rows",

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from astroclip_eval.io.config import check
+from astroclip_eval.io.config import check, check_files
 from astroclip_eval.io.errors import UserError
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
@@ -47,6 +47,11 @@ CASES = [
         "models.m.checkpoint_dir",
         "where model 't' is trained",
     ),
+    (_with("catalogues.galaxy_zoo.match.radius_arcsec", float("nan")), "catalogues.galaxy_zoo.match.radius_arcsec", "nan"),
+    (_with("valid.z_max", float("nan")), "valid.z_max", "a finite number"),
+    (_with("properties.LOG_MSTAR.valid.min", float("nan")), "properties.LOG_MSTAR.valid.min", "a finite number"),
+    (_with("classifications.smooth-or-featured.min_votes.value", float("inf")), "min_votes.value", "inf"),
+    (_with("models", {1: {"checkpoint": "a.ckpt"}}), "key 1", "not text"),
     (
         _with("models", {"m": {"checkpoint": "a.ckpt", "loader": "auto-detect"}}),
         "models.m.loader",
@@ -98,3 +103,44 @@ def test_a_named_configfile_replaces_the_demo_config(tmp_path):
     out = run.stdout + run.stderr
     assert "config:" not in out and "dim16" not in out
     assert "Missing input files" in out and "data/astroclip_desi.h5" in out  # the template's dataset, not the demo's
+
+
+BOMB = "".join(f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("models: {m: {checkpoint: x.ckpt}}\na: &a [1, 2]\n" + BOMB, "line 3: YAML alias *a: aliases are not accepted"),
+    ("redshift: {n_neighbours: 8}\nmodels: {}\nredshift: {n_neighbours: 16}\n", "line 3: 'redshift' is given twice"),
+    ("models:\n  m: {checkpoint: a}\n  1: {checkpoint: b}\n", "line 3: key '1' under 'models' is not text"),
+    ("models: [unclosed\n", "not valid YAML"),
+])
+def test_config_files_are_read_as_yaml_nodes_first(tmp_path, text, fragment):
+    """Aliases, a key given twice, keys that are not text and broken YAML: one line naming the file and the line,
+    before any object is built from the file."""
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as err:
+        check_files([path])
+    assert str(err.value).startswith(f"{path}: ") and fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_config_file_over_a_megabyte_is_refused_unread(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("# padding\n" * 200_000)
+    with pytest.raises(UserError, match="over the 1,048,576 a config may have"):
+        check_files([path])
+
+
+def test_billion_laughs_through_snakemake_is_one_line_in_bounded_memory(tmp_path):
+    """A 600-byte config of nested aliases (10**9 values once expanded): `snakemake -n` says which line, in the
+    memory of any dry run (the expansion took it past 3 GB)."""
+    (tmp_path / "bomb.yaml").write_text("dataset: {path: x.h5}\nmodels: {m: {checkpoint: x.ckpt}}\na: &a [1, 1]\n" + BOMB)
+    run = subprocess.run(
+        ["/usr/bin/time", "-f", "peak %M KB", sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+         "-d", str(tmp_path), "-n", "--configfile", str(tmp_path / "bomb.yaml")],
+        capture_output=True, text=True, timeout=120,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and "bomb.yaml: line 4: YAML alias *a: aliases are not accepted" in out
+    assert "Traceback" not in out
+    assert int(out.split("peak ")[1].split()[0]) < 1024 * 1024  # KB: under 1 GiB

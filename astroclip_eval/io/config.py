@@ -4,13 +4,15 @@ cannot express; every failure is one line naming the key, before Snakemake plans
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.errors import UserError, short
 from astroclip_eval.io.plan import trained_run_dir
 from astroclip_eval.tasks.labels import needed_columns
 
@@ -39,10 +41,72 @@ FillingValidator = jsonschema.validators.extend(
 )
 
 
+# A config is a page of settings: larger files are refused before YAML reads them.
+MAX_CONFIG_BYTES = 1 * 2**20
+
+
+def check_files(paths: list[str | Path]) -> None:
+    """Read each config file as YAML nodes (no object built) and refuse, in one line naming the file, line and key,
+    what YAML would accept silently or expensively: aliases (a 600-byte file of nested aliases expands to billions
+    of values in the first walk over it), a key given twice (YAML keeps the last, dropping the first block without a
+    word), keys that are not text (`1:`), and files over MAX_CONFIG_BYTES."""
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            continue  # Snakemake names a missing config file itself
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise UserError(f"{path}: {path.stat().st_size:,} bytes, over the {MAX_CONFIG_BYTES:,} a config may have")
+        try:
+            for event in yaml.parse(path.read_text(errors="replace"), Loader=yaml.SafeLoader):
+                if isinstance(event, yaml.AliasEvent):
+                    raise UserError(f"{path}: line {event.start_mark.line + 1}: YAML alias *{event.anchor[:40]}: "
+                                    "aliases are not accepted in a config; write the values out")
+            root = yaml.compose(path.read_text(errors="replace"), Loader=yaml.SafeLoader)
+        except yaml.YAMLError as error:
+            raise UserError(f"{path}: not valid YAML: {short(str(error).splitlines()[0])}") from None
+        _check_node(path, root, "")
+
+
+def _check_node(path: Path, node: yaml.Node | None, where: str) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            text = key.value if isinstance(key, yaml.ScalarNode) else None
+            at = f"{where}.{text}" if where else str(text)
+            if not isinstance(key, yaml.ScalarNode) or key.tag != "tag:yaml.org,2002:str":
+                raise UserError(f"{path}: line {key.start_mark.line + 1}: key {short(text)} under '{where or '(top level)'}' "
+                                "is not text; names are text (quote it: \"1\")")
+            if text in seen:
+                raise UserError(f"{path}: line {key.start_mark.line + 1}: {short(at)} is given twice; YAML would keep "
+                                "only the last and drop the first without a word")
+            seen.add(text)
+            _check_node(path, value, at)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_node(path, item, f"{where}[{i}]")
+
+
+def _check_numbers(value: Any, where: str) -> None:
+    """NaN or infinity anywhere in the config (YAML's .nan, .inf) is refused: every comparison with NaN is false, so a
+    NaN bound or radius would pass every check and select nothing, or everything."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"config: '{where or '(top level)'}' is {value}; a finite number is expected")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_numbers(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_numbers(item, f"{where}[{i}]")
+
+
 def check(config: dict[str, Any], schema_path: str | Path) -> None:
     """Validate `config` in place, filling in the schema's defaults; raise UserError for the first schema violation
     or for a rule the schema cannot express."""
     schema = yaml.safe_load(Path(schema_path).read_text())
+    bad_key = next((k for k in _keys(config) if not isinstance(k, str)), None)
+    if bad_key is not None:
+        raise UserError(f"config: key {short(bad_key)} is not text; names are text (quote it: \"{short(bad_key)}\")")
+    _check_numbers(config, "")
     error = jsonschema.exceptions.best_match(FillingValidator(schema).iter_errors(config))
     if error is not None:
         if error.validator == "additionalProperties":
@@ -89,3 +153,14 @@ def _check_no_collision(config: dict[str, Any]) -> None:
                     f"config: 'models.{name}.{key}' ({given}) lies in {run_dir}, where model '{trained}' is trained; "
                     "rename one of the two models or set 'train_dir'"
                 )
+
+
+def _keys(value: Any) -> Iterator[Any]:
+    """Every mapping key in the config, at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _keys(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _keys(item)

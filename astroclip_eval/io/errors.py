@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import reprlib
 
 
 class UserError(Exception):
@@ -17,3 +18,15 @@ def key_mismatch(path: str | os.PathLike, keys: set[str], expected: set[str], wh
         f"{path}: state_dict does not match {what}: {len(unexpected)} unexpected key(s) "
         f"{unexpected[:3]}, {len(missing)} missing key(s) {missing[:3]}"
     )
+
+
+_SHORT = reprlib.Repr()  # keyword arguments only from Python 3.12
+for _limit, _value in {"maxlevel": 2, "maxtuple": 4, "maxlist": 4, "maxarray": 4, "maxdict": 4, "maxset": 4,
+                       "maxfrozenset": 4, "maxdeque": 4, "maxstring": 80, "maxlong": 40, "maxother": 80}.items():
+    setattr(_SHORT, _limit, _value)
+
+
+def short(value: object) -> str:
+    """`value` as a message quotes it: at most a few elements per level and 80 characters per string, in time
+    bounded whatever the value holds (a shared list of 2**34 leaves, a 10 MB column name)."""
+    return _SHORT.repr(value)

@@ -97,7 +97,7 @@ def test_dry_run_plans_and_submits_nothing(slurm_run):
 
 def test_the_copied_steps_would_go_to_their_partitions(cluster, slurm_run):
     """Simulation and training are copied, not run again; what the profile would submit them with is read from a
-    forced dry run (a plan: nothing is submitted)."""
+    forced dry run (a plan: nothing is submitted), as is the GPU the notebooks ask for with downstream.device: auto."""
     work, *_ = slurm_run
     before = set(jobs(cluster))
     plan = snakemake(cluster, work, "-n", "--forceall")
@@ -106,6 +106,14 @@ def test_the_copied_steps_would_go_to_their_partitions(cluster, slurm_run):
     resources = dict(re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, flags=re.M))
     assert "slurm_partition=gpu" in resources["train_model"] and "gpu=1" in resources["train_model"]
     assert "slurm_partition=cpu" in resources["simulate_survey"] and "gpu=" not in resources["simulate_survey"]
+    assert "gpu=0" in resources["redshift_notebook"]  # downstream.device: cpu, the default
+    # downstream.device: auto asks for one GPU; the partition is the profile's (its commented lines, set here)
+    plan = snakemake(cluster, work, "-n", "--forceall", "--config", "downstream={'device': 'auto'}",
+                     "--set-resources", "redshift_notebook:slurm_partition=gpu")
+    out = plan.stdout + plan.stderr
+    assert plan.returncode == 0, out[-3000:]
+    resources = dict(re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, flags=re.M))
+    assert "slurm_partition=gpu" in resources["redshift_notebook"] and "gpu=1" in resources["redshift_notebook"]
     assert set(jobs(cluster)) == before
 
 
