@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from astroclip_eval.io.atomic import atomic_path, json_text
-from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.errors import UserError, short
 from astroclip_eval.models import read_checkpoint, recognise
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def _score(path: str | os.PathLike, monitor: str, value: Any) -> float | None:
 def _epoch(path: str | os.PathLike, value: Any) -> int | None:
     if value is None or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31):
         return value
-    raise UserError(f"{path}: the stored epoch is {type(value).__name__} {str(value)[:40]}, expected a small integer")
+    raise UserError(f"{path}: the stored epoch is {type(value).__name__} {short(value)}, expected a small integer")
 
 
 def stored_score(path: str | os.PathLike) -> CheckpointScore:
@@ -64,12 +64,10 @@ def stored_score(path: str | os.PathLike) -> CheckpointScore:
         raise UserError(f"{path}: not a Lightning checkpoint (expected a dict with 'state_dict')")
     monitor, score = None, None
     for key, state in (ckpt.get("callbacks") or {}).items():
-        if str(key).startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("monitor"):
-            if "'mode': 'max'" in str(key):
-                raise UserError(
-                    f"{path}: ModelCheckpoint monitored {state['monitor']} with mode 'max'; expected a loss (mode 'min')"
-                )
-            monitor = str(state["monitor"])
+        if isinstance(key, str) and key.startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("monitor"):
+            monitor = state["monitor"] if isinstance(state["monitor"], str) else short(state["monitor"])
+            if "'mode': 'max'" in key:
+                raise UserError(f"{path}: ModelCheckpoint monitored {monitor[:80]} with mode 'max'; expected a loss (mode 'min')")
             score = _score(path, monitor, state.get("current_score"))
             break
     version = ckpt.get("pytorch-lightning_version")

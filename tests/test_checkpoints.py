@@ -143,6 +143,22 @@ def test_non_finite_or_non_numeric_scores_are_never_promoted(run_dir, tmp_path):
     assert "the stored epoch is list" in _error(odd, tmp_path)
 
 
+def test_a_shared_epoch_of_two_to_the_34_leaves_is_quoted_in_bounded_time(tmp_path):
+    """A list that holds itself twice, 34 levels deep, pickles into a few kilobytes; str() of it would walk 2**34
+    leaves (promotion hung past 100 s). The message quotes a few elements per level instead."""
+    import time
+
+    epoch: list = [1]
+    for _ in range(34):
+        epoch = [epoch, epoch]
+    odd = tmp_path / "shared.ckpt"
+    torch.save({"epoch": epoch, "state_dict": {}}, odd)
+    started = time.monotonic()
+    message = _error(odd, tmp_path)
+    assert time.monotonic() - started < 10
+    assert "the stored epoch is list [[[...], [...]], [[...], [...]]], expected a small integer" in message
+
+
 def test_a_promotion_stopped_midway_leaves_neither_file(run_dir, tmp_path, monkeypatch):
     """Killed while hashing the copy (the slow part with a multi-GB file): no checkpoint without its record, no
     record without its checkpoint, no temporary file left."""
