@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 from astroclip_eval.io.config import check as check_config
+from astroclip_eval.io.config import check_against_data as check_config_against_data
 from astroclip_eval.io.config import check_files as check_config_files
 from astroclip_eval.io.errors import UserError
 
@@ -20,6 +21,7 @@ if not workflow.config_settings.configfiles:  # the demo, unless the user names 
 try:  # validated once, the schema's defaults filled in; one clear line naming the key instead of a schema dump
     check_config_files(workflow.config_settings.configfiles or ["config/config.yaml"])
     check_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+    check_config_against_data(config)
 except UserError as error:
     raise WorkflowError(str(error)) from None
 

@@ -261,11 +261,18 @@ def test_a_row_filter_drops_rows_for_every_label_rule_by_rule():
     ] == ["LOG_MSTAR", "AVG_SFR", "Z_MW", "MAG_G"]
 
 
-def test_a_constant_expression_labels_only_the_catalogue_s_rows():
+@pytest.mark.parametrize("text", ["2", "2 * 3 - 1", "-log10(100)"])
+def test_a_constant_expression_is_refused_in_the_config_check(text):
+    """A label or row filter that reads no column would give every row the same value or verdict, the rows absent
+    from the catalogue too."""
     config = {"catalogues": {"pv": {"path": "", "key": "TARGETID"}}, "classifications": {},
-              "properties": {"two": {"catalogue": "pv", "expression": "2"}, "m": {"catalogue": "pv", "column": "A"}}}
-    table, _, _ = labels.label_table(config, {"pv": {"A": np.array([1.0, np.nan, 3.0])}}, {"pv": np.array([True, False, True])})
-    np.testing.assert_array_equal(table["two"], [2.0, np.nan, 2.0])
+              "properties": {"two": {"catalogue": "pv", "expression": text}}}
+    with pytest.raises(UserError, match=r"^properties\.two\.expression: '.*' reads no catalogue column"):
+        labels.needed_columns(config)
+    config["properties"]["two"] = {"catalogue": "pv", "column": "A"}
+    config["catalogues"]["pv"]["valid"] = [f"{text} < 7"]
+    with pytest.raises(UserError, match=r"^catalogues\.pv\.valid\[0\]: '.*' reads no catalogue column"):
+        labels.needed_columns(config)
 
 
 @pytest.mark.parametrize("text", ["LOG_MSTAR", "LOG_MSTAR == 0", "LOG_MSTAR > 0 and MAG_G > 0", "open(f) > 0"])

@@ -110,8 +110,8 @@ BOMB = "".join(f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abc
 
 @pytest.mark.parametrize("text,fragment", [
     ("models: {m: {checkpoint: x.ckpt}}\na: &a [1, 2]\n" + BOMB, "line 3: YAML alias *a: aliases are not accepted"),
-    ("redshift: {n_neighbours: 8}\nmodels: {}\nredshift: {n_neighbours: 16}\n", "line 3: 'redshift' is given twice"),
-    ("models:\n  m: {checkpoint: a}\n  1: {checkpoint: b}\n", "line 3: key '1' under 'models' is not text"),
+    ("redshift: {n_neighbours: 8}\nmodels: {}\nredshift: {n_neighbours: 16}\n", "line 3: redshift is given twice"),
+    ("models:\n  m: {checkpoint: a}\n  1: {checkpoint: b}\n", "line 3: key 1 under 'models' is not text"),
     ("models: [unclosed\n", "not valid YAML"),
 ])
 def test_config_files_are_read_as_yaml_nodes_first(tmp_path, text, fragment):

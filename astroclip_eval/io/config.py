@@ -164,3 +164,22 @@ def _keys(value: Any) -> Iterator[Any]:
     elif isinstance(value, list):
         for item in value:
             yield from _keys(item)
+
+
+def check_against_data(config: dict[str, Any]) -> None:
+    """Counts in the config against the data file, when it exists (the demo's is simulated later): no more embedding
+    shards than validation rows (each is a job to plan), no query row beyond the split."""
+    path = Path(config["dataset"]["path"])
+    if not path.is_file():
+        return
+    from astroclip_eval.io.data import Survey
+
+    with Survey(path) as survey:
+        rows = survey.n_rows("valid")
+    if config["embedding"]["shards"] > rows:
+        raise UserError(f"config: 'embedding.shards' ({config['embedding']['shards']}) is more than the "
+                        f"{rows:,} validation rows of {path}")
+    beyond = [i for i in config["similarity"]["query_indices"] if i >= rows]
+    if beyond:
+        raise UserError(f"config: 'similarity.query_indices' holds {beyond[0]}, beyond the {rows:,} validation rows of "
+                        f"{path} (rows count from 0)")

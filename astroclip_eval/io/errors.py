@@ -27,6 +27,8 @@ for _limit, _value in {"maxlevel": 2, "maxtuple": 4, "maxlist": 4, "maxarray": 4
 
 
 def short(value: object) -> str:
-    """`value` as a message quotes it: at most a few elements per level and 80 characters per string, in time
-    bounded whatever the value holds (a shared list of 2**34 leaves, a 10 MB column name)."""
+    """`value` as a message quotes it: text as it is up to 80 characters, anything else as its repr with a few
+    elements per level, in time bounded whatever the value holds (a shared list of 2**34 leaves, a 10 MB name)."""
+    if isinstance(value, str):
+        return value if len(value) <= 80 else f"{value[:60]}... ({len(value):,} characters)"
     return _SHORT.repr(value)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from astroclip_eval.io.errors import UserError
@@ -79,3 +80,10 @@ def load_indices(path: str) -> np.ndarray:
     if not isinstance(tensor, torch.Tensor) or tensor.ndim != 1:
         raise UserError(f"{path}: expected a 1-D tensor of row indices")
     return tensor.numpy().astype(np.int64)
+
+
+def read_labels(path: str, classes: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """A labels.csv as the join wrote it: an empty cell is missing and any other text is kept as written (NA, None
+    and null are class names), and the questions' columns (`classes`) are text whatever they hold (integer codes are
+    classes), so the scores and the explorer read the same labels."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={c: str for c in classes})

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.errors import UserError, short
 
 FORMATS = {
     ".csv": "csv",
@@ -25,6 +25,11 @@ FORMATS = {
     ".h5": "hdf5",
     ".parquet": "parquet",
 }
+# A catalogue may hold at most this many bytes of values per byte of file (a compressed column of constants is the
+# worst honest case), or this much in all: a 70 KiB HDF5 file can declare 67 million rows, a 1 MB .fits.gz can
+# inflate to 1 GiB, and either would be allocated before anything else could object.
+MAX_INFLATION = 100
+INFLATION_FLOOR = 64 * 2**20
 
 
 def file_format(path: str | Path) -> str:
@@ -45,32 +50,88 @@ def read_columns(name: str, path: str | Path, columns: list[str]) -> pd.DataFram
         if kind == "csv":
             header = pd.read_csv(path, nrows=0).columns
             _require(name, path, header, columns)
-            return pd.read_csv(path, usecols=columns)[columns]
+            raw = pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, na_values=[""])
+            return pd.DataFrame({c: _typed(raw[c]) for c in columns})
         if kind == "parquet":
             import pyarrow.parquet as pq
 
             _require(name, path, pq.read_schema(path).names, columns)
             return pd.read_parquet(path, columns=columns)
+        if kind == "hdf5":
+            _check_declared_sizes(name, path)
         table = _hdf5_columns(path) if kind == "hdf5" else None
+        if table is None and str(path).lower().endswith(".gz"):
+            return _read_gzipped_fits(name, path, columns)
         if table is None:
             from astropy.table import Table
 
             table = Table.read(path, format=kind)
         names = table.colnames if hasattr(table, "colnames") else list(table)
         _require(name, path, names, columns)
-        out = {}
-        for col in columns:
-            values = np.asarray(table[col])
-            if values.ndim != 1:
-                raise UserError(f"catalogues.{name}: column {col} of {path} has shape {values.shape}, expected one value per row")
-            out[col] = values.astype(values.dtype.newbyteorder("=")) if values.dtype.kind in "iuf" else values
-        return pd.DataFrame(out)
+        return pd.DataFrame({col: _column(name, path, table, col) for col in columns})
     except UserError:
         raise
     except Exception as exc:  # a truncated or foreign file: what the reader said, in one line
-        raise UserError(
-            f"catalogues.{name}: cannot read {path} as {kind}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        ) from None
+        said = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"catalogues.{name}: cannot read {path} as {kind}: {short(said)}") from None
+
+
+def _typed(values: pd.Series) -> pd.Series:
+    """A CSV column read as text, as numbers when every non-empty value is one (int64 when all are integers and
+    none is missing), else as the text it holds: class names such as NA or None stay classes, and a numeric column
+    with a stray `n/a?` is text, which the label that reads it refuses naming the value."""
+    try:
+        return pd.to_numeric(values)
+    except (ValueError, TypeError):
+        return values.astype(object)
+
+
+def _check_declared_sizes(name: str, path: Path) -> None:
+    """Every dataset of an HDF5 catalogue: its declared size within MAX_INFLATION of the file's, before any read."""
+    import h5py
+
+    limit = max(MAX_INFLATION * path.stat().st_size, INFLATION_FLOOR)
+    with h5py.File(path, "r") as f:
+        sizes: list[tuple[str, int]] = []
+        f.visititems(lambda key, obj: sizes.append((key, obj.size * obj.dtype.itemsize))
+                     if isinstance(obj, h5py.Dataset) else None)
+    for key, size in sizes:
+        if size > limit:
+            raise UserError(f"catalogues.{name}: dataset {short(key)} of {path} declares {size:,} bytes of values in a "
+                            f"file of {path.stat().st_size:,} bytes (more than {MAX_INFLATION}x); not read")
+
+
+def _read_gzipped_fits(name: str, path: Path, columns: list[str]) -> pd.DataFrame:
+    """A .fits.gz inflated to a temporary file under the bound (astropy would inflate it whole in memory), then read
+    as FITS from there, memory-mapped, the named columns only."""
+    import gzip
+    import tempfile
+
+    from astropy.table import Table
+
+    limit = max(MAX_INFLATION * path.stat().st_size, INFLATION_FLOOR)
+    with tempfile.NamedTemporaryFile(suffix=".fits") as out, gzip.open(path, "rb") as source:
+        written = 0
+        while chunk := source.read(2**20):
+            written += len(chunk)
+            if written > limit:
+                raise UserError(f"catalogues.{name}: {path} inflates to more than {limit:,} bytes ({MAX_INFLATION}x "
+                                "its size); not read (gunzip it yourself if it is genuine)")
+            out.write(chunk)
+        out.flush()
+        table = Table.read(out.name, format="fits", memmap=True)
+        _require(name, path, table.colnames, columns)
+        frame = pd.DataFrame({c: _column(name, path, table, c) for c in columns})
+        del table
+    return frame
+
+
+def _column(name: str, path: Path, table: Any, col: str) -> np.ndarray:
+    """One column as a one-dimensional array in native byte order (copied out of any memory map)."""
+    values = np.array(table[col])
+    if values.ndim != 1:
+        raise UserError(f"catalogues.{name}: column {short(col)} of {path} has shape {values.shape}, expected one value per row")
+    return values.astype(values.dtype.newbyteorder("=")) if values.dtype.kind in "iuf" else values
 
 
 def _hdf5_columns(path: Path) -> dict[str, Any] | None:
@@ -106,7 +167,8 @@ class _LazyColumns(dict):
 def _require(name: str, path: Path, present: Any, columns: list[str]) -> None:
     missing = [c for c in columns if c not in set(present)]
     if missing:
-        raise UserError(f"catalogues.{name}: column {missing[0]} not in {path} (it has {', '.join(list(present)[:12])}...)")
+        shown = ", ".join(short(str(c)) for c in list(present)[:12])
+        raise UserError(f"catalogues.{name}: column {short(missing[0])} not in {path} (it has {shown}...)")
 
 
 def join_by_key(name: str, key: str, survey_ids: np.ndarray, catalogue_ids: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -114,7 +176,12 @@ def join_by_key(name: str, key: str, survey_ids: np.ndarray, catalogue_ids: np.n
     entries is the galaxy's would be a guess."""
     ids = pd.Series(catalogue_ids)
     if ids.isna().any():
-        raise UserError(f"catalogues.{name}: column {key} has empty values")
+        raise UserError(f"catalogues.{name}: column {short(key)} has empty values")
+    if ids.dtype.kind not in "iu":
+        raise UserError(
+            f"catalogues.{name}: column {short(key)} holds {ids.dtype} values; a key is compared exactly, so an integer "
+            "column is expected (DESI TARGETIDs exceed 2**53, where floats skip integers)"
+        )
     repeated = ids[ids.duplicated()]
     if repeated.size:
         raise UserError(
@@ -170,6 +237,21 @@ def match_on_sky(
     }
 
 
+def coordinate(name: str, column: str, values: np.ndarray, declination: bool) -> np.ndarray:
+    """Degrees as float64 (NaN stays: that row has no position); text, or a declination outside [-90, 90] (radians
+    are not detected: they fall inside), is refused in one line naming the catalogue and column."""
+    if np.asarray(values).dtype.kind not in "iuf":
+        raise UserError(f"catalogues.{name}: column {short(column)} holds text, expected coordinates in degrees")
+    values = np.asarray(values, dtype=np.float64)
+    if declination:
+        with np.errstate(invalid="ignore"):
+            outside = np.flatnonzero(np.abs(values) > 90)
+        if outside.size:
+            raise UserError(f"catalogues.{name}: column {short(column)} holds {outside.size} declinations outside "
+                            f"[-90, 90] degrees (first {values[outside[0]]:g} at row {outside[0]})")
+    return values
+
+
 def take(values: pd.Series, position: np.ndarray) -> np.ndarray:
     """values[position] per survey row, NaN (numbers) or None (text) where position is -1."""
     arr = values.to_numpy()
@@ -200,9 +282,9 @@ def join(
         else:
             match = entry["match"]
             source = match["coordinates"]
-            ra, dec = (columns[source][c] for c in match["coordinates_columns"])
+            ra, dec = (coordinate(source, c, columns[source][c], i == 1) for i, c in enumerate(match["coordinates_columns"]))
             table = read_columns(name, entry["path"], _unique([match["ra"], match["dec"], *needed[name]]))
-            cat_ra, cat_dec = (pd.to_numeric(table[c], errors="coerce").to_numpy(float) for c in (match["ra"], match["dec"]))
+            cat_ra, cat_dec = (coordinate(name, match[c], table[match[c]].to_numpy(), c == "dec") for c in ("ra", "dec"))
             position, counts[name] = match_on_sky(name, ra, dec, cat_ra, cat_dec, match["radius_arcsec"])
         columns[name] = {c: take(table[c], position) for c in needed[name]}
         matched[name] = position >= 0

@@ -73,6 +73,16 @@ def prediction_table(
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PREDICTION_COLUMNS)
 
 
+def require_variance(name: str, truth: np.ndarray) -> None:
+    """R^2 divides by the label's spread on the scored rows: a label with one value there, or values whose squares
+    overflow, has no R^2, and is refused in one line rather than written as NaN."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = np.var(np.asarray(truth, dtype=np.float64))
+    if not np.isfinite(spread) or spread == 0 or np.ptp(truth) == 0:
+        what = f"one value ({truth[0]:g})" if np.ptp(truth) == 0 else "values too large for a variance"
+        raise UserError(f"{name}: the label has {what} on all {truth.size:,} scored validation rows; R^2 is undefined")
+
+
 def r2_score(truth: np.ndarray, pred: np.ndarray) -> float:
     truth, pred = np.asarray(truth, dtype=np.float64), np.asarray(pred, dtype=np.float64)
     return float(1 - np.sum((truth - pred) ** 2) / np.sum((truth - truth.mean()) ** 2))
@@ -229,6 +239,8 @@ def evaluate(
     valid = Labelled.select(valid_emb, valid_labels, valid_rows, codes)
     if valid.labels.size < 2:
         raise UserError(f"{name}: {valid.labels.size} valid rows of the validation split have this label; nothing to score")
+    if not codes:
+        require_variance(name, valid.labels)
     predictions: dict[tuple[str, str, str], np.ndarray] = {}
     if "reproduction" in protocols:
         for pair, pred in reproduction(valid, k, exclude_self, n_classes, name, searches, device).items():

@@ -8,11 +8,12 @@ A `Condition` (a catalogue's row filter, `LOG_MSTAR > 0`) compares such expressi
 from __future__ import annotations
 
 import ast
+import unicodedata
 from collections.abc import Mapping
 
 import numpy as np
 
-from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.errors import UserError, short
 
 FUNCTIONS = {"log": np.log, "log10": np.log10, "exp": np.exp}
 OPERATORS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide, ast.Pow: np.power}
@@ -28,10 +29,19 @@ class Expression:
         self._tree = self._parse()
         self.columns: list[str] = []
         self._check(self._tree)
+        self._require_a_column()
+
+    def _require_a_column(self) -> None:
+        """An expression that reads no column would give every row, in the catalogue or not, the same value."""
+        if not self.columns:
+            raise UserError(f"{self.where}: {self.text!r} reads no catalogue column; a label must depend on one")
 
     def _parse(self) -> ast.AST:
         if not isinstance(self.text, str) or not self.text.strip() or len(self.text) > MAX_LENGTH:
-            raise UserError(f"{self.where}: expected an expression of at most {MAX_LENGTH} characters, got {self.text!r}")
+            raise UserError(f"{self.where}: expected an expression of at most {MAX_LENGTH} characters, got {short(self.text)}")
+        if unicodedata.normalize("NFKC", self.text) != self.text:  # Python reads identifiers NFKC-normalised
+            raise UserError(f"{self.where}: {self.text!r} holds characters Python reads as others (e.g. \ufb01 as fi, "
+                            "\u00b5 as \u03bc), so the column read would not be the one named; name it with column:")
         try:
             return ast.parse(self.text.strip(), mode="eval").body
         except SyntaxError as exc:
@@ -44,7 +54,13 @@ class Expression:
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
             self._check(node.operand)
         elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            pass
+            try:
+                finite = np.isfinite(float(node.value))
+            except OverflowError:
+                finite = False
+            if not finite:
+                raise UserError(f"{self.where}: the number {short(str(node.value))} in {short(self.text)} is not a finite "
+                                "float")
         elif isinstance(node, ast.Name):
             if node.id not in self.columns:
                 self.columns.append(node.id)
@@ -89,6 +105,7 @@ class Condition(Expression):
         self._tree, self.columns = tree, []
         for side in (tree.left, *tree.comparators):
             self._check(side)
+        self._require_a_column()
 
     def holds(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """True per row where every comparison holds between finite values."""

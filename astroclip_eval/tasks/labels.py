@@ -10,25 +10,27 @@ finite."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.errors import UserError, short
 from astroclip_eval.tasks.expressions import Condition, Expression
 
 COORDINATES = ["RA", "DEC"]  # default columns of the catalogue that gives a sky match its coordinates
+MAX_CLASSES = 100  # classes per question unless its max_classes says otherwise (the schema's default)
 
 
 def expression(name: str, entry: Mapping[str, Any]) -> Expression:
     """A property's value as an expression (a plain column is the expression of one name)."""
     if "expression" in entry:
         return Expression(entry["expression"], f"properties.{name}.expression")
-    return (
-        Expression(entry["column"], f"properties.{name}.column") if entry["column"].isidentifier() else _Column(entry["column"])
-    )
+    column = entry["column"]
+    plain = column.isidentifier() and unicodedata.normalize("NFKC", column) == column  # as Python would read it
+    return Expression(column, f"properties.{name}.column") if plain else _Column(column)
 
 
 class _Column(Expression):
@@ -94,7 +96,11 @@ def property_values(
     operands = {}
     for col in expression(name, entry).columns:
         if np.asarray(columns[col]).dtype.kind not in "iufb":
-            raise UserError(f"properties.{name}: column {col} of catalogue {entry['catalogue']} holds text, not numbers")
+            text = pd.Series(columns[col]).dropna()
+            bad = text[pd.to_numeric(text, errors="coerce").isna()]
+            first = f" ({short(bad.iloc[0])} at survey row {bad.index[0]})" if bad.size else ""
+            raise UserError(f"properties.{name}: column {short(col)} of catalogue {entry['catalogue']} holds text, "
+                            f"not numbers{first}")
         values = np.asarray(columns[col], dtype=np.float64)
         operands[col] = np.where(_within(values, ranges.get(col, {})), values, np.nan)
     values = np.broadcast_to(expression(name, entry).evaluate(operands), (n,))
@@ -117,11 +123,16 @@ def class_labels(name: str, entry: Mapping[str, Any], columns: Mapping[str, np.n
     largest fraction among rows with at least `min_votes` votes."""
     if "column" in entry:
         raw = columns[entry["column"]]
-        labels = np.array([None if _missing(v) else str(v) for v in raw], dtype=object)
+        labels = np.array([None if _missing(v) else _class_name(v) for v in raw], dtype=object)
     else:
+        for col in entry["answers"]:
+            if np.asarray(columns[col]).dtype.kind not in "iufb":
+                raise UserError(f"classifications.{name}: answer column {short(col)} of catalogue {entry['catalogue']} "
+                                "holds text, expected vote fractions")
         fractions = np.column_stack([np.asarray(columns[c], dtype=np.float64) for c in entry["answers"]])
         names = answer_names(entry["answers"])
-        known = np.isfinite(fractions).any(axis=1)
+        with np.errstate(invalid="ignore"):  # every fraction a number >= 0, one of them > 0: else no class
+            known = (np.isfinite(fractions) & (fractions >= 0)).all(axis=1) & (fractions.max(axis=1) > 0)
         if "min_votes" in entry:
             votes = np.asarray(columns[entry["min_votes"]["column"]], dtype=np.float64)
             with np.errstate(invalid="ignore"):
@@ -130,7 +141,19 @@ def class_labels(name: str, entry: Mapping[str, Any], columns: Mapping[str, np.n
         labels = np.array([names[b] if k else None for b, k in zip(best, known)], dtype=object)
     if all(label is None for label in labels):
         raise UserError(f"classifications.{name}: no matched row of catalogue {entry['catalogue']} has a class")
+    found = {label for label in labels if label is not None}
+    if len(found) > entry.get("max_classes", MAX_CLASSES):
+        raise UserError(f"classifications.{name}: {len(found):,} classes in catalogue {entry['catalogue']}, more than "
+                        f"max_classes ({entry.get('max_classes', MAX_CLASSES)}); is {short(entry.get('column'))} a class?")
     return labels
+
+
+def _class_name(value: Any) -> str:
+    """A class as text, kept as written (NA, None and null are classes); integer codes, stored as floats where a
+    column has gaps, read as the integer (2.0 -> "2")."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def answer_names(columns: list[str]) -> list[str]:

@@ -28,7 +28,7 @@ rule explorer:
     params:
         cmd=script_cmd("build_explorer.py"),
         labels=lambda wc, input: f"--labels {shlex.quote(input.labels)}" if LABELLED else "",
-        settings=json.dumps({**config["explorer"], **config["similarity"]}),
+        settings=json.dumps({**config["explorer"], **config["similarity"], "classes": list(config["classifications"])}),
     shell:
         "OMP_NUM_THREADS={threads} {params.cmd} --model {wildcards.model:q} --dataset {input.dataset:q} "
         "--image {input.image:q} --spectrum {input.spectrum:q} --valid {input.valid:q} {params.labels} "

@@ -5,12 +5,10 @@ import json
 import logging
 import time
 
-import pandas as pd
-
 from astroclip_eval.io.atomic import atomic_path
 from astroclip_eval.io.cli import run
 from astroclip_eval.io.data import Survey
-from astroclip_eval.io.files import load_embeddings, load_indices
+from astroclip_eval.io.files import load_embeddings, load_indices, read_labels
 from astroclip_eval.tasks.explorer import EMBEDDED_PAGE_BYTES, build
 
 
@@ -18,9 +16,10 @@ def main(args: argparse.Namespace) -> None:
     start = time.monotonic()
     embeddings = load_embeddings(args.image, args.spectrum)
     valid = load_indices(args.valid)
-    labels = pd.read_csv(args.labels) if args.labels else None
+    settings = json.loads(args.settings)
+    labels = read_labels(args.labels, settings["classes"]) if args.labels else None
     with Survey(args.dataset) as survey:
-        html, summary = build(args.model, survey, embeddings, valid, json.loads(args.settings), labels)
+        html, summary = build(args.model, survey, embeddings, valid, settings, labels)
     with atomic_path(args.output) as tmp:
         tmp.write_text(html)
     log = logging.getLogger("build_explorer")
