@@ -124,10 +124,12 @@ def _write_join_inputs(tmp_path, catalogue: pd.DataFrame, name="cat.csv"):
     return cols
 
 
-def _join(tmp_path, config):
+def _join(tmp_path, config, time=False):
+    """The join script on the survey in tmp_path; with `time`, under /usr/bin/time (its peak in stderr)."""
     out = tmp_path / "labels.csv"
     run = subprocess.run(
         [
+            *(["/usr/bin/time", "-f", "peak %M KB"] if time else []),
             sys.executable,
             str(ROOT / "workflow/scripts/join_catalogues.py"),
             "--dataset",

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, write_groups
 
-from astroclip_eval.io.config import check, check_files
+from astroclip_eval.io.config import check, check_against_data, check_files
 from astroclip_eval.io.errors import UserError
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
@@ -52,6 +52,8 @@ CASES = [
     (_with("properties.LOG_MSTAR.valid.min", float("nan")), "properties.LOG_MSTAR.valid.min", "a finite number"),
     (_with("classifications.smooth-or-featured.min_votes.value", float("inf")), "min_votes.value", "inf"),
     (_with("models", {1: {"checkpoint": "a.ckpt"}}), "key 1", "not text"),
+    (_with("similarity.query_indices", [3, 10**30]), "similarity.query_indices.1", "is greater than the maximum"),
+    (_with("embedding.shards", 10**8), "embedding.shards", "is greater than the maximum of 1024"),
     (
         _with("models", {"m": {"checkpoint": "a.ckpt", "loader": "auto-detect"}}),
         "models.m.loader",
@@ -144,3 +146,20 @@ def test_billion_laughs_through_snakemake_is_one_line_in_bounded_memory(tmp_path
     assert run.returncode != 0 and "bomb.yaml: line 4: YAML alias *a: aliases are not accepted" in out
     assert "Traceback" not in out
     assert int(out.split("peak ")[1].split()[0]) < 1024 * 1024  # KB: under 1 GiB
+
+
+def test_counts_in_the_config_are_checked_against_the_data_file(tmp_path):
+    """A 4-row validation split: 5 shards would be jobs with nothing to embed, row 4 is beyond it; without the file
+    (the demo simulates it later) nothing is checked."""
+    write_groups(tmp_path / "survey.h5", [10, 10], image_size=8)  # 2 validation rows per group
+    config = _with("dataset.path", str(tmp_path / "survey.h5"))
+    check(config, SCHEMA)
+    config["embedding"]["shards"] = 5
+    with pytest.raises(UserError, match=r"'embedding.shards' \(5\) is more than the 4 validation rows of"):
+        check_against_data(config)
+    config["embedding"]["shards"], config["similarity"]["query_indices"] = 4, [0, 4]
+    with pytest.raises(UserError, match=r"'similarity.query_indices' holds 4, beyond the 4 validation rows"):
+        check_against_data(config)
+    config["similarity"]["query_indices"] = [3]
+    check_against_data(config)
+    check_against_data({**config, "dataset": {"path": str(tmp_path / "not-yet.h5")}})
