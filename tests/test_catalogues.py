@@ -282,3 +282,9 @@ def test_row_filters_are_comparisons_only(text):
     config = _provabgs_config(valid=[text])
     with pytest.raises(UserError, match=r"^catalogues\.pv\.valid\[0\]: "):
         labels.needed_columns(config)
+
+
+def test_a_number_too_large_for_a_float_is_refused():
+    with pytest.raises(UserError, match=r"^properties\.m\.expression: the number 1000.* is not a finite float"):
+        Expression("M * 1" + "0" * 400, "properties.m.expression")
+    assert Expression("M * 1e300", "x").evaluate({"M": np.array([2.0])}).tolist() == [2e300]
