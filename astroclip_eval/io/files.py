@@ -83,7 +83,7 @@ def load_indices(path: str) -> np.ndarray:
 
 
 def read_labels(path: str, classes: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
-    """A labels.csv as the join wrote it: an empty cell is missing and any other text is kept as written (NA, None
-    and null are class names), and the questions' columns (`classes`) are text whatever they hold (integer codes are
-    classes), so the scores and the explorer read the same labels."""
+    """A labels.csv as the join wrote it (or a table of scores naming labels): an empty cell is missing and any other
+    text is kept as written (NA, None and null are class names), and the questions' columns (`classes`) are text
+    whatever they hold (integer codes are classes), so the scores and the explorer read the same labels."""
     return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={c: str for c in classes})

@@ -10,6 +10,7 @@ import yaml
 
 from astroclip_eval.io.atomic import atomic_path, save_figure, write_csv
 from astroclip_eval.io.cli import run
+from astroclip_eval.io.files import read_labels
 from astroclip_eval.report.overview import render, versions
 from astroclip_eval.report.plotting import empty_figure, property_r2_vs_dim, r2_vs_dim
 from astroclip_eval.report.summary import combine
@@ -36,8 +37,9 @@ def main(args: argparse.Namespace) -> None:
     config = json.loads(Path(args.config).read_text())
     labelled = {}
     if args.properties:
-        labelled["properties"] = combine({m: pd.read_csv(t) for m, t in zip(args.models, args.properties)}, dims, PROPERTY)
-        labelled["classification"] = combine({m: pd.read_csv(t) for m, t in zip(args.models, args.classification)}, dims, CLASS)
+        scored = {m: read_labels(t) for m, t in zip(args.models, args.properties)}  # a property named NA stays NA
+        labelled["properties"] = combine(scored, dims, PROPERTY)
+        labelled["classification"] = combine({m: read_labels(t) for m, t in zip(args.models, args.classification)}, dims, CLASS)
         labelled["joins"] = json.loads(Path(args.joins).read_text())
         write_csv(args.properties_out, labelled["properties"])
         write_csv(args.classification_out, labelled["classification"])
