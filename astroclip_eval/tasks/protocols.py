@@ -118,8 +118,9 @@ def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, hidden: 
     net = torch.nn.Sequential(*layers).to(device)
     held = int(how.holdout * x.shape[0]) if x.shape[0] >= MIN_HOLDOUT_ROWS else 0
     order = torch.randperm(x.shape[0], generator=generator) if held else torch.arange(x.shape[0])
-    x_fit, y_fit = x[order[held:]].to(device), y[order[held:]].to(device)
-    x_held, y_held = x[order[:held]].to(device), y[order[:held]].to(device)
+    fit_rows = order[held:]  # batches are taken by row number: no second copy of the training rows
+    x, y = x.to(device), y.to(device)
+    x_held, y_held = x[order[:held].to(device)], y[order[:held].to(device)]
     opt = torch.optim.Adam(net.parameters(), lr=how.lr, weight_decay=how.weight_decay)
     loss_of = torch.nn.functional.cross_entropy if classes else torch.nn.functional.mse_loss
     best, best_state, waited = np.inf, None, 0
@@ -128,10 +129,10 @@ def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, hidden: 
             torch.manual_seed(seed)  # dropout's masks
         for _ in range(how.epochs):
             net.train()
-            for batch in torch.randperm(x_fit.shape[0], generator=generator).split(how.batch):
+            for batch in fit_rows[torch.randperm(fit_rows.shape[0], generator=generator)].split(how.batch):
                 batch = batch.to(device)
                 opt.zero_grad()
-                loss_of(net(x_fit[batch]), y_fit[batch]).backward()
+                loss_of(net(x[batch]), y[batch]).backward()
                 opt.step()
             if held:
                 net.eval()
