@@ -368,18 +368,22 @@ def bench_downstream(args: argparse.Namespace) -> list[tuple]:
         return downstream.evaluate_all(PROPERTY_NAMES, [], v_emb, v_table, v_rows, t_emb, t_table, t_rows, [protocol],
                                        seed=seed, recipe=recipe, device=device)[0]
 
-    def theirs() -> pd.DataFrame:  # what a user of the original's code runs: one fit per label's rows and target
-        out = []
+    def theirs() -> pd.DataFrame:  # what a user of the original's code runs, at its best: one multi-output fit per
+        out = []                   # row set (properties known on the same rows) and target, so the same 8 searches
+        groups: dict[bytes, list[str]] = {}
         for name in PROPERTY_NAMES:
-            v_have, t_have = v_table[name].notna().to_numpy(), t_table[name].notna().to_numpy()
+            groups.setdefault(t_table[name].notna().to_numpy().tobytes() + v_table[name].notna().to_numpy().tobytes(),
+                              []).append(name)
+        for names in groups.values():
+            v_have, t_have = v_table[names[0]].notna().to_numpy(), t_table[names[0]].notna().to_numpy()
             for target in MODALITIES:
                 scaler = StandardScaler().fit(t_emb[target][t_have])
                 knn = KNeighborsRegressor(64, weights="distance").fit(scaler.transform(t_emb[target][t_have]),
-                                                                      t_table[name][t_have])
+                                                                      t_table[names][t_have])
                 for query in MODALITIES:
                     pred = knn.predict(scaler.transform(v_emb[query][v_have]))
-                    out.append({"property": name, "query": query, "target": target,
-                                "r2": downstream.r2_score(v_table[name][v_have], pred)})
+                    out += [{"property": name, "query": query, "target": target,
+                             "r2": downstream.r2_score(v_table[name][v_have], pred[:, j])} for j, name in enumerate(names)]
         return pd.DataFrame(out)
 
     def floor() -> None:  # the float32 screen's products and top-k over every (query, target) pair and row set
@@ -413,7 +417,8 @@ def bench_downstream(args: argparse.Namespace) -> list[tuple]:
         (
             f"zero_shot, 5 properties x 4 pairs, {size}",
             f"{timed['ours']:.2f} s (float32 products + top-k alone: {timed['floor']:.2f} s)",
-            f"{timed['theirs']:.2f} s (scikit-learn StandardScaler + KNeighborsRegressor(64, distance))",
+            f"{timed['theirs']:.2f} s (scikit-learn StandardScaler + KNeighborsRegressor(64, distance), one multi-output "
+            "fit per row set and target)",
             f"{timed['theirs'] / timed['ours']:.1f}x faster",
             f">= 2x; R^2 equal to 1e-6 (max difference {gap:.0e})",
         ),

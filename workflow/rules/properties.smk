@@ -70,10 +70,10 @@ if LABELLED:
             f"{BENCH}/properties_notebook/{{model}}.tsv"
         threads: 4  # torch's searches and networks; the kernel is told through OMP_NUM_THREADS
         resources:
-            # make bench, published size (39,599 x 158,396 rows, 5 properties, 3 protocols): 39.5 min and 1.85 GiB on
-            # 2 cores; SLURM's default 30 minutes would cut it short
+            # make bench, published size (39,599 x 158,396 rows, 5 properties, 3 protocols): 2.8 min and 1.9 GiB on
+            # 2 cores (2026-12-06; 39.5 min before the float32 screen and the early-stopped MLP)
             mem_mb=lambda wc, attempt: 4000 * attempt,
-            runtime=lambda wc, attempt: 120 * attempt,
+            runtime=lambda wc, attempt: 30 * attempt,
             gpu=DOWNSTREAM_GPUS,
         params:
             run=script_cmd("run_notebook.py"),
