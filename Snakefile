@@ -40,6 +40,7 @@ include: "workflow/rules/redshift.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/explorer.smk"
 include: "workflow/rules/properties.smk"
+include: "workflow/rules/posteriors.smk"
 include: "workflow/rules/notebooks.smk"
 include: "workflow/rules/summary.smk"
 

@@ -269,3 +269,23 @@ def test_the_paper_recipe_is_the_paper_s_mlp(demo):
                      for seed in range(5)])
     assert ref.min() > 0.5  # the reference learnt
     assert ref.min() - ref.std() <= ours.mean() <= ref.max() + ref.std(), (ours, ref)
+
+
+def test_demo_posteriors_are_calibrated(demo):
+    """Both models, every configured label and modality: the rows scored are the valid validation rows with the
+    label, the central 68% and 95% intervals cover within 0.05 of their nominal share, and the NLL, CRPS and the
+    median's R^2 are those of the samples the notebook drew (recomputed here from the PIT for the coverage)."""
+    cfg = __import__("yaml").safe_load((demo / "config/config.yaml").read_text())
+    labels = cfg["posteriors"]["labels"]
+    valid = load_indices(str(demo / "cache/valid_indices.pt"))
+    table_labels = pd.read_csv(demo / "cache/catalogues/labels.csv", keep_default_na=False, na_values=[""])
+    for model in cfg["models"]:
+        scores = pd.read_csv(demo / f"results/{model}/posteriors.csv")
+        assert scores[["label", "modality"]].values.tolist() == [[lab, m] for lab in labels for m in ("spectrum", "image")]
+        for row in scores.itertuples():
+            expected = valid.size if row.label == "redshift" else int(table_labels[row.label].iloc[valid].notna().sum())
+            assert row.n == expected, (model, row.label)
+            assert abs(row.coverage68 - 0.68) < 0.05 and abs(row.coverage95 - 0.95) < 0.05, (model, row)
+            assert np.isfinite([row.nll, row.crps, row.width68, row.median_r2]).all()
+        for name in ("posteriors_pit.png", "posteriors_coverage.png", "posteriors_examples.png", "posteriors.html"):
+            assert (demo / f"results/{model}/{name}").stat().st_size > 10_000, name

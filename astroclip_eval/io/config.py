@@ -132,6 +132,11 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
     both = set(config["properties"]) & set(config["classifications"])
     if both:
         raise UserError(f"config: '{sorted(both)[0]}' is both in properties and in classifications; give them different names")
+    known = ["redshift", *config["properties"]]
+    unknown = [name for name in config.get("posteriors", {}).get("labels", []) if name not in known]
+    if unknown:
+        raise UserError(f"config: 'posteriors.labels' names {short(unknown[0])}, which is neither redshift nor a key of "
+                        f"properties ({', '.join(known)})")
     try:  # catalogue references and expressions, before any file is read
         needed_columns(config)
     except UserError as error:
@@ -167,15 +172,19 @@ def _keys(value: Any) -> Iterator[Any]:
 
 
 def check_against_data(config: dict[str, Any]) -> None:
-    """Counts in the config against the data file, when it exists (the demo's is simulated later): no more embedding
-    shards than validation rows (each is a job to plan), no query row beyond the split."""
+    """Counts in the config against the data file, when it exists and reads as a survey (the demo's is simulated
+    later; a file that does not read is named by the first step that opens it): no more embedding shards than
+    validation rows (each is a job to plan), no query row beyond the split."""
     path = Path(config["dataset"]["path"])
     if not path.is_file():
         return
     from astroclip_eval.io.data import Survey
 
-    with Survey(path) as survey:
-        rows = survey.n_rows("valid")
+    try:
+        with Survey(path) as survey:
+            rows = survey.n_rows("valid")
+    except UserError:
+        return
     if config["embedding"]["shards"] > rows:
         raise UserError(f"config: 'embedding.shards' ({config['embedding']['shards']}) is more than the "
                         f"{rows:,} validation rows of {path}")

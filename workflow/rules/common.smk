@@ -15,7 +15,8 @@ SHARDS = config["embedding"]["shards"]
 MODELS = list(config["models"])
 TRAINED = [m for m in MODELS if "train" in config["models"][m]]
 LABELLED = bool(config["properties"] or config["classifications"])  # the properties stage runs
-NOTEBOOKS = ["redshift", "similarity", *(["properties"] if LABELLED else [])]
+POSTERIORS = "posteriors" in config  # the posteriors stage runs
+NOTEBOOKS = ["redshift", "similarity", *(["properties"] if LABELLED else []), *(["posteriors"] if POSTERIORS else [])]
 # downstream.device other than cpu: the redshift and property notebooks ask SLURM for one GPU (sbatch --gpus=1)
 DOWNSTREAM_GPUS = 0 if config["downstream"]["device"] == "cpu" else 1
 
@@ -54,6 +55,18 @@ def train_inputs(wildcards):
         "train_spectrum": f"{CACHE}/{wildcards.model}/train_spectrum_embeddings.pt",
         "train_valid": f"{CACHE}/train_valid_indices.pt",
     }
+
+
+def posterior_labels():
+    """The labels that get posteriors: posteriors.labels, or the redshift and every property."""
+    return config["posteriors"].get("labels", ["redshift", *config["properties"]])
+
+
+def posterior_inputs(wildcards):
+    """Both splits' labels, when a property gets a posterior (the redshift comes from the data file)."""
+    if not set(posterior_labels()) & set(config["properties"]):
+        return {}
+    return {"labels": f"{CACHE}/catalogues/labels.csv", "train_labels": f"{CACHE}/catalogues/train_labels.csv"}
 
 
 def simulated_catalogues():
@@ -101,6 +114,7 @@ def all_outputs():
         *rules.similarity_notebook.output,
         *rules.explorer.output,
         *(rules.properties_notebook.output if LABELLED else []),
+        *(rules.posteriors_notebook.output if POSTERIORS else []),
     ]
     return [
         *expand(rules.valid_indices.output.summary, split=""),
