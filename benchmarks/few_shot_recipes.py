@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from astroclip_eval.io.data import Survey
-from astroclip_eval.io.files import load_embeddings, load_indices, read_labels
+from astroclip_eval.io.files import SPLIT_PREFIXES, cached_splits, read_labels
 from astroclip_eval.tasks.downstream import evaluate_all
 from astroclip_eval.tasks.protocols import RECIPES, Recipe
 from astroclip_eval.tasks.redshift import evaluate
@@ -29,18 +29,12 @@ EARLIER = Recipe(torch.nn.GELU, dropout=0.0, lr=3e-3, weight_decay=1e-4, batch=2
 
 def scores(work: Path, model: str, recipe: str, seed: int, config: dict) -> list[dict]:
     """Every few_shot score of one model under one recipe and seed, as the redshift and property steps compute them."""
-    splits = {}
     with Survey(work / config["dataset"]["path"]) as survey:
-        for split, prefix in (("valid", ""), ("train", "train_")):
-            splits[split] = (
-                load_embeddings(str(work / f"cache/{model}/{prefix}image_embeddings.pt"),
-                                str(work / f"cache/{model}/{prefix}spectrum_embeddings.pt")),
-                load_indices(str(work / f"cache/{prefix}valid_indices.pt")),
-                survey.read(split, "redshifts"),
-            )
+        cached = cached_splits(work / "cache", model)
+        splits = {split: (*found, survey.read(split, "redshifts")) for split, found in cached.items()}
     questions = list(config.get("classifications", {}))
     tables = {split: read_labels(str(work / f"cache/catalogues/{prefix}labels.csv"), questions)
-              for split, prefix in (("valid", ""), ("train", "train_"))}
+              for split, prefix in SPLIT_PREFIXES.items()}
     (v_emb, v_rows, v_z), (t_emb, t_rows, t_z) = splits["valid"], splits["train"]
     r2, _, _ = evaluate(v_emb, v_z, v_rows, 16, True, ["few_shot"], (t_emb, t_z, t_rows), seed=seed, recipe=recipe)
     prop, cls, _, _ = evaluate_all(list(config.get("properties", {})), questions, v_emb, tables["valid"], v_rows, t_emb,

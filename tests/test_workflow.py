@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT, snakemake
 
 from astroclip_eval.io.data import Survey
-from astroclip_eval.io.files import load_embeddings, load_indices
+from astroclip_eval.io.files import cached_splits, load_embeddings, load_indices
 from astroclip_eval.tasks.redshift import evaluate
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]  # one worker runs the demo once
@@ -174,16 +174,8 @@ def test_demo_properties_and_morphology(demo):
 
 def _demo_splits(demo, model: str = "dim16"):
     """The demo's embeddings, valid rows and targetids of both splits, for in-process reruns of the property step."""
-    out = {}
     with Survey(demo / "data/demo/survey.h5") as survey:
-        for split, prefix in (("valid", ""), ("train", "train_")):
-            out[split] = (
-                load_embeddings(str(demo / f"cache/{model}/{prefix}image_embeddings.pt"),
-                                str(demo / f"cache/{model}/{prefix}spectrum_embeddings.pt")),
-                load_indices(str(demo / f"cache/{prefix}valid_indices.pt")),
-                survey.read(split, "targetids"),
-            )
-    return out
+        return {split: (*found, survey.read(split, "targetids")) for split, found in cached_splits(demo / "cache", model).items()}
 
 
 def test_failed_fits_leave_every_property_within_0_02_of_the_clean_catalogue(demo, tmp_path):

@@ -87,3 +87,18 @@ def read_labels(path: str, classes: list[str] | tuple[str, ...] = ()) -> pd.Data
     text is kept as written (NA, None and null are class names), and the questions' columns (`classes`) are text
     whatever they hold (integer codes are classes), so the scores and the explorer read the same labels."""
     return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={c: str for c in classes})
+
+
+SPLIT_PREFIXES = {"valid": "", "train": "train_"}  # how the cache names each split's files
+
+
+def cached_splits(cache: str | os.PathLike, model: str) -> dict[str, tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Both splits' embeddings and valid rows of one model as the workflow's cache holds them (for reruns of a
+    step in a benchmark or a test)."""
+    cache = Path(cache)
+    return {
+        split: (load_embeddings(str(cache / f"{model}/{prefix}image_embeddings.pt"),
+                                str(cache / f"{model}/{prefix}spectrum_embeddings.pt")),
+                load_indices(str(cache / f"{prefix}valid_indices.pt")))
+        for split, prefix in SPLIT_PREFIXES.items()
+    }
