@@ -26,3 +26,29 @@ def test_sky_noise_is_a_dim_neutral_grey():
     assert means.max() / means.min() < 1.3
     brightness = rgb.mean(axis=-1)
     assert 0.05 < np.median(brightness) < 0.25 and np.percentile(brightness, 99) < 0.6
+
+
+def test_similarity_spectra_name_each_galaxy_and_mark_its_lines_at_its_redshift():
+    """Each spectrum's legend names its row, TARGETID and redshift; H-alpha is marked at 6562.8 (1 + z) for each
+    galaxy whose redshift puts it on the grid, [O II] at 3727.1 (1 + z), in that galaxy's colour; the y range is set by
+    the smoothed spectra, not by spikes in the raw flux."""
+    import matplotlib.pyplot as plt
+
+    from astroclip_eval.io.data import SPECTRUM_LENGTH
+    from astroclip_eval.report.plotting import spectrum_plot
+
+    rng = np.random.default_rng(0)
+    spectra = {i: 1 + 0.1 * rng.normal(size=SPECTRUM_LENGTH) for i in (3, 7, 9)}
+    spectra[7][100] = 1e6  # a cosmic ray
+    redshifts, targetids = {3: 0.2, 7: 0.3, 9: 0.6}, {3: 39627000000000003, 7: 17, 9: 19}
+    fig = spectrum_plot([3], {3: [7, 9]}, spectra, "t", redshifts, targetids)
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["query: row 3, TARGETID 39627000000000003, z = 0.200", "#1: row 7, TARGETID 17, z = 0.300",
+                      "#2: row 9, TARGETID 19, z = 0.600"]
+    marks = {(round(line.get_xdata()[0], 1), line.get_color()) for line in ax.lines if len(line.get_xdata()) == 2}
+    assert (round(6562.8 * 1.2, 1), "black") in marks and (round(6562.8 * 1.3, 1), "C0") in marks
+    assert not any(x == round(6562.8 * 1.6, 1) for x, _ in marks)  # 10,500 A: beyond the grid
+    assert (round(3727.1 * 1.6, 1), "C1") in marks
+    assert "H\u03b1" in [t.get_text() for t in ax.texts] and ax.get_ylim()[1] < 3
+    plt.close(fig)
