@@ -93,6 +93,15 @@ def test_report_is_written(demo_report):
     assert "redshift_knn_regression.png" in html and "r2_vs_embedding_dim.png" in html
 
 
+def test_every_page_the_report_embeds_fits_a_data_url(demo):
+    """report.html embeds each page and figure as a base64 data URL, and Chromium opens those only up to 2 MB: every
+    notebook page, explorer and figure of the demo must stay under 1.5 MB (the similarity notebook's page, with its
+    spectra inline, reached 1.7 MB and showed blank)."""
+    too_large = {str(p.relative_to(demo)): p.stat().st_size for pattern in ("results/*/*.html", "results/*/*.png")
+                 for p in demo.glob(pattern) if p.stat().st_size * 4 / 3 > 2e6}
+    assert not too_large, too_large
+
+
 def test_demo_properties_and_morphology(demo):
     """Every model's property and classification tables against scikit-learn on the workflow's own embeddings and
     the joined labels; the redshift metrics against a direct computation; spectra ahead of images for stellar mass."""
