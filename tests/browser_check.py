@@ -98,7 +98,7 @@ def check_report(driver: webdriver.Chrome, report: Path, shots: Path) -> dict:
                 driver.save_screenshot(str(shots / f"report-{Path(key).parent.name}-explorer.png"))
             elif "overview" in key:
                 page["r2"] = driver.execute_script(
-                    "return Array.from(document.querySelectorAll('tr[data-model]')).map(tr => "
+                    "return Array.from(document.querySelectorAll('#redshift tr[data-model]')).map(tr => "
                     "[tr.dataset.model, Object.assign({}, tr.dataset), Array.from(tr.cells).map(c => c.innerText)])"
                 )
                 driver.switch_to.default_content()

@@ -11,7 +11,8 @@ import yaml
 from conftest import ROOT
 from markupsafe import escape
 
-from astroclip_eval.report.overview import render, versions
+from astroclip_eval.report.overview import render, table_section, versions
+from astroclip_eval.tasks.kinds import KINDS
 
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
 
@@ -35,6 +36,8 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
         },
         "similarity": {"query_indices": [3, 300], "top_k": 3, "exclude_self": True, "rows": "valid"},
         "embedding": {"batch_size": 256, "shards": 2, "precision": "32", "device": "auto"},
+        "properties": {},
+        "classifications": {},
     }
     valid = {"n_rows": 1600, "n_valid": 1556, "z_min": 0.0, "z_max": 0.8,
              "invalid_by_reason": {"zero_spectrum": 17, "nonfinite_spectrum": 0, "redshift_out_of_range": 28},
@@ -50,9 +53,13 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
     }
     embedded = {"dim16": {"dim": 16, "shards": [{"rows": [0, 800], "device": "cpu"}, {"rows": [800, 1600], "device": "cpu"}]},
                 "dim128": {"dim": 128, "shards": [{"rows": [0, 1600], "device": "cuda:0 (NVIDIA H100 80GB HBM3)"}]}}
-    page = render(config, valid, summary, retrieval, ckpts, embedded, tmp_path / "fig.png", versions(), schema=SCHEMA)
+    tables = {t.name: t for kind in KINDS for t in kind.tables}
+    sections = [table_section(tables["redshift_r2"], summary, tmp_path / "fig.png"),
+                table_section(tables["retrieval"], retrieval)]
+    page = render(config, valid, ckpts, embedded, sections, versions(), schema=SCHEMA)
     shown = {(m, p): dict(re.findall(r'data-(\w+-\w+)="([0-9.]+)"', row))
-             for m, p, row in re.findall(r'<tr data-model="(\w+)" data-protocol="(\w+)"([^>]*)>', page)}
+             for m, p, row in re.findall(r'<tr data-model="(\w+)" data-embedding_dim="\d+" data-protocol="(\w+)"([^>]*)>',
+                                         page)}
     assert set(shown) == {(m, p) for m in ("dim16", "dim128") for p in ("reproduction", "zero_shot")}
     for (m, p, q, t), r in summary.set_index(["model", "protocol", "query", "target"])["r2"].items():
         assert float(shown[(m, p)][f"{q}-{t}"]) == r
@@ -70,5 +77,5 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
     selection = re.search(r'<p id="selection">(.*?)</p>', page, re.S).group(1)
     assert "12,001 simulated" in selection and "(67%)" in selection and "delta-chi^2 &gt; 25.0" in selection
     valid.pop("selection")
-    assert 'id="selection"' not in render(config, valid, summary, retrieval, ckpts, embedded, tmp_path / "fig.png", versions())
+    assert 'id="selection"' not in render(config, valid, ckpts, embedded, sections, versions())
     assert not re.search(r'(?:src|href)="(?:https?:)?//', page) and "<script" not in page

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import base64
 import datetime
+import importlib
 import importlib.metadata
 import platform
+import re
+import string
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from astroclip_eval.models import REGISTRY
-from astroclip_eval.tasks.downstream import MODALITIES, PAIRS
+from astroclip_eval.tasks.downstream import PAIRS
+from astroclip_eval.tasks.kinds import Table, enabled
+from astroclip_eval.tasks.references import reference_rows
 
 PACKAGES = (
     "astroclip-eval",
@@ -72,52 +78,11 @@ def _devices(shards: list[dict[str, Any]]) -> str:
     return "; ".join(f"{d}: {n} shard{'s' if n > 1 else ''}" for d, n in counts.items())
 
 
-def _references(entries: dict[str, Any], table: pd.DataFrame | None, key: str, score: str,
-                redshift: dict[str, Any]) -> list[list[str]]:
-    """A row per configured reference: the label, the reference's name and value, what it was measured on, and
-    this run's scores beside it. A bare number is a bound on this label (a ceiling), read against the best in-modal
-    score per modality; a reference that names its protocol and modality is read only against this run's score of
-    the same protocol, modality and k, per model, and says so when this run has none."""
-    rows = []
-    for name, entry in entries.items():
-        for reference, ref in entry.get("references", {}).items():
-            if not isinstance(ref, dict):
-                rows.append([name, reference, f"{ref:g}", "a bound on this label (any protocol)", _best(table, key, name, score)])
-                continue
-            protocol, modality = ref["protocol"], ref["modality"]
-            k = {"zero_shot": redshift["zero_shot_neighbours"], "reproduction": redshift["n_neighbours"]}.get(protocol)
-            measured = f"{protocol}, {modality} -> {modality}" + (f", k = {ref['neighbours']}" if "neighbours" in ref else "")
-            mine = table[(table[key] == name) & (table["protocol"] == protocol) & (table["query"] == modality)
-                         & (table["target"] == modality)]
-            if "neighbours" in ref and k is not None and ref["neighbours"] != k:
-                here = f"not measured: this run's {protocol} uses k = {k}"
-            elif not len(mine):
-                here = f"not measured: this run has no {protocol} score"
-            else:
-                here = "; ".join(f"{r['model']} {r[score]:.3f}" for _, r in mine.iterrows())
-            rows.append([name, reference, f"{ref['value']:g}", measured, here])
-    return rows
-
-
-def _best(table: pd.DataFrame, key: str, name: str, score: str) -> str:
-    """This run's best in-modal score per modality for one label, with the model and protocol that reached it."""
-    best = []
-    for modality in MODALITIES:
-        mine = table[(table[key] == name) & (table["query"] == modality) & (table["target"] == modality)]
-        if len(mine):
-            top = mine.loc[mine[score].idxmax()]
-            best.append(f"{modality} {top[score]:.3f} ({top['model']}, {top['protocol']})")
-    return "; ".join(best)
-
-
-SETTINGS = ("dataset", "valid", "redshift", "similarity", "explorer", "embedding")  # the config sections listed
-
-
 def _settings(config: dict[str, Any], schema: dict[str, Any]) -> list[list[str]]:
-    """One row per setting of the listed sections: its key, the value this run used (defaults filled in), and what
-    it means, in the schema's own words."""
+    """One row per setting of the data's sections, each running task kind's and the embedding's: its key, the value
+    this run used (defaults filled in), and what it means, in the schema's own words."""
     rows = []
-    for section in SETTINGS:
+    for section in ("dataset", "valid", *[s for kind in enabled(config) for s in kind.settings], "embedding"):
         described = schema.get("properties", {}).get(section, {}).get("properties", {})
         for key, value in config.get(section, {}).items():
             shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
@@ -125,86 +90,100 @@ def _settings(config: dict[str, Any], schema: dict[str, Any]) -> list[list[str]]
     return rows
 
 
+NUMBER = re.compile(r"^[+-]?[0-9][0-9,]*(\.[0-9]+)?(e[+-]?[0-9]+)?( \+- [0-9.e+-]+)?$")
+
+
+def _fields(formats: list[str]) -> list[str]:
+    """The row columns a list of formats reads, in order, each once."""
+    return list(dict.fromkeys(name for f in formats for _, name, _, _ in string.Formatter().parse(f) if name))
+
+
+def _numeric(rows: list[list[str]]) -> tuple[int, ...]:
+    """The columns whose every non-empty cell is a number, right-aligned in the page."""
+    width = max((len(r) for r in rows), default=0)
+    return tuple(i for i in range(width) if all(NUMBER.match(r[i]) for r in rows if r[i]) and any(r[i] for r in rows))
+
+
+def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None = None) -> dict[str, Any]:
+    """One table across models as the overview shows it: its `shown` columns formatted from each row; with a
+    `spread` score, one row per distinct shown values and the score per query -> target pair as columns, each
+    row carrying its values as data- attributes (the exact numbers, for a reader's script or a test)."""
+    header = [h for h, _ in table.shown]
+    formats = [f for _, f in table.shown]
+    attrs: list[dict[str, str]] = []
+    if not table.spread:
+        rows = [[f.format(**row) for f in formats] for row in frame.to_dict("records")]
+    else:
+        keys = _fields(formats)
+        scores = frame.set_index([*keys, "query", "target"])[table.spread]
+        rows = []
+        for values in dict.fromkeys(frame[keys].itertuples(index=False, name=None)):
+            row = dict(zip(keys, values))
+            pairs = {(q, t): scores.get((*values, q, t)) for q, t in PAIRS}
+            rows.append([f.format(**row) for f in formats] + ["" if v is None else f"{v:.3f}" for v in pairs.values()])
+            attrs.append({**{k: str(v) for k, v in row.items()},
+                          **{f"{q}-{t}": repr(float(v)) for (q, t), v in pairs.items() if v is not None}})
+        header += [f"{q} -> {t}" for q, t in PAIRS]
+    image = base64.b64encode(Path(figure).read_bytes()).decode() if figure else ""
+    return {"title": table.title, "anchor": table.anchor, "note": Markup(table.note), "header": header, "rows": rows,
+            "numeric": _numeric(rows), "attrs": attrs, "image": image}
+
+
+def shared_section(function: str, data: Any) -> dict[str, Any]:
+    """A section from a file every model shares, drawn by the kind's `module:function`."""
+    module, name = function.split(":")
+    title, anchor, note, header, rows = getattr(importlib.import_module(module), name)(data)
+    return {"title": title, "anchor": anchor, "note": note, "header": header, "rows": rows, "numeric": _numeric(rows),
+            "attrs": [], "image": ""}
+
+
+def reference_section(config: dict[str, Any], tables: dict[str, pd.DataFrame]) -> dict[str, Any] | None:
+    """The published figures and bounds the config names beside the tables that declare references."""
+    rows = [row for kind in enabled(config) for table in kind.tables if table.references and table.name in tables
+            for row in reference_rows(config, table.references[0], tables[table.name], *table.references[1:])]
+    if not rows:
+        return None
+    note = ("The scores the config names beside each label. A published figure is read only against this run's score "
+            "on the same label, protocol, modality and k; a bound (what the data allow) against this run's best "
+            "in-modal score per modality (model, protocol).")
+    return {"title": "Against references", "anchor": "references", "note": note,
+            "header": ["label", "reference", "value", "measured on", "this run"], "rows": rows, "numeric": (2,),
+            "attrs": [], "image": ""}
+
+
 def render(
     config: dict[str, Any],
     valid_summary: dict[str, Any],
-    summary: pd.DataFrame,
-    retrieval: pd.DataFrame,
     checkpoints: dict[str, dict[str, Any]],
     embedded: dict[str, dict[str, Any]],
-    figure: str | Path,
+    sections: list[dict[str, Any]],
     software: dict[str, str],
-    metrics: pd.DataFrame | None = None,
-    properties: pd.DataFrame | None = None,
-    classification: pd.DataFrame | None = None,
-    joins: dict[str, Any] | None = None,
     schema: dict[str, Any] | None = None,
 ) -> str:
-    """The landing page. `summary` is the across-model R^2 table (model, embedding_dim, query, target, r2);
-    `retrieval` the across-model retrieval table (model, embedding_dim, query, target, n, top1, top10, median_rank);
-    `checkpoints` maps model -> its promotion record (source, epoch, monitor, score); `embedded` maps model -> its
-    embedding record (dim, and each shard's rows and device). `metrics` (redshift bias, sigma_NMAD, outliers),
-    `properties`, `classification` (across-model tables) and `joins` (the validation split's join counts) add their
-    sections when given; `schema` (the config schema) gives each setting's meaning."""
+    """The landing page: the sections across models first (from `table_section`, `shared_section`,
+    `reference_section`, in order), then the data (valid rows and why the others were left out), the models
+    (`checkpoints`: model -> promotion record; `embedded`: model -> embedding record with its dimension and each
+    shard's device), the settings (`schema` gives each one's meaning) and the software."""
     n, n_valid = valid_summary["n_rows"], valid_summary["n_valid"]
     z_min, z_max = valid_summary["z_min"], valid_summary["z_max"]
     reasons = [[REASONS.get(r, r) + (f" [{z_min}, {z_max}]" if r == "redshift_out_of_range" else ""), c]
                for r, c in valid_summary["invalid_by_reason"].items()]
-    dims = summary.drop_duplicates("model").set_index("model")["embedding_dim"]
+    order = sorted(embedded, key=lambda m: (int(embedded[m]["dim"]), m))
     models = [
-        [m, ARCHITECTURES.get(checkpoints[m].get("architecture"), "loader plug-in"), int(dims[m]), checkpoints[m]["source"],
-         _or_na(checkpoints[m]["epoch"]), _or_na(checkpoints[m]["score"], "{:.4f}"), _devices(embedded[m]["shards"])]
-        for m in dims.index
+        [m, ARCHITECTURES.get(checkpoints[m].get("architecture"), "loader plug-in"), int(embedded[m]["dim"]),
+         checkpoints[m]["source"], _or_na(checkpoints[m]["epoch"]), _or_na(checkpoints[m]["score"], "{:.4f}"),
+         _devices(embedded[m]["shards"])]
+        for m in order
     ]
-    pairs = PAIRS
-    r2 = summary.set_index(["model", "protocol", "query", "target"])["r2"]
-    keys = list(dict.fromkeys(zip(summary["model"], summary["protocol"])))
-    r2_rows = [[m, int(dims[m]), p, *[f"{r2[(m, p, q, t)]:.3f}" for q, t in pairs]] for m, p in keys]
-    r2_attrs = [{"model": m, "protocol": p, **{f"{q}-{t}": repr(float(r2[(m, p, q, t)])) for q, t in pairs}} for m, p in keys]
-    retrieval_rows = [[r.model, int(r.embedding_dim), f"{r.query} -> own {r.target}", f"{r.n:,}", f"{r.top1:.3f}",
-                       f"{r.top10:.3f}", f"{r.median_rank:g}"] for r in retrieval.itertuples()]
-    settings = _settings(config, schema or {})
-    metric_rows = [[r.model, int(r.embedding_dim), r.protocol, f"{r.query} -> {r.target}", f"{r.bias:+.4f}",
-                    f"{r.sigma_nmad:.4f}", f"{r.outlier_fraction:.3f}"]
-                   for r in (metrics if metrics is not None else pd.DataFrame()).itertuples()]
-    property_rows, class_rows, join_rows, reference_rows = [], [], [], []
-    if properties is not None:
-        table = properties.set_index(["model", "protocol", "property", "query", "target"])
-        keys = list(dict.fromkeys(zip(properties["model"], properties["protocol"], properties["property"])))
-        property_rows = [[m, int(dims[m]), p, name, f"{table.loc[(m, p, name, pairs[0][0], pairs[0][1]), 'n']:,}",
-                          *[f"{table.loc[(m, p, name, q, t), 'r2']:.3f}" for q, t in pairs]] for m, p, name in keys]
-    if classification is not None:
-        class_rows = [[r.model, int(r.embedding_dim), r.protocol, r.question, f"{r.query} -> {r.target}", f"{r.n:,}",
-                       f"{r.accuracy:.3f}", f"{r.f1_weighted:.3f}", f"{r.majority:.3f}"] for r in classification.itertuples()]
-    if properties is not None:
-        reference_rows += _references(config["properties"], properties, "property", "r2", config["redshift"])
-    if classification is not None:
-        reference_rows += _references(config["classifications"], classification, "question", "accuracy",
-                                      config["redshift"])
-    if joins is not None:
-        join_rows = [[name, c["method"], f"{c['rows']:,}", f"{c['matched']:,}", f"{c['unmatched']:,}", f"{c['duplicates']:,}"]
-                     for name, c in joins["joins"].items()]
-        join_rows += [[f"label {name}", "valid rows with a value", "", f"{count:,}", "", ""]
-                      for name, count in joins["labelled"].items()]
     return TEMPLATE.render(
-        metric_rows=metric_rows,
-        property_header=["model", "embedding dim", "protocol", "property", "n", *[f"{q} -> {t}" for q, t in pairs]],
-        property_rows=property_rows,
-        class_rows=class_rows,
-        join_rows=join_rows,
-        reference_rows=reference_rows,
+        sections=sections,
         style=STYLE,
         written=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        image=base64.b64encode(Path(figure).read_bytes()).decode(),
-        r2_header=["model", "embedding dim", "protocol", *[f"{q} -> {t}" for q, t in pairs]],
-        r2_rows=r2_rows,
-        r2_attrs=r2_attrs,
         n=n,
         n_valid=n_valid,
         reasons=reasons,
         selection=valid_summary.get("selection"),  # recorded since the demo's survey selects by redshift success
-        retrieval_rows=retrieval_rows,
         models=models,
-        settings=settings,
+        settings=_settings(config, schema or {}),
         software=list(software.items()),
     )

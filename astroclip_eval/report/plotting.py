@@ -193,9 +193,11 @@ def r2_vs_dim(summary: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def property_r2_vs_dim(summary: pd.DataFrame, protocol: str) -> plt.Figure:
-    """Property R^2 against embedding dimension for one protocol, one panel per property, one line per pair."""
+def property_r2_vs_dim(summary: pd.DataFrame) -> plt.Figure:
+    """Property R^2 against embedding dimension for one protocol (zero-shot when it was run, else the first), one
+    panel per property, one line per pair."""
     use_style()
+    protocol = "zero_shot" if "zero_shot" in set(summary["protocol"]) else summary["protocol"].iloc[0]
     rows = summary[summary["protocol"] == protocol]
     names = list(dict.fromkeys(rows["property"]))
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), sharey=True, squeeze=False)

@@ -293,3 +293,14 @@ def join(
 
 def _unique(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
+
+
+def join_section(counts: dict[str, Any]) -> tuple[str, str, str, list[str], list[list[str]]]:
+    """The overview's section on the validation split's joins (join.json): per catalogue how it was joined and how
+    many rows matched, then per label the valid rows that have a value. (title, anchor, note, header, rows)"""
+    rows = [[name, c["method"], f"{c['rows']:,}", f"{c['matched']:,}", f"{c['unmatched']:,}", f"{c['duplicates']:,}"]
+            for name, c in counts["joins"].items()]
+    rows += [[f"label {name}", "valid rows with a value", "", f"{count:,}", "", ""]
+             for name, count in counts["labelled"].items()]
+    return ("Catalogue joins (validation split)", "joins", "",
+            ["catalogue", "joined by", "rows", "matched", "unmatched", "duplicates"], rows)

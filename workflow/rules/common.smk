@@ -3,6 +3,7 @@ import json
 import os
 import shlex
 
+from astroclip_eval.tasks.kinds import enabled, tables
 from astroclip_eval.tasks.labels import needed_columns
 from astroclip_eval.io.plan import SIMILARITY_MODES, fitted_on_train, trained_run_dir
 
@@ -14,9 +15,11 @@ DATASET = config["dataset"]["path"]
 SHARDS = config["embedding"]["shards"]
 MODELS = list(config["models"])
 TRAINED = [m for m in MODELS if "train" in config["models"][m]]
-LABELLED = bool(config["properties"] or config["classifications"])  # the properties stage runs
-POSTERIORS = "posteriors" in config  # the posteriors stage runs
-NOTEBOOKS = ["redshift", "similarity", *(["properties"] if LABELLED else []), *(["posteriors"] if POSTERIORS else [])]
+KINDS = enabled(config)  # the task kinds this config runs (astroclip_eval/tasks/kinds.py), each with its rule file
+ENABLED = {kind.name for kind in KINDS}
+SUMMARY_TABLES = tables(config)  # every kind's tables across models
+NOTEBOOKS = [kind.name for kind in KINDS if kind.notebook]  # shown as HTML pages by notebooks.smk
+LABELLED = "properties" in ENABLED  # catalogues are joined: the explorer colours by their labels
 # downstream.device other than cpu: the redshift and property notebooks ask SLURM for one GPU (sbatch --gpus=1)
 DOWNSTREAM_GPUS = 0 if config["downstream"]["device"] == "cpu" else 1
 
@@ -57,18 +60,6 @@ def train_inputs(wildcards):
     }
 
 
-def posterior_labels():
-    """The labels that get posteriors: posteriors.labels, or the redshift and every property."""
-    return config["posteriors"].get("labels", ["redshift", *config["properties"]])
-
-
-def posterior_inputs(wildcards):
-    """Both splits' labels, when a property gets a posterior (the redshift comes from the data file)."""
-    if not set(posterior_labels()) & set(config["properties"]):
-        return {}
-    return {"labels": f"{CACHE}/catalogues/labels.csv", "train_labels": f"{CACHE}/catalogues/train_labels.csv"}
-
-
 def simulated_catalogues():
     """The catalogues the demo's simulator writes beside the survey file."""
     from astroclip_eval.demo.catalogues import GALAXY_ZOO_FILE, PROVABGS_FILE
@@ -107,15 +98,9 @@ def promote_input(wildcards):
 
 
 def all_outputs():
-    """The default target: every model's results and the summary, named by the rules that write them."""
-    per_model = [
-        rules.promote_checkpoint.output.meta,
-        *rules.redshift_notebook.output,
-        *rules.similarity_notebook.output,
-        *rules.explorer.output,
-        *(rules.properties_notebook.output if LABELLED else []),
-        *(rules.posteriors_notebook.output if POSTERIORS else []),
-    ]
+    """The default target: every model's results of every running task kind and the summary, named by the rules that
+    write them."""
+    per_model = [rules.promote_checkpoint.output.meta, *[o for kind in KINDS for o in getattr(rules, kind.rule).output]]
     return [
         *expand(rules.valid_indices.output.summary, split=""),
         *expand(per_model, model=MODELS),

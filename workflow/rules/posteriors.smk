@@ -2,7 +2,17 @@
 # posteriors section: an ensemble of conditional neural spline flows per label and modality, scored for calibration.
 import json
 
-if POSTERIORS:
+if "posteriors" in ENABLED:
+
+    def posterior_labels():
+        """The labels that get posteriors: posteriors.labels, or the redshift and every property."""
+        return config["posteriors"].get("labels", ["redshift", *config["properties"]])
+
+    def posterior_inputs(wildcards):
+        """Both splits' labels, when a property gets a posterior (the redshift comes from the data file)."""
+        if not set(posterior_labels()) & set(config["properties"]):
+            return {}
+        return {"labels": f"{CACHE}/catalogues/labels.csv", "train_labels": f"{CACHE}/catalogues/train_labels.csv"}
 
     rule posteriors_notebook:
         input:

@@ -1,4 +1,5 @@
-# Across models: the R^2 and retrieval tables, R^2 against embedding dimension, and the report's landing page.
+# Across models: every running task kind's tables stacked, their figures against embedding dimension, and the
+# report's landing page, all as the table of task kinds (astroclip_eval/tasks/kinds.py) declares them.
 import json
 
 
@@ -18,74 +19,71 @@ rule settings:
         write_json(output[0], config)  # the config as validated, the schema's defaults filled in
 
 
-rule summary:
-    input:
-        tables=expand(rules.redshift_notebook.output.table, model=MODELS),
-        retrieval=expand(rules.similarity_notebook.output.retrieval, model=MODELS),
-        embeddings=expand(rules.merge_embeddings.output.provenance, model=MODELS, split=""),
-        checkpoints=expand(rules.promote_checkpoint.output.meta, model=MODELS),
-        valid=expand(rules.valid_indices.output.summary, split=""),
-        metrics=expand(rules.redshift_notebook.output.metrics, model=MODELS),
-        properties=expand(rules.properties_notebook.output.property_table, model=MODELS) if LABELLED else [],
-        classification=expand(rules.properties_notebook.output.class_table, model=MODELS) if LABELLED else [],
-        joins=expand(rules.join_catalogues.output.summary, split="") if LABELLED else [],
-        settings=rules.settings.output[0],
-        schema=f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
-    output:
-        **(
-            {
-                "properties": report(
-                    f"{RESULTS}/summary/properties_r2.csv",
-                    caption="../report/summary_properties.rst",
-                    category="Summary",
-                    labels={"item": "6. property R^2 across models (table)"},
-                ),
-                "classification": report(
-                    f"{RESULTS}/summary/classification.csv",
-                    caption="../report/summary_classification.rst",
-                    category="Summary",
-                    labels={"item": "7. classification across models (table)"},
-                ),
-                "properties_figure": report(
-                    f"{RESULTS}/summary/properties_r2_vs_embedding_dim.png",
-                    caption="../report/summary_properties_figure.rst",
-                    category="Summary",
-                    labels={"item": "8. property R^2 vs embedding dimension"},
-                ),
-            }
-            if LABELLED
-            else {}
-        ),
-        overview=report(
+def summary_inputs(wildcards):
+    """Every running kind's per-model tables (one list per table) and shared files, and what every page shows."""
+    per_table = {
+        f"table_{t.name}": expand(getattr(rules, kind.rule).output[t.output], model=MODELS)
+        for kind in KINDS
+        for t in kind.tables
+    }
+    shared = {
+        f"shared_{key}": expand(getattr(rules, rule).output[output], split="")
+        for kind in KINDS
+        for key, (rule, output, _) in kind.shared.items()
+    }
+    return {
+        **per_table,
+        **shared,
+        "embeddings": expand(rules.merge_embeddings.output.provenance, model=MODELS, split=""),
+        "checkpoints": expand(rules.promote_checkpoint.output.meta, model=MODELS),
+        "valid": expand(rules.valid_indices.output.summary, split=""),
+        "settings": rules.settings.output[0],
+        "schema": f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
+    }
+
+
+def summary_outputs():
+    """The overview, then per table across models its CSV and its figure, numbered in the report's Summary."""
+    outputs = {
+        "overview": report(
             f"{RESULTS}/summary/overview.html",
             caption="../report/overview.rst",
             category="Summary",
             labels={"item": "1. overview (start here)"},
-        ),
-        figure=report(
-            f"{RESULTS}/summary/r2_vs_embedding_dim.png",
-            caption="../report/summary_figure.rst",
-            category="Summary",
-            labels={"item": "2. R^2 vs embedding dimension"},
-        ),
-        table=report(
-            f"{RESULTS}/summary/redshift_r2.csv",
-            caption="../report/summary_table.rst",
-            category="Summary",
-            labels={"item": "3. R^2 across models (table)"},
-        ),
-        retrieval=report(
-            f"{RESULTS}/summary/retrieval.csv",
-            caption="../report/summary_retrieval.rst",
-            category="Summary",
-            labels={"item": "4. cross-modal retrieval across models (table)"},
-        ),
-        metrics=report(
-            f"{RESULTS}/summary/redshift_metrics.csv",
-            caption="../report/summary_metrics.rst",
-            category="Summary",
-            labels={"item": "5. redshift bias, scatter, outliers (table)"},
-        ),
+        )
+    }
+    for t in SUMMARY_TABLES:
+        items = [(t.name, f"{t.name}.csv", t.caption, f"{t.title} (table)")]
+        if t.figure:
+            items.append((f"{t.name}_figure", f"{t.name}_vs_embedding_dim.png", t.figure_caption,
+                          f"{t.title} against embedding dimension"))
+        for key, name, caption, title in items:
+            outputs[key] = report(
+                f"{RESULTS}/summary/{name}",
+                caption=f"../report/{caption}",
+                category="Summary",
+                labels={"item": f"{len(outputs) + 1}. {title}"},
+            )
+    return outputs
+
+
+def summary_plan(wildcards, input, output):
+    """The summary script's one argument: every file it reads and writes, by what it is."""
+    tables = {
+        t.name: {"inputs": input[f"table_{t.name}"], "output": output[t.name], "figure": output.get(f"{t.name}_figure")}
+        for t in SUMMARY_TABLES
+    }
+    shared = {k.removeprefix("shared_"): input[k][0] for k in input.keys() if k.startswith("shared_")}
+    files = {k: list(input[k]) for k in ("embeddings", "checkpoints")}
+    return json.dumps({"models": MODELS, "tables": tables, "shared": shared, **files, "valid": input.valid[0],
+                       "config": input.settings, "schema": input.schema, "overview": output.overview})
+
+
+rule summary:
+    input:
+        unpack(summary_inputs),
+    output:
+        **summary_outputs(),
     log:
         f"{LOGS}/summary.log",
     benchmark:
@@ -93,20 +91,6 @@ rule summary:
     localrule: True
     params:
         cmd=script_cmd("summary.py"),
-        models=MODELS,
-        labelled=lambda wc, input, output: (
-            f"--properties {quoted(input.properties)} --classification {quoted(input.classification)} "
-            f"--joins {quoted(input.joins)} --properties-out {quoted([output.properties])} "
-            f"--classification-out {quoted([output.classification])} "
-            f"--properties-figure-out {quoted([output.properties_figure])}"
-            if LABELLED
-            else ""
-        ),
+        plan=summary_plan,
     shell:
-        "{params.cmd} --models {params.models} --tables {input.tables:q} --retrieval {input.retrieval:q} "
-        "--embeddings {input.embeddings:q} "
-        "--checkpoints {input.checkpoints:q} --valid-summary {input.valid:q} --config {input.settings:q} "
-        "--schema {input.schema:q} "
-        "--table-out {output.table:q} --retrieval-out {output.retrieval:q} --figure-out {output.figure:q} "
-        "--overview-out {output.overview:q} --metrics {input.metrics:q} --metrics-out {output.metrics:q} "
-        "{params.labelled} --log {log:q}"
+        "{params.cmd} --plan {params.plan:q} --log {log:q}"

@@ -1,0 +1,157 @@
+"""The table of task kinds: each kind of downstream task declared once, with the rule that writes its per-model
+outputs, when the config turns it on, the config sections its settings are in, and the per-model tables the summary
+stacks across models and the overview shows.
+
+The workflow's default target, the summary step, the report's Summary items and the overview read this table and
+name no task: a new kind is its module, its notebook, its rule file and an entry here (and its schema section).
+Plain data and names only, so the Snakefile can import it without importing torch or matplotlib.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Table:
+    """A per-model CSV that the summary stacks across models into `summary/{name}.csv` (with each model's name and
+    embedding dimension in front) and the overview shows as one section.
+
+    `shown` are the overview's columns, each a header and a format over the row's columns (`"{bias:+.4f}"`);
+    `spread` is a score shown once per query -> target modality pair, as columns after them. `figure` names a
+    function of `astroclip_eval.report.plotting` that draws the stacked table (written as
+    `summary/{name}_vs_embedding_dim.png`). `references` names the config section whose entries carry published
+    figures or bounds for this table's scores, as (section, key column, score column)."""
+
+    output: str
+    name: str
+    title: str
+    anchor: str
+    note: str
+    caption: str
+    shown: tuple[tuple[str, str], ...]
+    spread: str = ""
+    figure: str = ""
+    figure_caption: str = ""
+    references: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of task: its rule's name (its outputs are every model's results of the kind), when it runs, whether
+    that rule executes a notebook (named as the kind, shown as an HTML page in the report), the config sections the
+    overview lists as its settings, its tables across models, and files shared by every model that its overview
+    sections read (`shared`: key -> (rule, output name), with a function `module:function` turning the file into
+    (title, anchor, note, header, rows))."""
+
+    name: str
+    rule: str
+    enabled: Callable[[dict[str, Any]], bool]
+    notebook: bool
+    settings: tuple[str, ...] = ()
+    tables: tuple[Table, ...] = ()
+    shared: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+
+
+MODEL = (("model", "{model}"), ("embedding dim", "{embedding_dim}"))  # every overview table starts with these
+PAIR = ("query -> target", "{query} -> {target}")
+
+KINDS: tuple[Kind, ...] = (
+    Kind(
+        "redshift", "redshift_notebook", lambda config: True, notebook=True, settings=("redshift",),
+        tables=(
+            Table(
+                "table", "redshift_r2", "Redshift R^2 across models", "redshift",
+                "Redshift R^2 on the valid validation rows (1 is perfect; 0 is no better than the mean redshift). "
+                "Protocols: <em>reproduction</em>, the mean redshift of the k nearest validation galaxies; "
+                "<em>zero_shot</em>, the AstroCLIP paper's distance-weighted kNN on standardised embeddings fitted on "
+                "the train split; <em>few_shot</em>, an MLP trained on the train split. Columns are query modality "
+                "-&gt; neighbour (or training) modality: \"spectrum -&gt; image\" means each galaxy's spectrum "
+                "embedding was compared with image embeddings.",
+                "summary_redshift_r2.rst", (*MODEL, ("protocol", "{protocol}")), spread="r2",
+                figure="r2_vs_dim", figure_caption="summary_redshift_r2_figure.rst",
+            ),
+            Table(
+                "metrics", "redshift_metrics", "Redshift bias, scatter and outliers", "redshift-metrics",
+                "With dz = (predicted - true) / (1 + true) on the same predictions: the bias is the median of dz, "
+                "sigma_NMAD is 1.4826 times its median absolute deviation, outliers have |dz| &gt; 0.15.",
+                "summary_redshift_metrics.rst",
+                (*MODEL, ("protocol", "{protocol}"), PAIR, ("bias", "{bias:+.4f}"), ("sigma_NMAD", "{sigma_nmad:.4f}"),
+                 ("outliers", "{outlier_fraction:.3f}")),
+            ),
+        ),
+    ),
+    Kind(
+        "similarity", "similarity_notebook", lambda config: True, notebook=True, settings=("similarity",),
+        tables=(
+            Table(
+                "retrieval", "retrieval", "Cross-modal retrieval", "retrieval",
+                "For each valid galaxy's spectrum (image), the rank of its own image (spectrum) among all valid "
+                "galaxies' by cosine similarity: top-1 and top-10 accuracy and the median rank. Chance is 1/n, 10/n "
+                "and n/2.",
+                "summary_retrieval.rst",
+                (*MODEL, ("query -> own target", "{query} -> own {target}"), ("n", "{n:,}"), ("top-1", "{top1:.3f}"),
+                 ("top-10", "{top10:.3f}"), ("median rank", "{median_rank:g}")),
+            ),
+        ),
+    ),
+    Kind("explorer", "explorer", lambda config: True, notebook=False, settings=("explorer",)),
+    Kind(
+        "properties", "properties_notebook", lambda config: bool(config["properties"] or config["classifications"]),
+        notebook=True,
+        tables=(
+            Table(
+                "property_table", "properties_r2", "Galaxy properties", "properties",
+                "R^2 of each property from catalogues joined to the validation set, on the n valid rows that have "
+                "it, per protocol and query -&gt; target modality pair. Published figures and ceilings named in the "
+                "config are beside this run's scores under \"Against references\".",
+                "summary_properties_r2.rst", (*MODEL, ("protocol", "{protocol}"), ("property", "{property}"),
+                                              ("n", "{n:,}")),
+                spread="r2", figure="property_r2_vs_dim", figure_caption="summary_properties_r2_figure.rst",
+                references=("properties", "property", "r2"),
+            ),
+            Table(
+                "class_table", "classification", "Classifications", "morphology",
+                "Accuracy, weighted F1 and the majority baseline (the share of the most common true class): a score "
+                "at the baseline has learnt nothing.",
+                "summary_classification.rst",
+                (*MODEL, ("protocol", "{protocol}"), ("question", "{question}"), PAIR, ("n", "{n:,}"),
+                 ("accuracy", "{accuracy:.3f}"), ("weighted F1", "{f1_weighted:.3f}"), ("majority", "{majority:.3f}")),
+                references=("classifications", "question", "accuracy"),
+            ),
+        ),
+        shared={"joins": ("join_catalogues", "summary", "astroclip_eval.tasks.catalogues:join_section")},
+    ),
+    Kind(
+        "posteriors", "posteriors_notebook", lambda config: "posteriors" in config, notebook=True,
+        settings=("posteriors",),
+        tables=(
+            Table(
+                "table", "posteriors", "Posteriors", "posteriors",
+                "Each label's posterior given one modality's embedding (an ensemble of conditional neural spline "
+                "flows trained on the train split), on the valid validation rows that have the label. NLL: the "
+                "ensemble's mean negative log-likelihood (nats; lower is better), and each flow's mean and spread as "
+                "the original AstroCLIP reports it. Coverage: the share of true values inside the central 68% and "
+                "95% intervals (calibrated: 0.68 and 0.95). PIT KS: the PIT's distance from uniform. CRPS and the "
+                "median 68% width: accuracy and sharpness in the label's units.",
+                "summary_posteriors.rst",
+                (*MODEL, ("label", "{label}"), ("query", "{modality}"), ("n", "{n:,}"), ("NLL", "{nll:.3f}"),
+                 ("NLL per flow", "{nll_members_mean:.3f} +- {nll_members_std:.3f}"), ("68%", "{coverage68:.3f}"),
+                 ("95%", "{coverage95:.3f}"), ("PIT KS", "{pit_ks:.3f}"), ("CRPS", "{crps:.4g}"),
+                 ("68% width", "{width68:.4g}"), ("median R^2", "{median_r2:.3f}")),
+            ),
+        ),
+    ),
+)
+
+
+def enabled(config: dict[str, Any]) -> list[Kind]:
+    """The kinds this config runs, in the table's order."""
+    return [kind for kind in KINDS if kind.enabled(config)]
+
+
+def tables(config: dict[str, Any]) -> list[Table]:
+    """Every table across models this config writes, in the table's order."""
+    return [table for kind in enabled(config) for table in kind.tables]
