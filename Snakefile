@@ -1,5 +1,5 @@
-# AstroCLIP evaluation: checkpoint promotion -> embeddings -> valid indices -> redshift and similarity
-# notebooks -> summary across models -> HTML report (`snakemake --report`).
+# AstroCLIP evaluation: checkpoint promotion -> embeddings -> valid indices -> the task kinds' notebooks (redshift,
+# similarity, properties, posteriors) and the explorer -> summary across models -> HTML report (`snakemake --report`).
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -36,11 +36,13 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/promote.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/valid.smk"
-include: "workflow/rules/redshift.smk"
-include: "workflow/rules/similarity.smk"
-include: "workflow/rules/explorer.smk"
-include: "workflow/rules/properties.smk"
-include: "workflow/rules/posteriors.smk"
+
+
+for kind in KINDS:  # each running task kind's rule file, named as the kind (astroclip_eval/tasks/kinds.py)
+
+    include: f"workflow/rules/{kind.name}.smk"
+
+
 include: "workflow/rules/notebooks.smk"
 include: "workflow/rules/summary.smk"
 

@@ -21,8 +21,8 @@ def test_bench_table_on_tiny_inputs():
     assert run.returncode == 0, run.stderr[-3000:]
     table = [line for line in run.stdout.splitlines() if line.startswith("| ")]
     measures = [line.split(" | ")[0].lstrip("| ") for line in table[2:]]
-    measures = [m.split(", ")[0] if m.startswith(("simulate", "properties", "posteriors", "explorer", "zero_shot", "few_shot")) else m
-                for m in measures]  # counts vary
+    counted = ("simulate", "properties", "posteriors", "explorer", "zero_shot", "few_shot")
+    measures = [m.split(", ")[0] if m.startswith(counted) else m for m in measures]  # counts vary
     assert measures == [
         "embedding, reference model: read floor (crop band, to device)",
         "embedding, reference model: compute floor (pre-loaded tensors)",

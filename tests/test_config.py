@@ -79,16 +79,22 @@ def test_demo_config_passes_and_gets_the_schemas_defaults():
     assert config["similarity"]["query_indices"] == DEMO["similarity"]["query_indices"]  # given values kept
 
 
-def test_snakemake_dry_run_shows_one_line_and_plans_nothing(tmp_path):
+@pytest.mark.parametrize("key,value,line", [
+    ("redshift.n_neighbours", 0, "config: 'redshift.n_neighbours': 0 is less than the minimum of 1"),
+    # checked by the posteriors' rule file, when it is included
+    ("posteriors.labels", ["redshift", "nope"], "config: 'posteriors.labels' names 'nope', which is neither redshift "
+                                                "nor a key of properties (redshift, LOG_MSTAR"),
+])
+def test_snakemake_dry_run_shows_one_line_and_plans_nothing(tmp_path, key, value, line):
     (tmp_path / "config").mkdir()
-    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(_with("redshift.n_neighbours", 0)))
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(_with(key, value)))
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n"],
         capture_output=True, text=True, timeout=120,
     )
     out = run.stdout + run.stderr
     assert run.returncode != 0
-    assert "config: 'redshift.n_neighbours': 0 is less than the minimum of 1" in out
+    assert line in out
     assert "Traceback" not in out
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
 

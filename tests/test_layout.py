@@ -17,6 +17,7 @@ from astroclip_eval.embed import embed_split
 from astroclip_eval.io.data import Survey
 from astroclip_eval.models import load
 from astroclip_eval.models.reference import ReferenceAstroCLIP
+from astroclip_eval.tasks.kinds import KINDS
 
 PACKAGE = ROOT / "astroclip_eval"
 
@@ -86,3 +87,27 @@ def test_one_crop_one_registry_one_validation():
     snakefiles = [ROOT / "Snakefile", *ROOT.glob("workflow/rules/*.smk")]
     assert not [f for f in snakefiles if re.search(r"\bvalidate\(", f.read_text())]
     assert (ROOT / "Snakefile").read_text().count("check_config(") == 1
+
+
+def test_the_summary_and_the_overview_name_no_task():
+    """Every task kind reaches the default target, the summary, the report's Summary items and the overview through
+    the table of kinds: no quoted kind, rule, table or section name and no `rules.<task rule>` in those files, and
+    each kind's rule file is included by its name, so a new kind is its module, notebook, rule file and entry."""
+    names = {n for kind in KINDS for n in (kind.name, kind.rule, *kind.settings, *kind.shared,
+                                            *[x for t in kind.tables for x in (t.name, t.anchor, t.caption)])}
+    names |= {r for kind in KINDS for r, _, _ in kind.shared.values()}
+    files = ["workflow/scripts/summary.py", "workflow/rules/summary.smk", "workflow/rules/notebooks.smk",
+             "astroclip_eval/report/overview.py", "astroclip_eval/report/summary.py",
+             "astroclip_eval/templates/overview.html.j2"]
+    found = []
+    for name in files:
+        text = (ROOT / name).read_text()
+        found += [(name, m.group(0)) for m in re.finditer(r"""["']([\w./-]+)["']|\brules\.(\w+)""", text)
+                  if (m.group(1) or m.group(2)) in names]
+    assert not found
+    common = (ROOT / "workflow/rules/common.smk").read_text()
+    assert not [r for r in re.findall(r"\brules\.(\w+)", common) if r in names]  # all_outputs reads the table
+    included = re.findall(r'include: "workflow/rules/(\w+)\.smk"', (ROOT / "Snakefile").read_text())
+    assert not set(included) & {kind.name for kind in KINDS}  # included by the loop over the table
+    assert {kind.name for kind in KINDS} <= {f.stem for f in (ROOT / "workflow/rules").glob("*.smk")}
+    assert {kind.name for kind in KINDS if kind.notebook} == {f.stem for f in (ROOT / "workflow/notebooks").glob("*.ipynb")}

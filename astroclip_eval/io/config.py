@@ -99,6 +99,11 @@ def _check_numbers(value: Any, where: str) -> None:
             _check_numbers(item, f"{where}[{i}]")
 
 
+def described(schema: dict[str, Any], section: str, key: str) -> str:
+    """What a setting means, in the schema's own words ('' when it says nothing)."""
+    return schema.get("properties", {}).get(section, {}).get("properties", {}).get(key, {}).get("description", "")
+
+
 def check(config: dict[str, Any], schema_path: str | Path) -> None:
     """Validate `config` in place, filling in the schema's defaults; raise UserError for the first schema violation
     or for a rule the schema cannot express."""
@@ -132,11 +137,6 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
     both = set(config["properties"]) & set(config["classifications"])
     if both:
         raise UserError(f"config: '{sorted(both)[0]}' is both in properties and in classifications; give them different names")
-    known = ["redshift", *config["properties"]]
-    unknown = [name for name in config.get("posteriors", {}).get("labels", []) if name not in known]
-    if unknown:
-        raise UserError(f"config: 'posteriors.labels' names {short(unknown[0])}, which is neither redshift nor a key of "
-                        f"properties ({', '.join(known)})")
     try:  # catalogue references and expressions, before any file is read
         needed_columns(config)
     except UserError as error:

@@ -21,6 +21,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
+from astroclip_eval.io.config import described
 from astroclip_eval.models import REGISTRY
 from astroclip_eval.tasks.downstream import PAIRS
 from astroclip_eval.tasks.kinds import Table, enabled
@@ -83,10 +84,9 @@ def _settings(config: dict[str, Any], schema: dict[str, Any]) -> list[list[str]]
     this run used (defaults filled in), and what it means, in the schema's own words."""
     rows = []
     for section in ("dataset", "valid", *[s for kind in enabled(config) for s in kind.settings], "embedding"):
-        described = schema.get("properties", {}).get(section, {}).get("properties", {})
         for key, value in config.get(section, {}).items():
             shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-            rows.append([f"{section}.{key}", shown, described.get(key, {}).get("description", "")])
+            rows.append([f"{section}.{key}", shown, described(schema, section, key)])
     return rows
 
 

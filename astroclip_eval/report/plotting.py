@@ -268,59 +268,6 @@ def confusion_panels(results: dict[str, tuple[list[str], np.ndarray, dict]], pro
     return fig
 
 
-def pit_panels(pits: dict[tuple[str, str], np.ndarray], bins: int = 20) -> plt.Figure:
-    """PIT histograms, one row per label, one column per query modality: flat for calibrated posteriors, U-shaped for
-    overconfident ones, a hump for underconfident ones; the dashed line is the uniform count."""
-    use_style()
-    labels = list(dict.fromkeys(label for label, _ in pits))
-    fig, axes = plt.subplots(len(labels), 2, figsize=(8, 2.4 * len(labels)), squeeze=False, constrained_layout=True)
-    for i, label in enumerate(labels):
-        for j, modality in enumerate(MODALITIES):
-            ax = axes[i, j]
-            pit = pits.get((label, modality))
-            if pit is None:
-                ax.set_axis_off()
-                continue
-            ax.hist(pit, bins=bins, range=(0, 1), color="C0")
-            ax.axhline(pit.size / bins, color="black", ls="--", lw=0.8)
-            ax.set_title(f"{label}, {modality} embedding", fontsize=9)
-            ax.set_xlabel("PIT")
-    fig.suptitle("Probability integral transform of the true value under each posterior")
-    return fig
-
-
-def coverage_curves(pits: dict[tuple[str, str], np.ndarray]) -> plt.Figure:
-    """Share of true values inside the central interval of each nominal level, against that level: on the diagonal
-    for calibrated posteriors, below it for overconfident ones."""
-    use_style()
-    levels = np.linspace(0.05, 0.95, 19)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4), squeeze=False, constrained_layout=True)
-    for j, modality in enumerate(MODALITIES):
-        ax = axes[0, j]
-        for label, pit in ((label, pit) for (label, m), pit in pits.items() if m == modality):
-            shares = [np.mean(np.abs(pit - 0.5) <= level / 2) for level in levels]
-            ax.plot(levels, shares, marker=".", label=label)
-        ax.plot([0, 1], [0, 1], color="black", ls="--", lw=0.8)
-        ax.set_title(f"{modality} embedding", fontsize=9)
-        ax.set_xlabel("nominal level of the central interval")
-        ax.set_ylabel("share of true values inside")
-        ax.legend(fontsize=7)
-    return fig
-
-
-def posterior_examples(samples: np.ndarray, truth: np.ndarray, label: str, title: str) -> plt.Figure:
-    """Six posteriors (histograms of their samples) with the true value marked."""
-    use_style()
-    fig, axes = plt.subplots(2, 3, figsize=(10, 5), constrained_layout=True)
-    for ax, draws, true in zip(axes.ravel(), samples, truth):
-        ax.hist(draws, bins=30, color="C0", density=True)
-        ax.axvline(true, color="C3", lw=1.5, label="true value")
-        ax.set_xlabel(label)
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle(title)
-    return fig
-
-
 def empty_figure(message: str) -> plt.Figure:
     """A small figure that says why there is nothing to show (an output the rule declares is always written)."""
     use_style()

@@ -12,6 +12,8 @@ stopping; the ensemble's density is the equal mixture of its members. Scores per
   intervals (the PIT inside [0.16, 0.84] and [0.025, 0.975]);
 - crps (from samples, energy form) and width68, the median width of the central 68% interval (sharpness);
 - the posterior median as a point estimate: R^2, bias and sigma_NMAD, as the point protocols report them.
+
+And its figures: PIT histograms, coverage against the nominal level, example posteriors.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from astroclip_eval.io.errors import UserError
+from astroclip_eval.report.plotting import use_style
+from astroclip_eval.tasks.downstream import MODALITIES
 
 SCORE_COLUMNS = ["label", "modality", "n", "nll", "nll_members_mean", "nll_members_std", "pit_ks", "coverage68",
                  "coverage95", "crps", "width68", "median_r2", "median_bias", "median_sigma_nmad"]
@@ -198,3 +203,56 @@ def estimate(label: str, modality: str, x_train: np.ndarray, y_train: np.ndarray
         raise UserError(f"posteriors.{label}: the {modality} posterior is not finite for "
                         f"{int((~np.isfinite(post.log_prob)).sum())} rows; nothing written")
     return scores(label, modality, y_valid, post), post
+
+
+def pit_panels(pits: dict[tuple[str, str], np.ndarray], bins: int = 20) -> plt.Figure:
+    """PIT histograms, one row per label, one column per query modality: flat for calibrated posteriors, U-shaped for
+    overconfident ones, a hump for underconfident ones; the dashed line is the uniform count."""
+    use_style()
+    labels = list(dict.fromkeys(label for label, _ in pits))
+    fig, axes = plt.subplots(len(labels), 2, figsize=(8, 2.4 * len(labels)), squeeze=False, constrained_layout=True)
+    for i, label in enumerate(labels):
+        for j, modality in enumerate(MODALITIES):
+            ax = axes[i, j]
+            pit = pits.get((label, modality))
+            if pit is None:
+                ax.set_axis_off()
+                continue
+            ax.hist(pit, bins=bins, range=(0, 1), color="C0")
+            ax.axhline(pit.size / bins, color="black", ls="--", lw=0.8)
+            ax.set_title(f"{label}, {modality} embedding", fontsize=9)
+            ax.set_xlabel("PIT")
+    fig.suptitle("Probability integral transform of the true value under each posterior")
+    return fig
+
+
+def coverage_curves(pits: dict[tuple[str, str], np.ndarray]) -> plt.Figure:
+    """Share of true values inside the central interval of each nominal level, against that level: on the diagonal
+    for calibrated posteriors, below it for overconfident ones."""
+    use_style()
+    levels = np.linspace(0.05, 0.95, 19)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4), squeeze=False, constrained_layout=True)
+    for j, modality in enumerate(MODALITIES):
+        ax = axes[0, j]
+        for label, pit in ((label, pit) for (label, m), pit in pits.items() if m == modality):
+            shares = [np.mean(np.abs(pit - 0.5) <= level / 2) for level in levels]
+            ax.plot(levels, shares, marker=".", label=label)
+        ax.plot([0, 1], [0, 1], color="black", ls="--", lw=0.8)
+        ax.set_title(f"{modality} embedding", fontsize=9)
+        ax.set_xlabel("nominal level of the central interval")
+        ax.set_ylabel("share of true values inside")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def posterior_examples(samples: np.ndarray, truth: np.ndarray, label: str, title: str) -> plt.Figure:
+    """Six posteriors (histograms of their samples) with the true value marked."""
+    use_style()
+    fig, axes = plt.subplots(2, 3, figsize=(10, 5), constrained_layout=True)
+    for ax, draws, true in zip(axes.ravel(), samples, truth):
+        ax.hist(draws, bins=30, color="C0", density=True)
+        ax.axvline(true, color="C3", lw=1.5, label="true value")
+        ax.set_xlabel(label)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title)
+    return fig

@@ -2,89 +2,98 @@
 # posteriors section: an ensemble of conditional neural spline flows per label and modality, scored for calibration.
 import json
 
-if "posteriors" in ENABLED:
 
-    def posterior_labels():
-        """The labels that get posteriors: posteriors.labels, or the redshift and every property."""
-        return config["posteriors"].get("labels", ["redshift", *config["properties"]])
+def posterior_labels():
+    """The labels that get posteriors: posteriors.labels, or the redshift and every property."""
+    return config["posteriors"].get("labels", ["redshift", *config["properties"]])
 
-    def posterior_inputs(wildcards):
-        """Both splits' labels, when a property gets a posterior (the redshift comes from the data file)."""
-        if not set(posterior_labels()) & set(config["properties"]):
-            return {}
-        return {"labels": f"{CACHE}/catalogues/labels.csv", "train_labels": f"{CACHE}/catalogues/train_labels.csv"}
 
-    rule posteriors_notebook:
-        input:
-            unpack(posterior_inputs),
-            notebook=f"{NOTEBOOK_DIR}/posteriors.ipynb",
-            dataset=DATASET,
-            image=f"{CACHE}/{{model}}/image_embeddings.pt",
-            spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
-            valid=f"{CACHE}/valid_indices.pt",
-            train_image=f"{CACHE}/{{model}}/train_image_embeddings.pt",
-            train_spectrum=f"{CACHE}/{{model}}/train_spectrum_embeddings.pt",
-            train_valid=f"{CACHE}/train_valid_indices.pt",
-        output:
-            notebook=f"{RESULTS}/{{model}}/posteriors.ipynb",
-            table=report(
-                f"{RESULTS}/{{model}}/posteriors.csv",
-                caption="../report/posteriors_table.rst",
-                category="{model}",
-                subcategory="Posteriors",
-                labels={"model": "{model}", "table": "calibration"},
-            ),
-            pit_figure=report(
-                f"{RESULTS}/{{model}}/posteriors_pit.png",
-                caption="../report/posteriors_pit.rst",
-                category="{model}",
-                subcategory="Posteriors",
-                labels={"model": "{model}", "figure": "PIT histograms"},
-            ),
-            coverage_figure=report(
-                f"{RESULTS}/{{model}}/posteriors_coverage.png",
-                caption="../report/posteriors_coverage.rst",
-                category="{model}",
-                subcategory="Posteriors",
-                labels={"model": "{model}", "figure": "coverage"},
-            ),
-            examples_figure=report(
-                f"{RESULTS}/{{model}}/posteriors_examples.png",
-                caption="../report/posteriors_examples.rst",
-                category="{model}",
-                subcategory="Posteriors",
-                labels={"model": "{model}", "figure": "example posteriors"},
-            ),
-        log:
-            f"{LOGS}/posteriors_notebook/{{model}}.log",
-        benchmark:
-            f"{BENCH}/posteriors_notebook/{{model}}.tsv"
-        threads: 2
-        resources:
-            mem_mb=lambda wc, attempt: 4000 * attempt,
-            runtime=lambda wc, attempt: 60 * attempt,
-            gpu=DOWNSTREAM_GPUS,
-        params:
-            run=script_cmd("run_notebook.py"),
-            parameters=lambda wc, input, output: json.dumps(
-                {
-                    "model": wc.model,
-                    "dataset": input.dataset,
-                    "image_embeddings": input.image,
-                    "spectrum_embeddings": input.spectrum,
-                    "valid_indices": input.valid,
-                    "train_image_embeddings": input.train_image,
-                    "train_spectrum_embeddings": input.train_spectrum,
-                    "train_valid_indices": input.train_valid,
-                    "labels": input.get("labels", ""),
-                    "train_labels": input.get("train_labels", ""),
-                    "properties": [p for p in config["properties"] if p in posterior_labels()],
-                    "redshift": "redshift" in posterior_labels(),
-                    "settings": config["posteriors"],
-                    "device": config["downstream"]["device"],
-                    **{k: output[k] for k in ("table", "pit_figure", "coverage_figure", "examples_figure")},
-                }
-            ),
-            failed=f"{LOGS}/posteriors_notebook/{{model}}.failed.ipynb",
-        shell:
-            f"OMP_NUM_THREADS={{threads}} {NOTEBOOK_SHELL}"
+unknown = [name for name in posterior_labels() if name != "redshift" and name not in config["properties"]]
+if unknown:
+    raise WorkflowError(
+        f"config: 'posteriors.labels' names {unknown[0]!r}, which is neither redshift nor a key of properties "
+        f"({', '.join(['redshift', *config['properties']])})"
+    )
+
+
+def posterior_inputs(wildcards):
+    """Both splits' labels, when a property gets a posterior (the redshift comes from the data file)."""
+    if not set(posterior_labels()) & set(config["properties"]):
+        return {}
+    return {"labels": f"{CACHE}/catalogues/labels.csv", "train_labels": f"{CACHE}/catalogues/train_labels.csv"}
+
+
+rule posteriors_notebook:
+    input:
+        unpack(posterior_inputs),
+        notebook=f"{NOTEBOOK_DIR}/posteriors.ipynb",
+        dataset=DATASET,
+        image=f"{CACHE}/{{model}}/image_embeddings.pt",
+        spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
+        valid=f"{CACHE}/valid_indices.pt",
+        train_image=f"{CACHE}/{{model}}/train_image_embeddings.pt",
+        train_spectrum=f"{CACHE}/{{model}}/train_spectrum_embeddings.pt",
+        train_valid=f"{CACHE}/train_valid_indices.pt",
+    output:
+        notebook=f"{RESULTS}/{{model}}/posteriors.ipynb",
+        table=report(
+            f"{RESULTS}/{{model}}/posteriors.csv",
+            caption="../report/posteriors_table.rst",
+            category="{model}",
+            subcategory="Posteriors",
+            labels={"model": "{model}", "table": "calibration"},
+        ),
+        pit_figure=report(
+            f"{RESULTS}/{{model}}/posteriors_pit.png",
+            caption="../report/posteriors_pit.rst",
+            category="{model}",
+            subcategory="Posteriors",
+            labels={"model": "{model}", "figure": "PIT histograms"},
+        ),
+        coverage_figure=report(
+            f"{RESULTS}/{{model}}/posteriors_coverage.png",
+            caption="../report/posteriors_coverage.rst",
+            category="{model}",
+            subcategory="Posteriors",
+            labels={"model": "{model}", "figure": "coverage"},
+        ),
+        examples_figure=report(
+            f"{RESULTS}/{{model}}/posteriors_examples.png",
+            caption="../report/posteriors_examples.rst",
+            category="{model}",
+            subcategory="Posteriors",
+            labels={"model": "{model}", "figure": "example posteriors"},
+        ),
+    log:
+        f"{LOGS}/posteriors_notebook/{{model}}.log",
+    benchmark:
+        f"{BENCH}/posteriors_notebook/{{model}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 60 * attempt,
+        gpu=DOWNSTREAM_GPUS,
+    params:
+        run=script_cmd("run_notebook.py"),
+        parameters=lambda wc, input, output: json.dumps(
+            {
+                "model": wc.model,
+                "dataset": input.dataset,
+                "image_embeddings": input.image,
+                "spectrum_embeddings": input.spectrum,
+                "valid_indices": input.valid,
+                "train_image_embeddings": input.train_image,
+                "train_spectrum_embeddings": input.train_spectrum,
+                "train_valid_indices": input.train_valid,
+                "labels": input.get("labels", ""),
+                "train_labels": input.get("train_labels", ""),
+                "properties": [p for p in config["properties"] if p in posterior_labels()],
+                "redshift": "redshift" in posterior_labels(),
+                "settings": config["posteriors"],
+                "device": config["downstream"]["device"],
+                **{k: output[k] for k in ("table", "pit_figure", "coverage_figure", "examples_figure")},
+            }
+        ),
+        failed=f"{LOGS}/posteriors_notebook/{{model}}.failed.ipynb",
+    shell:
+        f"OMP_NUM_THREADS={{threads}} {NOTEBOOK_SHELL}"

@@ -55,8 +55,14 @@ def summary_outputs():
     for t in SUMMARY_TABLES:
         items = [(t.name, f"{t.name}.csv", t.caption, f"{t.title} (table)")]
         if t.figure:
-            items.append((f"{t.name}_figure", f"{t.name}_vs_embedding_dim.png", t.figure_caption,
-                          f"{t.title} against embedding dimension"))
+            items.append(
+                (
+                    f"{t.name}_figure",
+                    f"{t.name}_vs_embedding_dim.png",
+                    t.figure_caption,
+                    f"{t.title} against embedding dimension",
+                )
+            )
         for key, name, caption, title in items:
             outputs[key] = report(
                 f"{RESULTS}/summary/{name}",
@@ -75,8 +81,18 @@ def summary_plan(wildcards, input, output):
     }
     shared = {k.removeprefix("shared_"): input[k][0] for k in input.keys() if k.startswith("shared_")}
     files = {k: list(input[k]) for k in ("embeddings", "checkpoints")}
-    return json.dumps({"models": MODELS, "tables": tables, "shared": shared, **files, "valid": input.valid[0],
-                       "config": input.settings, "schema": input.schema, "overview": output.overview})
+    return json.dumps(
+        {
+            "models": MODELS,
+            "tables": tables,
+            "shared": shared,
+            **files,
+            "valid": input.valid[0],
+            "config": input.settings,
+            "schema": input.schema,
+            "overview": output.overview,
+        }
+    )
 
 
 rule summary:
