@@ -90,7 +90,7 @@ def _settings(config: dict[str, Any], schema: dict[str, Any]) -> list[list[str]]
     return rows
 
 
-NUMBER = re.compile(r"^[+-]?[0-9][0-9,]*(\.[0-9]+)?(e[+-]?[0-9]+)?( \+- [0-9.e+-]+)?$")
+NUMBER = re.compile(r"^[+-]?[0-9][0-9,]*(\.[0-9]+)?(e[+-]?[0-9]+)?( \+- [0-9.e+-]+| \[[0-9.e+-]+, [0-9.e+-]+\])?$")
 
 
 def _fields(formats: list[str]) -> list[str]:
@@ -115,12 +115,22 @@ def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None =
         rows = [[f.format(**row) for f in formats] for row in frame.to_dict("records")]
     else:
         keys = _fields(formats)
-        scores = frame.set_index([*keys, "query", "target"])[table.spread]
+        indexed = frame.set_index([*keys, "query", "target"])
+        scores = indexed[table.spread]
+        bounded = {f"{table.spread}_lo", f"{table.spread}_hi"} <= set(frame.columns)
+
+        def cell(key: tuple) -> str:
+            if key not in scores.index:
+                return ""
+            shown = f"{scores[key]:.3f}"
+            return shown + (f" [{indexed.loc[key, f'{table.spread}_lo']:.3f}, {indexed.loc[key, f'{table.spread}_hi']:.3f}]"
+                            if bounded else "")
+
         rows = []
         for values in dict.fromkeys(frame[keys].itertuples(index=False, name=None)):
             row = dict(zip(keys, values))
             pairs = {(q, t): scores.get((*values, q, t)) for q, t in PAIRS}
-            rows.append([f.format(**row) for f in formats] + ["" if v is None else f"{v:.3f}" for v in pairs.values()])
+            rows.append([f.format(**row) for f in formats] + [cell((*values, q, t)) for q, t in PAIRS])
             attrs.append({**{k: str(v) for k, v in row.items()},
                           **{f"{q}-{t}": repr(float(v)) for (q, t), v in pairs.items() if v is not None}})
         header += [f"{q} -> {t}" for q, t in PAIRS]

@@ -21,13 +21,15 @@ import pandas as pd
 import torch
 
 from astroclip_eval.io.errors import UserError
+from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.neighbours import require_finite, top_k
 from astroclip_eval.tasks.protocols import few_shot_hidden, fit_few_shot, nearest, standardiser, weighted_mean
 
 MODALITIES = ("spectrum", "image")
 PAIRS = [(q, t) for q in MODALITIES for t in MODALITIES]
-PROPERTY_COLUMNS = ["protocol", "property", "query", "target", "n", "r2"]
-CLASS_COLUMNS = ["protocol", "question", "query", "target", "n", "accuracy", "f1_weighted", "majority"]
+PROPERTY_COLUMNS = ["protocol", "property", "query", "target", "n", "r2", "r2_lo", "r2_hi"]
+CLASS_COLUMNS = ["protocol", "question", "query", "target", "n", "accuracy", "accuracy_lo", "accuracy_hi", "f1_weighted",
+                 "f1_weighted_lo", "f1_weighted_hi", "majority"]
 PREDICTION_COLUMNS = ["row", "targetid", "task", "label", "protocol", "query", "target", "true", "predicted"]
 
 
@@ -230,11 +232,12 @@ def evaluate(
     standardise_targets: bool = True,
     recipe: str = "project",
     device: torch.device | str = "cpu",
+    draws: int = bootstrap.DRAWS,
 ) -> tuple[list[dict], dict[tuple[str, str, str], np.ndarray], np.ndarray]:
     """Score rows (without the label's name column), predictions per (protocol, query, target), and the truth.
 
     A property's labels are float64 with NaN where missing; a question's are int64 codes with -1 where missing
-    (`n_classes` > 0)."""
+    (`n_classes` > 0). Each score has its 95% bootstrap interval over the scored rows (`draws` resamples)."""
     codes = n_classes > 0
     valid = Labelled.select(valid_emb, valid_labels, valid_rows, codes)
     if valid.labels.size < 2:
@@ -257,13 +260,12 @@ def evaluate(
     for (protocol, query, target), pred in predictions.items():
         row = {"protocol": protocol, "query": query, "target": target, "n": int(valid.labels.size)}
         if codes:
-            row.update(
-                accuracy=accuracy(valid.labels, pred),
-                f1_weighted=f1_weighted(valid.labels, pred),
-                majority=majority(valid.labels),
-            )
+            row.update(accuracy=accuracy(valid.labels, pred), f1_weighted=f1_weighted(valid.labels, pred),
+                       majority=majority(valid.labels))
         else:
             row["r2"] = r2_score(valid.labels, pred)
+        for score in ("accuracy", "f1_weighted") if codes else ("r2",):
+            row[f"{score}_lo"], row[f"{score}_hi"] = bootstrap.bounds(getattr(bootstrap, score), (valid.labels, pred), draws)
         rows.append(row)
     return rows, predictions, valid.labels
 

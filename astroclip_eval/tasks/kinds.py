@@ -20,7 +20,8 @@ class Table:
     embedding dimension in front) and the overview shows as one section.
 
     `shown` are the overview's columns, each a header and a format over the row's columns (`"{bias:+.4f}"`);
-    `spread` is a score shown once per query -> target modality pair, as columns after them. `figure` names a
+    `spread` is a score shown once per query -> target modality pair, as columns after them (with its 95% interval
+    when the table has `{spread}_lo` and `{spread}_hi`). `figure` names a
     function of `astroclip_eval.report.plotting` that draws the stacked table (written as
     `summary/{name}_vs_embedding_dim.png`). `references` names the config section whose entries carry published
     figures or bounds for this table's scores, as (section, key column, score column)."""
@@ -76,10 +77,13 @@ KINDS: tuple[Kind, ...] = (
             Table(
                 "metrics", "redshift_metrics", "Redshift bias, scatter and outliers", "redshift-metrics",
                 "With dz = (predicted - true) / (1 + true) on the same predictions: the bias is the median of dz, "
-                "sigma_NMAD is 1.4826 times its median absolute deviation, outliers have |dz| &gt; 0.15.",
+                "sigma_NMAD is 1.4826 times its median absolute deviation, sigma68 half the width of its central "
+                "68%, outliers have |dz| &gt; 0.15. In brackets: the 95% bootstrap interval over the rows.",
                 "summary_redshift_metrics.rst",
-                (*MODEL, ("protocol", "{protocol}"), PAIR, ("bias", "{bias:+.4f}"), ("sigma_NMAD", "{sigma_nmad:.4f}"),
-                 ("outliers", "{outlier_fraction:.3f}")),
+                (*MODEL, ("protocol", "{protocol}"), PAIR, ("bias", "{bias:+.4f} [{bias_lo:+.4f}, {bias_hi:+.4f}]"),
+                 ("sigma_NMAD", "{sigma_nmad:.4f} [{sigma_nmad_lo:.4f}, {sigma_nmad_hi:.4f}]"),
+                 ("sigma68", "{sigma68:.4f} [{sigma68_lo:.4f}, {sigma68_hi:.4f}]"),
+                 ("outliers", "{outlier_fraction:.3f} [{outlier_fraction_lo:.3f}, {outlier_fraction_hi:.3f}]")),
             ),
         ),
     ),
@@ -92,8 +96,10 @@ KINDS: tuple[Kind, ...] = (
                 "galaxies' by cosine similarity: top-1 and top-10 accuracy and the median rank. Chance is 1/n, 10/n "
                 "and n/2.",
                 "summary_retrieval.rst",
-                (*MODEL, ("query -> own target", "{query} -> own {target}"), ("n", "{n:,}"), ("top-1", "{top1:.3f}"),
-                 ("top-10", "{top10:.3f}"), ("median rank", "{median_rank:g}")),
+                (*MODEL, ("query -> own target", "{query} -> own {target}"), ("n", "{n:,}"),
+                 ("top-1", "{top1:.3f} [{top1_lo:.3f}, {top1_hi:.3f}]"),
+                 ("top-10", "{top10:.3f} [{top10_lo:.3f}, {top10_hi:.3f}]"),
+                 ("median rank", "{median_rank:g} [{median_rank_lo:g}, {median_rank_hi:g}]")),
             ),
         ),
     ),
@@ -118,7 +124,9 @@ KINDS: tuple[Kind, ...] = (
                 "at the baseline has learnt nothing.",
                 "summary_classification.rst",
                 (*MODEL, ("protocol", "{protocol}"), ("question", "{question}"), PAIR, ("n", "{n:,}"),
-                 ("accuracy", "{accuracy:.3f}"), ("weighted F1", "{f1_weighted:.3f}"), ("majority", "{majority:.3f}")),
+                 ("accuracy", "{accuracy:.3f} [{accuracy_lo:.3f}, {accuracy_hi:.3f}]"),
+                 ("weighted F1", "{f1_weighted:.3f} [{f1_weighted_lo:.3f}, {f1_weighted_hi:.3f}]"),
+                 ("majority", "{majority:.3f}")),
                 references=("classifications", "question", "accuracy"),
             ),
         ),

@@ -8,22 +8,31 @@ import pandas as pd
 import torch
 
 from astroclip_eval.io.errors import UserError
+from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.downstream import evaluate as evaluate_label
 
-R2_COLUMNS = ["protocol", "query", "target", "r2"]
-METRIC_COLUMNS = ["protocol", "query", "target", "bias", "sigma_nmad", "outlier_fraction"]
+R2_COLUMNS = ["protocol", "query", "target", "r2", "r2_lo", "r2_hi"]
+METRICS = ("bias", "sigma_nmad", "sigma68", "outlier_fraction")
+METRIC_COLUMNS = ["protocol", "query", "target", *[f"{m}{end}" for m in METRICS for end in ("", "_lo", "_hi")]]
 
 
-def redshift_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Bias (median of dz/(1+z)), sigma_NMAD (1.4826 x the median absolute deviation of dz/(1+z) about its median)
-    and the outlier fraction (|dz|/(1+z) > 0.15)."""
+def redshift_metrics(truth: np.ndarray, pred: np.ndarray, draws: int = 0) -> dict[str, float]:
+    """Bias (median of dz/(1+z)), sigma_NMAD (1.4826 x the median absolute deviation of dz/(1+z) about its median),
+    sigma68 ((p84 - p16)/2 of dz/(1+z)) and the outlier fraction (|dz|/(1+z) > 0.15); with `draws`, each one's 95%
+    bootstrap interval over the rows."""
     dz = (np.asarray(pred, np.float64) - truth) / (1 + np.asarray(truth, np.float64))
     bias = float(np.median(dz))
-    return {
+    p16, p84 = np.percentile(dz, [16, 84])
+    out = {
         "bias": bias,
         "sigma_nmad": float(1.4826 * np.median(np.abs(dz - bias))),
+        "sigma68": float((p84 - p16) / 2),
         "outlier_fraction": float(np.mean(np.abs(dz) > 0.15)),
     }
+    if draws:
+        for name in METRICS:
+            out[f"{name}_lo"], out[f"{name}_hi"] = bootstrap.bounds(getattr(bootstrap, name), (truth, pred), draws)
+    return out
 
 
 def evaluate(
@@ -38,8 +47,10 @@ def evaluate(
     seed: int = 0,
     recipe: str = "project",
     device: torch.device | str = "cpu",
+    draws: int = bootstrap.DRAWS,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[str, str, str], np.ndarray]]:
-    """The R^2 table, the bias/scatter/outlier table and the predictions per (protocol, query, target).
+    """The R^2 table, the bias/scatter/outlier table (each score with its 95% bootstrap interval over `draws`
+    resamples of the rows) and the predictions per (protocol, query, target).
 
     `embeddings` maps modality -> (N, D) over all rows of the validation split and `valid` picks the rows that take
     part; `train` is the train split's (embeddings, redshifts, valid rows) for the protocols fitted on it.
@@ -50,12 +61,13 @@ def evaluate(
     rows, predictions, truth = evaluate_label(
         "redshift", embeddings, np.asarray(redshifts, np.float64), valid, train_emb,
         None if train_z is None else np.asarray(train_z, np.float64), train_valid, list(protocols),
-        k=k, exclude_self=exclude_self, zero_shot_k=zero_shot_k, seed=seed, recipe=recipe, device=device,
+        k=k, exclude_self=exclude_self, zero_shot_k=zero_shot_k, seed=seed, recipe=recipe, device=device, draws=draws,
         standardise_targets=recipe == "paper",  # the paper standardises the redshift too
     )
     r2 = pd.DataFrame(rows, columns=R2_COLUMNS)
     metrics = pd.DataFrame(
-        [{"protocol": p, "query": q, "target": t, **redshift_metrics(truth, pred)} for (p, q, t), pred in predictions.items()],
+        [{"protocol": p, "query": q, "target": t, **redshift_metrics(truth, pred, draws)}
+         for (p, q, t), pred in predictions.items()],
         columns=METRIC_COLUMNS,
     )
     return r2, metrics, predictions

@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.neighbours import block_rows, unit_rows
 
 DIRECTIONS = (("spectrum", "image"), ("image", "spectrum"))
-COLUMNS = ["query", "target", "n", "top1", "top10", "median_rank"]
+SCORES = {"top1": bootstrap.top(1), "top10": bootstrap.top(10), "median_rank": bootstrap.median}
+COLUMNS = ["query", "target", "n", *[f"{s}{end}" for s in SCORES for end in ("", "_lo", "_hi")]]
 
 
 def own_ranks(query: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -39,11 +41,14 @@ def retrieval_ranks(embeddings: dict[str, np.ndarray], valid: np.ndarray) -> dic
     return {(qm, tm): own_ranks(embeddings[qm][valid], embeddings[tm][valid]) for qm, tm in DIRECTIONS}
 
 
-def retrieval_table(ranks: dict[tuple[str, str], np.ndarray]) -> pd.DataFrame:
-    """Top-1 and top-10 accuracy and the median rank per direction."""
-    rows = [
-        {"query": qm, "target": tm, "n": int(r.size), "top1": float(np.mean(r <= 1)), "top10": float(np.mean(r <= 10)),
-         "median_rank": float(np.median(r))}
-        for (qm, tm), r in ranks.items()
-    ]
+def retrieval_table(ranks: dict[tuple[str, str], np.ndarray], draws: int = bootstrap.DRAWS) -> pd.DataFrame:
+    """Top-1 and top-10 accuracy and the median rank per direction, each with its 95% bootstrap interval over the
+    queries (the candidates stay all valid rows)."""
+    rows = []
+    for (qm, tm), r in ranks.items():
+        row = {"query": qm, "target": tm, "n": int(r.size), "top1": float(np.mean(r <= 1)),
+               "top10": float(np.mean(r <= 10)), "median_rank": float(np.median(r))}
+        for name, score in SCORES.items():
+            row[f"{name}_lo"], row[f"{name}_hi"] = bootstrap.bounds(score, (r,), draws)
+        rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)

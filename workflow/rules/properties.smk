@@ -91,6 +91,7 @@ rule properties_notebook:
                 "properties": list(config["properties"]),
                 "questions": list(config["classifications"]),
                 "settings": config["redshift"],  # the redshift's protocols, used for every label
+                "bootstrap": config["downstream"]["bootstrap"],
                 "device": config["downstream"]["device"],
                 **{
                     k: output[k]

@@ -51,6 +51,7 @@ rule redshift_notebook:
                 "spectrum_embeddings": input.spectrum,
                 "valid_indices": input.valid,
                 "settings": config["redshift"],
+                "bootstrap": config["downstream"]["bootstrap"],
                 "device": config["downstream"]["device"],
                 "train_image_embeddings": input.get("train_image", ""),
                 "train_spectrum_embeddings": input.get("train_spectrum", ""),

@@ -59,6 +59,7 @@ rule similarity_notebook:
                 "spectrum_embeddings": input.spectrum,
                 "valid_indices": input.valid,
                 "settings": config["similarity"],
+                "bootstrap": config["downstream"]["bootstrap"],
                 "table": output.table,
                 "retrieval_csv": output.retrieval,
                 "retrieval_png": output.retrieval_figure,
