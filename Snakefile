@@ -44,6 +44,7 @@ for kind in KINDS:  # each running task kind's rule file, named as the kind (ast
 
 
 include: "workflow/rules/notebooks.smk"
+include: "workflow/rules/results.smk"
 include: "workflow/rules/summary.smk"
 
 

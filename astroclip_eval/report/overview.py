@@ -24,7 +24,7 @@ from markupsafe import Markup
 from astroclip_eval.io.config import described
 from astroclip_eval.models import REGISTRY
 from astroclip_eval.tasks.downstream import PAIRS
-from astroclip_eval.tasks.kinds import Table, enabled
+from astroclip_eval.tasks.kinds import Main, Table, enabled
 from astroclip_eval.tasks.references import reference_rows
 
 PACKAGES = (
@@ -111,7 +111,9 @@ def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None =
     header = [h for h, _ in table.shown]
     formats = [f for _, f in table.shown]
     attrs: list[dict[str, str]] = []
-    if not table.spread:
+    if frame.empty:
+        rows = []
+    elif not table.spread:
         rows = [[f.format(**row) for f in formats] for row in frame.to_dict("records")]
     else:
         keys = _fields(formats)
@@ -136,7 +138,84 @@ def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None =
         header += [f"{q} -> {t}" for q, t in PAIRS]
     image = base64.b64encode(Path(figure).read_bytes()).decode() if figure else ""
     return {"title": table.title, "anchor": table.anchor, "note": Markup(table.note), "header": header, "rows": rows,
-            "numeric": _numeric(rows), "attrs": attrs, "image": image}
+            "numeric": _numeric(rows), "attrs": attrs, "image": image, "boards": []}
+
+
+def _shade(values: pd.Series, main: Main) -> list[str]:
+    """A green background per cell, deeper for the better score of its column (by the score's sense), none when
+    the column holds one model's score or all are equal."""
+    goodness = -(values - main.ideal).abs() if main.ideal is not None else -values if main.lower else values
+    span = goodness.max() - goodness.min()
+    if not span > 0:
+        return [""] * len(values)
+    return [f"background: rgba(46, 160, 67, {0.08 + 0.5 * (g - goodness.min()) / span:.2f})" for g in goodness]
+
+
+def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd.DataFrame) -> dict[str, Any]:
+    """The page's first section: per table with main scores, models as rows and its main scores per label and
+    query modality as columns (the best protocol's, with the 95% interval, shaded by rank in the column), the
+    configured references as their own rows, and whether the best model's lead over the next is resolved."""
+    boards = []
+    for table in (t for kind in enabled(config) for t in kind.tables if t.main):
+        for main in table.main:
+            rows = board[(board["table"] == table.name) & (board["score"] == main.score)]
+            if rows.empty:
+                continue
+            columns = list(dict.fromkeys(zip(rows["label"], rows["query"])))
+            header = ["model", "embedding dim", *[f"{label} ({query})" if label else query for label, query in columns]]
+            cells = {m: [{"text": ""}] * len(columns) for m in dict.fromkeys(rows["model"])}
+            for (label, query), group in rows.groupby(["label", "query"], sort=False):
+                for row, style in zip(group.itertuples(), _shade(group["value"], main)):
+                    how = f"{row.protocol}, " if row.protocol else ""
+                    cells[row.model][columns.index((label, query))] = {
+                        "text": f"{row.value:.3f} [{row.lo:.3f}, {row.hi:.3f}]", "style": style,
+                        "title": f"{how}{row.query} -> {row.target}"}
+            dims = rows.drop_duplicates("model").set_index("model")["embedding_dim"]
+            body = [[{"text": m}, {"text": str(int(dims[m]))}, *cells[m]] for m in cells]
+            body += _reference_rows(config, table, columns)
+            lead = [{"text": "best - next", "title": "the paired bootstrap on the same galaxies"}, {"text": ""}]
+            mine = compared[(compared["table"] == table.name) & (compared["score"] == main.score)]
+            for label, query in columns:
+                found = mine[(mine["label"] == label) & (mine["query"] == query)]
+                lead.append({"text": _lead(found.iloc[0]) if len(found) else ""})
+            if len(mine):
+                body.append(lead)
+            boards.append({"title": f"{main.title}{' (lower is better)' if main.lower else ''}"
+                                    f"{f' (best: closest to {main.ideal:g})' if main.ideal is not None else ''}",
+                           "header": header, "rows": body})
+    note = ("Per task, label and query modality: each model's best protocol (hover a cell for it), with the 95% "
+            "bootstrap interval over the scored rows; the deeper the green, the better in its column. References "
+            "named in the config are rows of their own. \"best - next\": the best model's lead over the next and its "
+            "paired bootstrap interval (both models resampled on the same galaxies): resolved when it excludes zero.")
+    return {"title": "Scoreboard", "anchor": "scoreboard", "note": note, "boards": boards, "header": [], "rows": [],
+            "numeric": (), "attrs": [], "image": ""}
+
+
+def _lead(found: pd.Series) -> str:
+    """'dim128 by +0.023 [+0.010, +0.035]', or 'not resolved (...)'; '' without a per-galaxy interval."""
+    if pd.isna(found.get("difference")):
+        return f"{found['best']} (no paired interval)"
+    shown = f"{found['difference']:+.3f} [{found['lo']:+.3f}, {found['hi']:+.3f}]"
+    return f"{found['best']} by {shown}" if found["resolved"] else f"not resolved: {found['best']} - {found['next']} {shown}"
+
+
+def _reference_rows(config: dict[str, Any], table: Table, columns: list[tuple[str, str]]) -> list[list[dict[str, str]]]:
+    """The references the config names beside this table's labels, one row per reference name: a figure under
+    the modality it was measured on, a bound under both modalities of its label."""
+    if not table.references:
+        return []
+    rows: dict[str, list[dict[str, str]]] = {}
+    for label, entry in config[table.references[0]].items():
+        for name, ref in entry.get("references", {}).items():
+            value, where = (ref["value"], [ref["modality"]]) if isinstance(ref, dict) else (ref, ["spectrum", "image"])
+            for query in where:
+                if (label, query) in columns:
+                    row = rows.setdefault(name, [{"text": name}, {"text": ""}, *[{"text": ""} for _ in columns]])
+                    measured = (f"{ref['protocol']}, k = {ref.get('neighbours', '?')}" if isinstance(ref, dict)
+                                else "a bound on this label")
+                    row[2 + columns.index((label, query))] = {"text": f"{value:g}", "title": measured,
+                                                             "style": "font-style: italic"}
+    return list(rows.values())
 
 
 def shared_section(function: str, data: Any) -> dict[str, Any]:
@@ -144,7 +223,7 @@ def shared_section(function: str, data: Any) -> dict[str, Any]:
     module, name = function.split(":")
     title, anchor, note, header, rows = getattr(importlib.import_module(module), name)(data)
     return {"title": title, "anchor": anchor, "note": note, "header": header, "rows": rows, "numeric": _numeric(rows),
-            "attrs": [], "image": ""}
+            "attrs": [], "image": "", "boards": []}
 
 
 def reference_section(config: dict[str, Any], tables: dict[str, pd.DataFrame]) -> dict[str, Any] | None:
@@ -158,7 +237,7 @@ def reference_section(config: dict[str, Any], tables: dict[str, pd.DataFrame]) -
             "in-modal score per modality (model, protocol).")
     return {"title": "Against references", "anchor": "references", "note": note,
             "header": ["label", "reference", "value", "measured on", "this run"], "rows": rows, "numeric": (2,),
-            "attrs": [], "image": ""}
+            "attrs": [], "image": "", "boards": []}
 
 
 def render(

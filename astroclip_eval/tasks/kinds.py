@@ -15,6 +15,20 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Main:
+    """A score the scoreboard shows for a table: per label (the `label` column, when the table has several) and per
+    query modality (the `query` column), this model's best row over the rest (protocol, target): the highest, the
+    lowest (`lower`), or the closest to `ideal`. `title` heads the scoreboard's column."""
+
+    score: str
+    title: str
+    label: str = ""
+    query: str = "query"
+    lower: bool = False
+    ideal: float | None = None
+
+
+@dataclass(frozen=True)
 class Table:
     """A per-model CSV that the summary stacks across models into `summary/{name}.csv` (with each model's name and
     embedding dimension in front) and the overview shows as one section.
@@ -37,6 +51,8 @@ class Table:
     figure: str = ""
     figure_caption: str = ""
     references: tuple[str, str, str] | None = None
+    main: tuple[Main, ...] = ()
+    predictions: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,7 @@ KINDS: tuple[Kind, ...] = (
                 "embedding was compared with image embeddings.",
                 "summary_redshift_r2.rst", (*MODEL, ("protocol", "{protocol}")), spread="r2",
                 figure="r2_vs_dim", figure_caption="summary_redshift_r2_figure.rst",
+                main=(Main("r2", "redshift R^2"),), predictions="predictions",
             ),
             Table(
                 "metrics", "redshift_metrics", "Redshift bias, scatter and outliers", "redshift-metrics",
@@ -84,6 +101,7 @@ KINDS: tuple[Kind, ...] = (
                  ("sigma_NMAD", "{sigma_nmad:.4f} [{sigma_nmad_lo:.4f}, {sigma_nmad_hi:.4f}]"),
                  ("sigma68", "{sigma68:.4f} [{sigma68_lo:.4f}, {sigma68_hi:.4f}]"),
                  ("outliers", "{outlier_fraction:.3f} [{outlier_fraction_lo:.3f}, {outlier_fraction_hi:.3f}]")),
+                main=(Main("sigma_nmad", "redshift sigma_NMAD", lower=True),), predictions="predictions",
             ),
         ),
     ),
@@ -100,6 +118,7 @@ KINDS: tuple[Kind, ...] = (
                  ("top-1", "{top1:.3f} [{top1_lo:.3f}, {top1_hi:.3f}]"),
                  ("top-10", "{top10:.3f} [{top10_lo:.3f}, {top10_hi:.3f}]"),
                  ("median rank", "{median_rank:g} [{median_rank_lo:g}, {median_rank_hi:g}]")),
+                main=(Main("top10", "retrieval top-10"),),
             ),
         ),
     ),
@@ -117,6 +136,7 @@ KINDS: tuple[Kind, ...] = (
                                               ("n", "{n:,}")),
                 spread="r2", figure="property_r2_vs_dim", figure_caption="summary_properties_r2_figure.rst",
                 references=("properties", "property", "r2"),
+                main=(Main("r2", "R^2", label="property"),), predictions="property_predictions",
             ),
             Table(
                 "class_table", "classification", "Classifications", "morphology",
@@ -128,6 +148,7 @@ KINDS: tuple[Kind, ...] = (
                  ("weighted F1", "{f1_weighted:.3f} [{f1_weighted_lo:.3f}, {f1_weighted_hi:.3f}]"),
                  ("majority", "{majority:.3f}")),
                 references=("classifications", "question", "accuracy"),
+                main=(Main("accuracy", "accuracy", label="question"),), predictions="class_predictions",
             ),
         ),
         shared={"joins": ("join_catalogues", "summary", "astroclip_eval.tasks.catalogues:join_section")},
@@ -146,9 +167,11 @@ KINDS: tuple[Kind, ...] = (
                 "median 68% width: accuracy and sharpness in the label's units.",
                 "summary_posteriors.rst",
                 (*MODEL, ("label", "{label}"), ("query", "{modality}"), ("n", "{n:,}"), ("NLL", "{nll:.3f}"),
-                 ("NLL per flow", "{nll_members_mean:.3f} +- {nll_members_std:.3f}"), ("68%", "{coverage68:.3f}"),
-                 ("95%", "{coverage95:.3f}"), ("PIT KS", "{pit_ks:.3f}"), ("CRPS", "{crps:.4g}"),
-                 ("68% width", "{width68:.4g}"), ("median R^2", "{median_r2:.3f}")),
+                 ("NLL per flow", "{nll_members_mean:.3f} +- {nll_members_std:.3f}"),
+                 ("68%", "{coverage68:.3f} [{coverage68_lo:.3f}, {coverage68_hi:.3f}]"),
+                 ("95%", "{coverage95:.3f} [{coverage95_lo:.3f}, {coverage95_hi:.3f}]"), ("PIT KS", "{pit_ks:.3f}"),
+                 ("CRPS", "{crps:.4g}"), ("68% width", "{width68:.4g}"), ("median R^2", "{median_r2:.3f}")),
+                main=(Main("coverage68", "68% coverage", label="label", query="modality", ideal=0.68),),
             ),
         ),
     ),

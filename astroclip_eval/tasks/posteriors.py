@@ -27,10 +27,12 @@ import torch
 
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.report.plotting import use_style
+from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.downstream import MODALITIES
 
 SCORE_COLUMNS = ["label", "modality", "n", "nll", "nll_members_mean", "nll_members_std", "pit_ks", "coverage68",
-                 "coverage95", "crps", "width68", "median_r2", "median_bias", "median_sigma_nmad"]
+                 "coverage68_lo", "coverage68_hi", "coverage95", "coverage95_lo", "coverage95_hi", "crps", "width68",
+                 "median_r2", "median_bias", "median_sigma_nmad"]
 BLOCK_ROWS = 4096  # rows per forward pass when scoring: memory flat at the published size
 
 
@@ -175,11 +177,15 @@ def scores(label: str, modality: str, truth: np.ndarray, post: Posteriors) -> di
         residual = residual / (1 + truth)
     bias = float(np.median(residual))
     member = -post.member_log_prob.mean(axis=1)
+    inside = {level: (np.abs(post.pit - 0.5) <= level / 2).astype(np.float64) for level in (0.68, 0.95)}
+    bounds = {level: bootstrap.bounds(lambda x: x.mean(axis=-1), (held,)) for level, held in inside.items()}
     return {
         "label": label, "modality": modality, "n": int(truth.size),
         "nll": float(-post.log_prob.mean()),
         "nll_members_mean": float(member.mean()), "nll_members_std": float(member.std(ddof=1) if member.size > 1 else 0.0),
-        "pit_ks": pit_ks(post.pit), "coverage68": coverage(post.pit, 0.68), "coverage95": coverage(post.pit, 0.95),
+        "pit_ks": pit_ks(post.pit),
+        "coverage68": coverage(post.pit, 0.68), "coverage68_lo": bounds[0.68][0], "coverage68_hi": bounds[0.68][1],
+        "coverage95": coverage(post.pit, 0.95), "coverage95_lo": bounds[0.95][0], "coverage95_hi": bounds[0.95][1],
         "crps": float(crps(post.samples, truth).mean()), "width68": float(np.median(q84 - q16)),
         "median_r2": r2_score(truth, median), "median_bias": bias,
         "median_sigma_nmad": float(1.4826 * np.median(np.abs(residual - bias))),

@@ -20,11 +20,16 @@ rule settings:
 
 
 def summary_inputs(wildcards):
-    """Every running kind's per-model tables (one list per table) and shared files, and what every page shows."""
-    per_table = {
-        f"table_{t.name}": expand(getattr(rules, kind.rule).output[t.output], model=MODELS)
-        for kind in KINDS
+    """Every model's results file of each running kind with tables, the predictions files its paired comparisons
+    read, the kinds' shared files, and what every page shows."""
+    results = {
+        f"results_{kind}": expand(rules.results_file.output[0], model=MODELS, kind=kind) for kind in RESULT_KINDS
+    }
+    predictions = {
+        f"predictions_{t.name}": expand(getattr(rules, kind.rule).output[t.predictions], model=MODELS)
+        for kind in RESULT_KINDS.values()
         for t in kind.tables
+        if t.predictions
     }
     shared = {
         f"shared_{key}": expand(getattr(rules, rule).output[output], split="")
@@ -32,7 +37,8 @@ def summary_inputs(wildcards):
         for key, (rule, output, _) in kind.shared.items()
     }
     return {
-        **per_table,
+        **results,
+        **predictions,
         **shared,
         "embeddings": expand(rules.merge_embeddings.output.provenance, model=MODELS, split=""),
         "checkpoints": expand(rules.promote_checkpoint.output.meta, model=MODELS),
@@ -50,7 +56,19 @@ def summary_outputs():
             caption="../report/overview.rst",
             category="Summary",
             labels={"item": "1. overview (start here)"},
-        )
+        ),
+        "scoreboard": report(
+            f"{RESULTS}/summary/scoreboard.csv",
+            caption="../report/summary_scoreboard.rst",
+            category="Summary",
+            labels={"item": "2. scoreboard (table)"},
+        ),
+        "comparisons": report(
+            f"{RESULTS}/summary/comparisons.csv",
+            caption="../report/summary_comparisons.rst",
+            category="Summary",
+            labels={"item": "3. best model against the next (table)"},
+        ),
     }
     for t in SUMMARY_TABLES:
         items = [(t.name, f"{t.name}.csv", t.caption, f"{t.title} (table)")]
@@ -75,22 +93,23 @@ def summary_outputs():
 
 def summary_plan(wildcards, input, output):
     """The summary script's one argument: every file it reads and writes, by what it is."""
-    tables = {
-        t.name: {"inputs": input[f"table_{t.name}"], "output": output[t.name], "figure": output.get(f"{t.name}_figure")}
-        for t in SUMMARY_TABLES
-    }
-    shared = {k.removeprefix("shared_"): input[k][0] for k in input.keys() if k.startswith("shared_")}
-    files = {k: list(input[k]) for k in ("embeddings", "checkpoints")}
+    tables = {t.name: {"output": output[t.name], "figure": output.get(f"{t.name}_figure")} for t in SUMMARY_TABLES}
+    named = lambda prefix: {k.removeprefix(prefix): list(input[k]) for k in input.keys() if k.startswith(prefix)}
     return json.dumps(
         {
             "models": MODELS,
+            "results": named("results_"),
+            "predictions": named("predictions_"),
             "tables": tables,
-            "shared": shared,
-            **files,
+            "shared": {k: v[0] for k, v in named("shared_").items()},
+            "embeddings": list(input.embeddings),
+            "checkpoints": list(input.checkpoints),
             "valid": input.valid[0],
             "config": input.settings,
             "schema": input.schema,
             "overview": output.overview,
+            "scoreboard": output.scoreboard,
+            "comparisons": output.comparisons,
         }
     )
 

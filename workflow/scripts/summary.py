@@ -1,20 +1,29 @@
-"""Stack every model's tables of every running task kind across models, draw their figures against embedding
-dimension, write the landing page. What to stack and show comes from the table of task kinds (tasks/kinds.py);
-the files come in one JSON plan written by the summary rule."""
+"""Stack every model's tables of every running task kind across models from their results files, build the
+scoreboard and its paired comparisons, draw the tables' figures against embedding dimension, write the landing page.
+What to stack and show comes from the table of task kinds (tasks/kinds.py); the files come in one JSON plan written
+by the summary rule."""
 
 import argparse
 import json
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from astroclip_eval.io.atomic import atomic_path, save_figure, write_csv
 from astroclip_eval.io.cli import run
-from astroclip_eval.io.files import read_labels
 from astroclip_eval.report import plotting
-from astroclip_eval.report.overview import reference_section, render, shared_section, table_section, versions
+from astroclip_eval.report.overview import (
+    reference_section,
+    render,
+    scoreboard_section,
+    shared_section,
+    table_section,
+    versions,
+)
+from astroclip_eval.report.scoreboard import board, comparisons
 from astroclip_eval.report.summary import combine
-from astroclip_eval.tasks.kinds import enabled, tables
+from astroclip_eval.tasks.kinds import enabled
 
 
 def _json(path: str) -> dict:
@@ -26,19 +35,30 @@ def main(args: argparse.Namespace) -> None:
     models, config = plan["models"], _json(plan["config"])
     embedded = {m: _json(e) for m, e in zip(models, plan["embeddings"])}
     dims = {m: int(e["dim"]) for m, e in embedded.items()}
-    frames, sections = {}, []
-    for table in tables(config):
-        files = plan["tables"][table.name]
-        # read as labels are, so a label named NA stays NA
-        frame = frames[table.name] = combine({m: read_labels(p) for m, p in zip(models, files["inputs"])}, dims)
-        write_csv(files["output"], frame)
-        if table.figure:
-            draw = getattr(plotting, table.figure)
-            fig = draw(frame) if len(frame) else plotting.empty_figure(f"no rows in {table.name}")
-            save_figure(files["figure"], fig, bbox_inches="tight")
-        sections.append(table_section(table, frame, files.get("figure")))
+    records = {kind: [_json(path) for path in paths] for kind, paths in plan["results"].items()}
+    scores = board([r for rs in records.values() for r in rs], dims)
+    write_csv(plan["scoreboard"], scores)
+    frames, sections, compared, read = {}, [], [], {}
+    for kind in enabled(config):
+        for table in kind.tables:
+            files = plan["tables"][table.name]
+            frame = frames[table.name] = combine(
+                {r["model"]: pd.DataFrame(r["tables"][table.name]) for r in records[kind.name]}, dims)
+            write_csv(files["output"], frame)
+            if table.figure:
+                draw = getattr(plotting, table.figure)
+                save_figure(files["figure"], draw(frame) if len(frame) else plotting.empty_figure(f"no rows in {table.name}"),
+                            bbox_inches="tight")
+            sections.append(table_section(table, frame, files.get("figure")))
+            predictions = {}
+            for model, path in zip(models, plan["predictions"].get(table.name, [])):
+                predictions[model] = read[path] = read[path] if path in read else pd.read_parquet(path)
+            compared += comparisons(table, scores, predictions, config["downstream"]["bootstrap"])
+    compared = pd.DataFrame(compared, columns=["table", "score", "label", "query", "best", "next", "difference", "lo",
+                                               "hi", "resolved"])
+    write_csv(plan["comparisons"], compared)
     references = reference_section(config, frames)
-    sections += [references] if references else []
+    sections = [scoreboard_section(config, scores, compared), *sections, *([references] if references else [])]
     sections += [shared_section(function, _json(plan["shared"][key]))
                  for kind in enabled(config) for key, (_, _, function) in kind.shared.items()]
     checkpoints = {m: _json(c) for m, c in zip(models, plan["checkpoints"])}
@@ -49,7 +69,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 parser = argparse.ArgumentParser(prog="summary", description=__doc__)
-parser.add_argument("--plan", required=True, help="JSON: models; per table its per-model inputs, output and figure; "
-                    "shared files; embeddings.json and astroclip_model.json per model; valid_summary.json; config.json "
-                    "(the config as validated); the schema; the overview's path")
+parser.add_argument("--plan", required=True, help="JSON: models; per kind its results files; per table its "
+                    "predictions files, output and figure; shared files; embeddings.json and astroclip_model.json per "
+                    "model; valid_summary.json; config.json (the config as validated); the schema; the outputs")
 run(main, parser)

@@ -1,0 +1,151 @@
+"""One results file per model and task kind, and the scoreboard built from them.
+
+A results file (`{results_dir}/{model}/results/{kind}.json`, schema `workflow/schemas/results.schema.yaml`) holds
+what a leaderboard needs to trust a number: the kind's tables, its main scores (per label and query modality, the
+best protocol's, with the 95% bootstrap interval), the checkpoint's sha256, the data file's name, size and rows,
+the package's version, the validated config's hash and the seconds the step took. The scoreboard stacks every
+file's main scores; two models' best scores on the same rows are compared by a paired bootstrap on their
+per-galaxy predictions, so the overview can say whether a difference is resolved.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.metadata
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import yaml
+
+from astroclip_eval.tasks import bootstrap
+from astroclip_eval.tasks.kinds import Kind, Main, Table
+
+SCHEMA_VERSION = 1
+BOARD_COLUMNS = ["model", "embedding_dim", "table", "score", "title", "label", "query", "protocol", "target", "value",
+                 "lo", "hi"]
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """sha256 of the validated config (keys sorted), naming the settings a number was measured with."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def best_rows(main: Main, frame: pd.DataFrame) -> pd.DataFrame:
+    """One model's rows for a main score: per label and query modality, the best row over the rest (protocol,
+    target) by the score's sense."""
+    groups = [c for c in (main.label, main.query) if c]
+    if main.ideal is not None:
+        order = (frame[main.score] - main.ideal).abs()
+    else:
+        order = frame[main.score] if main.lower else -frame[main.score]
+    ranked = frame.assign(_order=order.to_numpy()).sort_values("_order", kind="stable")
+    return ranked.drop_duplicates(groups).drop(columns="_order").sort_index()
+
+
+def main_scores(table: Table, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The table's main scores for one model (its rows as `best_rows` picks them)."""
+    scores = []
+    for main in table.main:
+        for row in best_rows(main, frame).to_dict("records"):
+            scores.append({
+                "table": table.name, "score": main.score, "title": main.title,
+                "label": str(row[main.label]) if main.label else "", "query": row[main.query],
+                "protocol": row.get("protocol", ""), "target": row.get("target", ""),
+                "value": float(row[main.score]),
+                "lo": float(row.get(f"{main.score}_lo", math.nan)), "hi": float(row.get(f"{main.score}_hi", math.nan)),
+            })
+    return scores
+
+
+def record(model: str, kind: Kind, frames: dict[str, pd.DataFrame], checkpoint: Mapping[str, Any], dataset: str | Path,
+           valid_summary: Mapping[str, Any], config: Mapping[str, Any], seconds: float | None) -> dict[str, Any]:
+    """The results file of one model and task kind (`frames`: the kind's tables of this model, by name)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": model,
+        "task": kind.name,
+        "checkpoint": {k: checkpoint.get(k) for k in ("sha256", "source", "architecture", "epoch")},
+        "dataset": {"name": Path(dataset).name, "bytes": Path(dataset).stat().st_size,
+                    "validation_rows": int(valid_summary["n_rows"]), "valid_rows": int(valid_summary["n_valid"])},
+        "harness": {"package": "astroclip-eval", "version": importlib.metadata.version("astroclip-eval"),
+                    "config_sha256": config_hash(config)},
+        "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "seconds": seconds,
+        "main": [s for t in kind.tables for s in main_scores(t, frames[t.name])],
+        "tables": {name: frame.to_dict("records") for name, frame in frames.items()},
+    }
+
+
+def _not_finite(value: Any, where: str = "") -> str | None:
+    """Where the first number that is not finite is (JSON has no NaN: a score must be a number)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "the top level"
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    return next((w for k, v in items if (w := _not_finite(v, f"{where}/{k}".lstrip("/")))), None)
+
+
+def validate(results: Mapping[str, Any], schema_path: str | Path) -> None:
+    """Raise ValueError naming the first place where a results file departs from its schema, or holds a number
+    that is not finite."""
+    where = _not_finite(results)
+    if where:
+        raise ValueError(f"results of {results.get('model')}/{results.get('task')}: at {where}: not a finite number")
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(results))
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "the top level"
+        raise ValueError(f"results of {results.get('model')}/{results.get('task')}: at {where}: {error.message}")
+
+
+def board(records: list[Mapping[str, Any]], dims: Mapping[str, int]) -> pd.DataFrame:
+    """The scoreboard: every results file's main scores, a row per model and score, models by dimension."""
+    rows = [{"model": r["model"], "embedding_dim": dims[r["model"]], **s} for r in records for s in r["main"]]
+    out = pd.DataFrame(rows, columns=BOARD_COLUMNS)
+    return out.sort_values(["embedding_dim", "model"], kind="stable").reset_index(drop=True)
+
+
+def compare(main: Main, best: pd.Series, runner_up: pd.Series, predictions: Mapping[str, pd.DataFrame],
+            draws: int = bootstrap.DRAWS) -> dict[str, Any] | None:
+    """The paired bootstrap of a main score between two models' best rows (best minus runner-up), on the galaxies
+    both scored, from their predictions files; None when the score has no per-galaxy form or the rows differ."""
+    score = getattr(bootstrap, main.score, None)
+    if score is None or main.ideal is not None:
+        return None
+    picked = []
+    for row in (best, runner_up):
+        p = predictions[row["model"]]
+        p = p[(p["protocol"] == row["protocol"]) & (p["query"] == row["query"]) & (p["target"] == row["target"])]
+        if row["label"]:
+            p = p[p["label"].astype(str) == row["label"]]
+        picked.append(p.sort_values("row"))
+    if not len(picked[0]) or not np.array_equal(picked[0]["row"].to_numpy(), picked[1]["row"].to_numpy()):
+        return None
+    arrays = [(p["true"].to_numpy(), p["predicted"].to_numpy()) for p in picked]
+    if main.score in ("r2", "sigma_nmad"):
+        arrays = [tuple(a.astype(np.float64) for a in pair) for pair in arrays]
+    return bootstrap.paired(score, arrays[0], arrays[1], draws)
+
+
+def comparisons(table: Table, frame: pd.DataFrame, predictions: Mapping[str, pd.DataFrame],
+                draws: int = bootstrap.DRAWS) -> list[dict[str, Any]]:
+    """Per main score, label and query modality with at least two models: the best model against the next."""
+    out = []
+    for main in table.main:
+        rows = frame[(frame["table"] == table.name) & (frame["score"] == main.score)]
+        for (label, query), group in rows.groupby(["label", "query"], sort=False):
+            if len(group) < 2:
+                continue
+            order = ((group["value"] - main.ideal).abs() if main.ideal is not None
+                     else group["value"] if main.lower else -group["value"])
+            best, runner_up = (group.loc[i] for i in order.sort_values(kind="stable").index[:2])
+            found = compare(main, best, runner_up, predictions, draws) if predictions else None
+            out.append({"table": table.name, "score": main.score, "label": label, "query": query,
+                        "best": best["model"], "next": runner_up["model"], **(found or {})})
+    return out
