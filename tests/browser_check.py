@@ -101,6 +101,11 @@ def check_report(driver: webdriver.Chrome, report: Path, shots: Path) -> dict:
                     "return Array.from(document.querySelectorAll('#redshift tr[data-model]')).map(tr => "
                     "[tr.dataset.model, Object.assign({}, tr.dataset), Array.from(tr.cells).map(c => c.innerText)])"
                 )
+                page["sections"] = driver.execute_script(
+                    "return Array.from(document.querySelectorAll('section')).map(s => s.id)")
+                page["board"] = driver.execute_script(
+                    "return Array.from(document.querySelectorAll('#scoreboard table')).map(t => "
+                    "Array.from(t.rows).map(r => Array.from(r.cells).map(c => c.innerText)))")
                 driver.switch_to.default_content()
                 driver.save_screenshot(str(shots / "report-overview.png"))
             else:

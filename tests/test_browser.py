@@ -114,6 +114,27 @@ def test_r2_shown_matches_the_csv(seen, demo):
             assert cells[3 + i] == f"{per_model[model][(protocol, q, t)]:.3f}"  # the number a reader sees
 
 
+def test_the_overview_opens_with_the_scoreboard(seen, demo):
+    """The first section is the scoreboard: both models' rows with intervals, the paper's figures as rows of their
+    own, and the best model's lead with its paired interval; each cell is the scoreboard.csv value."""
+    (overview,) = [p for path, p in seen["report"]["pages"].items() if path.endswith("overview.html")]
+    assert overview["sections"][0] == "scoreboard"
+    board = pd.read_csv(demo / "results/summary/scoreboard.csv", keep_default_na=False)
+    tables = overview["board"]
+    assert len(tables) >= len(board.drop_duplicates(["table", "score"]))  # wide ones in groups of columns
+    redshift = tables[0]
+    shown = {row[0]: row[2:] for row in redshift[1:]}
+    assert {"dim16", "dim128"} <= set(shown) and "best - next" in shown
+    r2 = board[board["table"] == "redshift_r2"].set_index(["model", "query"])
+    for model in ("dim16", "dim128"):
+        for cell, query in zip(shown[model], ("spectrum", "image")):
+            value, lo, hi = r2.loc[(model, query), ["value", "lo", "hi"]]
+            assert cell == f"{value:.3f} [{lo:.3f}, {hi:.3f}]" and lo < value < hi
+    papers = [row for t in tables for row in t[1:] if row[0] == "AstroCLIP spectrum (Multimodal Universe)"]
+    assert papers and "0.879 (zero_shot, k = 16)" in papers[0]  # the paper's LOG_MSTAR from spectra, how it was measured
+    assert (ARTIFACTS / "report-overview.png").stat().st_size > 10_000
+
+
 def test_executed_notebook_renders_offline(seen):
     page = seen["notebook"]
     assert page["images"]["complete"] and page["images"]["widths"] and min(page["images"]["widths"]) > 0

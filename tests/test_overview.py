@@ -47,6 +47,8 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
                                                                                ("dim128", 128, 0.081, 0.402, 15.0))
          for q, t in (("spectrum", "image"), ("image", "spectrum"))],
         columns=["model", "embedding_dim", "query", "target", "n", "top1", "top10", "median_rank"])
+    for score in ("top1", "top10", "median_rank"):  # intervals as the retrieval step writes them
+        retrieval[f"{score}_lo"], retrieval[f"{score}_hi"] = retrieval[score] * 0.9, retrieval[score] * 1.1
     ckpts = {
         m: {"source": f"out/astroclip_ckpt_{m}/astroclip-epoch=18-min.ckpt", "epoch": 18, "monitor": "val/loss", "score": 3.21}
         for m in ("dim16", "dim128")
@@ -71,7 +73,8 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
     assert "<td>cpu: 2 shards</td>" in page and "<td>cuda:0 (NVIDIA H100 80GB HBM3): 1 shard</td>" in page
     assert 'src="data:image/png;base64,' in page
     found = re.findall(r"<tr><td>(\w+)</td><td class=\"num\">\d+</td><td>(\w+) -&gt; own (\w+)</td><td class=\"num\">1,556</td>"
-                       r"<td class=\"num\">([0-9.]+)</td><td class=\"num\">([0-9.]+)</td><td class=\"num\">([0-9.]+)</td>", page)
+                       r"<td class=\"num\">([0-9.]+) \[[0-9., ]+\]</td><td class=\"num\">([0-9.]+) \[[0-9., ]+\]</td>"
+                       r"<td class=\"num\">([0-9.]+) \[[0-9., ]+\]</td>", page)
     assert [(m, q, t, float(a), float(b), float(c)) for m, q, t, a, b, c in found] == [
         tuple(r) for r in retrieval[["model", "query", "target", "top1", "top10", "median_rank"]].itertuples(index=False)]
     selection = re.search(r'<p id="selection">(.*?)</p>', page, re.S).group(1)

@@ -155,7 +155,8 @@ def test_catalogue_entries_score_properties_and_morphology(published):
     rows, train_rows = load_indices(str(cache / "valid_indices.pt")), load_indices(str(cache / "train_valid_indices.pt"))
     labels, train_labels = pd.read_csv(cache / "catalogues/labels.csv"), pd.read_csv(cache / "catalogues/train_labels.csv")
     props = pd.read_csv(results / "dim128/properties_r2.csv")
-    assert len(props) == 3 * 8 * 4 and list(props.columns) == ["protocol", "property", "query", "target", "n", "r2"]
+    assert len(props) == 3 * 8 * 4
+    assert list(props.columns) == ["protocol", "property", "query", "target", "n", "r2", "r2_lo", "r2_hi"]
     assert np.isfinite(props["r2"]).all()
     mass = labels["LOG_MSTAR"].to_numpy()
     for name in ("LOG_MSTAR", "Z_MW", "TAGE_MW", "sSFR"):  # a failed fit is in no property, and no label is a sentinel

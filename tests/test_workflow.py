@@ -63,7 +63,8 @@ def test_demo_outputs_and_values(demo):
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
         assert "<html" in (demo / f"results/{model}/redshift.html").read_text()[:2000].lower()
     overall = pd.read_csv(demo / "results/summary/redshift_r2.csv")
-    assert list(overall.columns) == ["model", "embedding_dim", "protocol", "query", "target", "r2"]
+    assert list(overall.columns) == ["model", "embedding_dim", "protocol", "query", "target", "r2", "r2_lo", "r2_hi"]
+    assert (overall["r2_lo"] < overall["r2"]).all() and (overall["r2"] < overall["r2_hi"]).all()
     assert len(overall) == 4 * len(cfg["redshift"]["protocols"]) * len(models)
     assert sorted(overall["embedding_dim"].unique()) == sorted(m["train"]["embedding_dim"] for m in cfg["models"].values())
     retrieval = pd.read_csv(demo / "results/summary/retrieval.csv")

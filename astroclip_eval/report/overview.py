@@ -48,6 +48,7 @@ h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 1.6rem; border-bot
 table { border-collapse: collapse; margin: 0.5rem 0; } td, th { border: 1px solid #bbb; padding: 0.2rem 0.6rem; }
 th { background: #eee; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: min(100%, 40rem); } .note { color: #444; font-size: 0.9rem; }
+table.board { font-size: 0.85rem; } h3 { font-size: 0.95rem; margin: 1rem 0 0.2rem; }
 """
 
 
@@ -151,6 +152,9 @@ def _shade(values: pd.Series, main: Main) -> list[str]:
     return [f"background: rgba(46, 160, 67, {0.08 + 0.5 * (g - goodness.min()) / span:.2f})" for g in goodness]
 
 
+BOARD_COLUMNS = 6  # score columns per scoreboard table (three labels, two modalities)
+
+
 def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd.DataFrame) -> dict[str, Any]:
     """The page's first section: per table with main scores, models as rows and its main scores per label and
     query modality as columns (the best protocol's, with the 95% interval, shaded by rank in the column), the
@@ -173,30 +177,37 @@ def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd
             dims = rows.drop_duplicates("model").set_index("model")["embedding_dim"]
             body = [[{"text": m}, {"text": str(int(dims[m]))}, *cells[m]] for m in cells]
             body += _reference_rows(config, table, columns)
-            lead = [{"text": "best - next", "title": "the paired bootstrap on the same galaxies"}, {"text": ""}]
             mine = compared[(compared["table"] == table.name) & (compared["score"] == main.score)]
-            for label, query in columns:
-                found = mine[(mine["label"] == label) & (mine["query"] == query)]
-                lead.append({"text": _lead(found.iloc[0]) if len(found) else ""})
             if len(mine):
+                lead = [{"text": "best - next", "title": "the paired bootstrap on the same galaxies"}, {"text": ""}]
+                for label, query in columns:
+                    found = mine[(mine["label"] == label) & (mine["query"] == query)]
+                    lead.append({"text": _lead(found.iloc[0]) if len(found) else ""})
                 body.append(lead)
-            boards.append({"title": f"{main.title}{' (lower is better)' if main.lower else ''}"
-                                    f"{f' (best: closest to {main.ideal:g})' if main.ideal is not None else ''}",
-                           "header": header, "rows": body})
+            title = (f"{main.title}{' (lower is better)' if main.lower else ''}"
+                     f"{f' (best: closest to {main.ideal:g})' if main.ideal is not None else ''}")
+            for start in range(0, len(columns), BOARD_COLUMNS):  # a readable width: the columns in groups
+                part = slice(2 + start, 2 + start + BOARD_COLUMNS)
+                shown = [row[:2] + row[part] for row in body if row[:2][1]["text"] or any(c["text"] for c in row[part])]
+                boards.append({"title": title if not start else f"{title}, continued", "header": header[:2] + header[part],
+                               "rows": shown})
     note = ("Per task, label and query modality: each model's best protocol (hover a cell for it), with the 95% "
             "bootstrap interval over the scored rows; the deeper the green, the better in its column. References "
-            "named in the config are rows of their own. \"best - next\": the best model's lead over the next and its "
-            "paired bootstrap interval (both models resampled on the same galaxies): resolved when it excludes zero.")
+            "named in the config are rows of their own, in italics, each with what it was measured by: a published "
+            "figure compares with a model's cell only where the protocol and k agree (see Against references), a "
+            "bound is what the data allow by any method. \"best - next\": the best model's lead over the next (best "
+            "minus next) and its paired bootstrap interval, both models resampled on the same galaxies; not resolved "
+            "when the interval holds zero.")
     return {"title": "Scoreboard", "anchor": "scoreboard", "note": note, "boards": boards, "header": [], "rows": [],
             "numeric": (), "attrs": [], "image": ""}
 
 
 def _lead(found: pd.Series) -> str:
-    """'dim128 by +0.023 [+0.010, +0.035]', or 'not resolved (...)'; '' without a per-galaxy interval."""
+    """'dim128 leads: +0.023 [+0.010, +0.035]' or 'not resolved: ...'; without a per-galaxy form, who is ahead."""
     if pd.isna(found.get("difference")):
-        return f"{found['best']} (no paired interval)"
+        return f"{found['best']} ahead (no paired interval)"
     shown = f"{found['difference']:+.3f} [{found['lo']:+.3f}, {found['hi']:+.3f}]"
-    return f"{found['best']} by {shown}" if found["resolved"] else f"not resolved: {found['best']} - {found['next']} {shown}"
+    return f"{found['best']} leads: {shown}" if found["resolved"] else f"not resolved: {shown}"
 
 
 def _reference_rows(config: dict[str, Any], table: Table, columns: list[tuple[str, str]]) -> list[list[dict[str, str]]]:
@@ -211,9 +222,9 @@ def _reference_rows(config: dict[str, Any], table: Table, columns: list[tuple[st
             for query in where:
                 if (label, query) in columns:
                     row = rows.setdefault(name, [{"text": name}, {"text": ""}, *[{"text": ""} for _ in columns]])
-                    measured = (f"{ref['protocol']}, k = {ref.get('neighbours', '?')}" if isinstance(ref, dict)
-                                else "a bound on this label")
-                    row[2 + columns.index((label, query))] = {"text": f"{value:g}", "title": measured,
+                    measured = (f"{ref['protocol']}" + (f", k = {ref['neighbours']}" if "neighbours" in ref else "")
+                                if isinstance(ref, dict) else "a bound")
+                    row[2 + columns.index((label, query))] = {"text": f"{value:g} ({measured})",
                                                              "style": "font-style: italic"}
     return list(rows.values())
 
