@@ -99,6 +99,12 @@ def _check_numbers(value: Any, where: str) -> None:
             _check_numbers(item, f"{where}[{i}]")
 
 
+def first_error(validator: jsonschema.protocols.Validator, document: Any) -> jsonschema.ValidationError | None:
+    """The most relevant place where `document` departs from the validator's schema (None when it conforms): the
+    one validation call for the config and the results files alike."""
+    return jsonschema.exceptions.best_match(validator.iter_errors(document))
+
+
 def described(schema: dict[str, Any], section: str, key: str) -> str:
     """What a setting means, in the schema's own words ('' when it says nothing)."""
     return schema.get("properties", {}).get(section, {}).get("properties", {}).get(key, {}).get("description", "")
@@ -112,7 +118,7 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
     if bad_key is not None:
         raise UserError(f"config: key {short(bad_key)} is not text; names are text (quote it: \"{short(bad_key)}\")")
     _check_numbers(config, "")
-    error = jsonschema.exceptions.best_match(FillingValidator(schema).iter_errors(config))
+    error = first_error(FillingValidator(schema), config)
     if error is not None:
         if error.validator == "additionalProperties":
             raise UserError(f"config: {error.message} under '{_where(error)}'; see config/README.md for the keys")

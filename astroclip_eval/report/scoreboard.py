@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from astroclip_eval.io.config import first_error
 from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.kinds import Kind, Main, Table
 
@@ -98,7 +99,7 @@ def validate(results: Mapping[str, Any], schema_path: str | Path) -> None:
     if where:
         raise ValueError(f"results of {results.get('model')}/{results.get('task')}: at {where}: not a finite number")
     schema = yaml.safe_load(Path(schema_path).read_text())
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(results))
+    error = first_error(jsonschema.Draft202012Validator(schema), results)
     if error is not None:
         where = "/".join(map(str, error.absolute_path)) or "the top level"
         raise ValueError(f"results of {results.get('model')}/{results.get('task')}: at {where}: {error.message}")

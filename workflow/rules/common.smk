@@ -19,6 +19,7 @@ KINDS = enabled(config)  # the task kinds this config runs (astroclip_eval/tasks
 ENABLED = {kind.name for kind in KINDS}
 SUMMARY_TABLES = tables(config)  # every kind's tables across models
 NOTEBOOKS = [kind.name for kind in KINDS if kind.notebook]  # shown as HTML pages by notebooks.smk
+RESULT_KINDS = {kind.name: kind for kind in KINDS if kind.tables}  # a results file per model each
 LABELLED = "properties" in ENABLED  # catalogues are joined: the explorer colours by their labels
 # downstream.device other than cpu: the redshift and property notebooks ask SLURM for one GPU (sbatch --gpus=1)
 DOWNSTREAM_GPUS = 0 if config["downstream"]["device"] == "cpu" else 1
@@ -143,3 +144,130 @@ def embed_mem_mb(wildcards, input, attempt):
     checkpoint (weights, and what loading it holds), growing with the attempt. Before promotion the file is missing:
     Snakemake then shows <TBD> and evaluates this when the job is ready."""
     return int(1024 + 2 * os.path.getsize(input.ckpt) / 2**20) * attempt
+
+
+def results_inputs(wildcards):
+    """The kind's per-model tables of this model, and what says how they were measured."""
+    kind = RESULT_KINDS[wildcards.kind]
+    outputs = getattr(rules, kind.rule).output
+    return {
+        **{f"table_{t.name}": expand(outputs[t.output], model=wildcards.model) for t in kind.tables},
+        "checkpoint": expand(rules.promote_checkpoint.output.meta, model=wildcards.model),
+        "valid": expand(rules.valid_indices.output.summary, split=""),
+        "settings": rules.settings.output[0],
+        "dataset": DATASET,
+        "schema": f"{workflow.basedir}/workflow/schemas/results.schema.yaml",
+    }
+
+
+def results_plan(wildcards, input, output):
+    kind = RESULT_KINDS[wildcards.kind]
+    return json.dumps(
+        {
+            "model": wildcards.model,
+            "kind": kind.name,
+            "tables": {t.name: input[f"table_{t.name}"][0] for t in kind.tables},
+            "checkpoint": input.checkpoint[0],
+            "valid": input.valid[0],
+            "config": input.settings,
+            "dataset": input.dataset,
+            "schema": input.schema,
+            "benchmark": f"{BENCH}/{kind.rule}/{wildcards.model}.tsv",  # the step's time, when recorded
+            "output": output[0],
+        }
+    )
+
+
+def summary_inputs(wildcards):
+    """Every model's results file of each running kind with tables, the predictions files its paired comparisons
+    read, the kinds' shared files, and what every page shows."""
+    results = {
+        f"results_{kind}": expand(rules.results_file.output[0], model=MODELS, kind=kind) for kind in RESULT_KINDS
+    }
+    predictions = {
+        f"predictions_{t.name}": expand(getattr(rules, kind.rule).output[t.predictions], model=MODELS)
+        for kind in RESULT_KINDS.values()
+        for t in kind.tables
+        if t.predictions
+    }
+    shared = {
+        f"shared_{key}": expand(getattr(rules, rule).output[output], split="")
+        for kind in KINDS
+        for key, (rule, output, _) in kind.shared.items()
+    }
+    return {
+        **results,
+        **predictions,
+        **shared,
+        "embeddings": expand(rules.merge_embeddings.output.provenance, model=MODELS, split=""),
+        "checkpoints": expand(rules.promote_checkpoint.output.meta, model=MODELS),
+        "valid": expand(rules.valid_indices.output.summary, split=""),
+        "settings": rules.settings.output[0],
+        "schema": f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
+    }
+
+
+def summary_outputs():
+    """The overview, then per table across models its CSV and its figure, numbered in the report's Summary."""
+    outputs = {
+        "overview": report(
+            f"{RESULTS}/summary/overview.html",
+            caption="../report/overview.rst",
+            category="Summary",
+            labels={"item": "1. overview (start here)"},
+        ),
+        "scoreboard": report(
+            f"{RESULTS}/summary/scoreboard.csv",
+            caption="../report/summary_scoreboard.rst",
+            category="Summary",
+            labels={"item": "2. scoreboard (table)"},
+        ),
+        "comparisons": report(
+            f"{RESULTS}/summary/comparisons.csv",
+            caption="../report/summary_comparisons.rst",
+            category="Summary",
+            labels={"item": "3. best model against the next (table)"},
+        ),
+    }
+    for t in SUMMARY_TABLES:
+        items = [(t.name, f"{t.name}.csv", t.caption, f"{t.title} (table)")]
+        if t.figure:
+            items.append(
+                (
+                    f"{t.name}_figure",
+                    f"{t.name}_vs_embedding_dim.png",
+                    t.figure_caption,
+                    f"{t.title} against embedding dimension",
+                )
+            )
+        for key, name, caption, title in items:
+            outputs[key] = report(
+                f"{RESULTS}/summary/{name}",
+                caption=f"../report/{caption}",
+                category="Summary",
+                labels={"item": f"{len(outputs) + 1}. {title}"},
+            )
+    return outputs
+
+
+def summary_plan(wildcards, input, output):
+    """The summary script's one argument: every file it reads and writes, by what it is."""
+    tables = {t.name: {"output": output[t.name], "figure": output.get(f"{t.name}_figure")} for t in SUMMARY_TABLES}
+    named = lambda prefix: {k.removeprefix(prefix): list(input[k]) for k in input.keys() if k.startswith(prefix)}
+    return json.dumps(
+        {
+            "models": MODELS,
+            "results": named("results_"),
+            "predictions": named("predictions_"),
+            "tables": tables,
+            "shared": {k: v[0] for k, v in named("shared_").items()},
+            "embeddings": list(input.embeddings),
+            "checkpoints": list(input.checkpoints),
+            "valid": input.valid[0],
+            "config": input.settings,
+            "schema": input.schema,
+            "overview": output.overview,
+            "scoreboard": output.scoreboard,
+            "comparisons": output.comparisons,
+        }
+    )

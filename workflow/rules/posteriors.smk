@@ -2,30 +2,23 @@
 # posteriors section: an ensemble of conditional neural spline flows per label and modality, scored for calibration.
 import json
 
-
-def posterior_labels():
-    """The labels that get posteriors: posteriors.labels, or the redshift and every property."""
-    return config["posteriors"].get("labels", ["redshift", *config["properties"]])
-
-
-unknown = [name for name in posterior_labels() if name != "redshift" and name not in config["properties"]]
+POSTERIOR_LABELS = config["posteriors"].get("labels", ["redshift", *config["properties"]])  # all, when not named
+unknown = [name for name in POSTERIOR_LABELS if name != "redshift" and name not in config["properties"]]
 if unknown:
     raise WorkflowError(
         f"config: 'posteriors.labels' names {unknown[0]!r}, which is neither redshift nor a key of properties "
         f"({', '.join(['redshift', *config['properties']])})"
     )
-
-
-def posterior_inputs(wildcards):
-    """Both splits' labels, when a property gets a posterior (the redshift comes from the data file)."""
-    if not set(posterior_labels()) & set(config["properties"]):
-        return {}
-    return {"labels": f"{CACHE}/catalogues/labels.csv", "train_labels": f"{CACHE}/catalogues/train_labels.csv"}
+POSTERIOR_LABEL_FILES = (  # both splits' labels, when a property gets a posterior (the redshift is in the data file)
+    {"labels": f"{CACHE}/catalogues/labels.csv", "train_labels": f"{CACHE}/catalogues/train_labels.csv"}
+    if set(POSTERIOR_LABELS) & set(config["properties"])
+    else {}
+)
 
 
 rule posteriors_notebook:
     input:
-        unpack(posterior_inputs),
+        **POSTERIOR_LABEL_FILES,
         notebook=f"{NOTEBOOK_DIR}/posteriors.ipynb",
         dataset=DATASET,
         image=f"{CACHE}/{{model}}/image_embeddings.pt",
@@ -87,8 +80,8 @@ rule posteriors_notebook:
                 "train_valid_indices": input.train_valid,
                 "labels": input.get("labels", ""),
                 "train_labels": input.get("train_labels", ""),
-                "properties": [p for p in config["properties"] if p in posterior_labels()],
-                "redshift": "redshift" in posterior_labels(),
+                "properties": [p for p in config["properties"] if p in POSTERIOR_LABELS],
+                "redshift": "redshift" in POSTERIOR_LABELS,
                 "settings": config["posteriors"],
                 "device": config["downstream"]["device"],
                 **{k: output[k] for k in ("table", "pit_figure", "coverage_figure", "examples_figure")},
