@@ -432,18 +432,25 @@ def bench_downstream(args: argparse.Namespace) -> list[tuple]:
     ]
 
 
-def bench_properties(args: argparse.Namespace) -> list[tuple]:
-    """The property step (5 properties x 3 protocols x 4 pairs) at the published size, time and peak memory."""
+def in_child(target: Callable, *args: object) -> tuple:
+    """Run target(*args, queue) in a spawned process of its own (its peak memory is its own) and return what it put
+    on the queue."""
     import multiprocessing
 
-    queue = multiprocessing.get_context("spawn").Queue()
-    child = multiprocessing.get_context("spawn").Process(
-        target=_properties_child, args=(args.properties_valid, args.properties_train, args.device, queue))
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=target, args=(*args, queue))
     child.start()
     child.join()
     if child.exitcode != 0:
-        raise SystemExit(f"the property benchmark's process failed (exit {child.exitcode}); its traceback is above")
-    wall, peak = queue.get()
+        raise SystemExit(f"the benchmark's process for {target.__name__} failed (exit {child.exitcode}); its traceback "
+                         "is above")
+    return queue.get()
+
+
+def bench_properties(args: argparse.Namespace) -> list[tuple]:
+    """The property step (5 properties x 3 protocols x 4 pairs) at the published size, time and peak memory."""
+    wall, peak = in_child(_properties_child, args.properties_valid, args.properties_train, args.device)
     return [
         (
             f"properties: 5 x 3 protocols x 4 pairs, {args.properties_valid:,} valid x {args.properties_train:,} train rows",
@@ -481,17 +488,8 @@ def _posteriors_child(n_valid: int, n_train: int, ensemble: int, device: str, ou
 def bench_posteriors(args: argparse.Namespace) -> list[tuple]:
     """The posterior step (6 labels x 2 modalities, ensembles of --posteriors-ensemble flows) at the published size,
     time and peak memory."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=_posteriors_child, args=(args.properties_valid, args.properties_train,
-                                                            args.posteriors_ensemble, args.device, queue))
-    child.start()
-    child.join()
-    if child.exitcode != 0:
-        raise SystemExit(f"the posterior benchmark's process failed (exit {child.exitcode}); its traceback is above")
-    wall, peak, fits = queue.get()
+    wall, peak, fits = in_child(_posteriors_child, args.properties_valid, args.properties_train,
+                                args.posteriors_ensemble, args.device)
     return [
         (
             f"posteriors: 6 labels x 2 modalities x {args.posteriors_ensemble} flows, {args.properties_valid:,} valid x "
@@ -500,6 +498,72 @@ def bench_posteriors(args: argparse.Namespace) -> list[tuple]:
             "-",
             "-",
             "fits the rule's 60 min and 4 GB per attempt",
+        )
+    ]
+
+
+def _intervals_child(n_valid: int, draws: int, out) -> None:
+    """The intervals the redshift and property steps add at the published size: 12 redshift rows (R^2, bias,
+    sigma_NMAD, sigma68, outlier fraction) and 60 property R^2 rows (5 properties x 3 protocols x 4 pairs)."""
+    import resource
+
+    from astroclip_eval.tasks import bootstrap
+    from astroclip_eval.tasks.redshift import redshift_metrics
+
+    rng = np.random.default_rng(5)
+    truth = rng.uniform(0.01, 0.8, n_valid)
+    pred = truth + rng.normal(0, 0.03, n_valid) * (1 + truth)
+    t0 = time.perf_counter()
+    for _ in range(12):
+        bootstrap.bounds(bootstrap.r2, (truth, pred), draws)
+        redshift_metrics(truth, pred, draws)
+    redshift = time.perf_counter() - t0
+    for _ in range(60):
+        bootstrap.bounds(bootstrap.r2, (truth, pred), draws)
+    out.put((redshift, time.perf_counter() - t0 - redshift, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def bench_intervals(args: argparse.Namespace) -> list[tuple]:
+    """The bootstrap intervals at the published size, time and peak memory."""
+    redshift, properties, peak = in_child(_intervals_child, args.properties_valid, args.bootstrap)
+    return [
+        (
+            f"intervals: {args.bootstrap} resamples of {args.properties_valid:,} rows, 12 redshift rows x 5 scores + "
+            "60 property R^2",
+            f"{redshift:.0f} s (redshift) + {properties:.0f} s (properties), peak {peak:,.0f} MiB",
+            "-",
+            "-",
+            "a small share of the steps' minutes",
+        )
+    ]
+
+
+def _budgets_child(n_valid: int, n_train: int, repeats: int, device: str, out) -> None:
+    """One label's budget curves (6 fractions x 3 protocols x 2 modalities x `repeats`) on synthetic embeddings."""
+    import resource
+
+    from astroclip_eval.tasks.budgets import evaluate
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    rng = np.random.default_rng(6)
+    (v_emb, v_table), (t_emb, t_table) = synthetic_split(rng, n_valid), synthetic_split(rng, n_train)
+    t0 = time.perf_counter()
+    evaluate("Z_MW", v_emb, v_table["Z_MW"].to_numpy(), np.arange(n_valid), t_emb, t_table["Z_MW"].to_numpy(),
+             np.arange(n_train), repeats=repeats, device=resolve_device(device, "--device"))
+    out.put((time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def bench_budgets(args: argparse.Namespace) -> list[tuple]:
+    """The label-budget step for one label at the published size, time and peak memory."""
+    wall, peak = in_child(_budgets_child, args.properties_valid, args.properties_train, args.budget_repeats, args.device)
+    return [
+        (
+            f"budgets: 1 label x 6 fractions x 3 protocols x 2 modalities x {args.budget_repeats} repeats, "
+            f"{args.properties_valid:,} valid x {args.properties_train:,} train rows",
+            f"{wall:.0f} s, peak {peak:,.0f} MiB",
+            "-",
+            "-",
+            "fits the rule's 60 min and 4 GB per attempt, per label",
         )
     ]
 
@@ -586,12 +650,14 @@ def main() -> None:
     parser.add_argument("--properties-valid", type=int, default=39_599, help="validation rows of the property benchmark")
     parser.add_argument("--properties-train", type=int, default=158_396, help="train rows of the property benchmark")
     parser.add_argument("--posteriors-ensemble", type=int, default=5, help="flows per label of the posterior benchmark")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples per interval of the intervals benchmark")
+    parser.add_argument("--budget-repeats", type=int, default=3, help="repeats of the label-budget benchmark")
     parser.add_argument("--side-valid", type=int, default=4_950, help="validation rows of the side-by-side (1/8 size)")
     parser.add_argument("--side-train", type=int, default=19_800, help="train rows of the side-by-side (1/8 size)")
     parser.add_argument(
         "--only", nargs="*",
         default=["embedding", "reproduction", "released", "valid", "chain", "knn", "explorer", "downstream", "properties",
-                 "posteriors", "simulate",
+                 "posteriors", "intervals", "budgets", "simulate",
                  "dry-run"],
     )
     args = parser.parse_args()
@@ -628,6 +694,10 @@ def main() -> None:
             rows += bench_properties(args)
         if "posteriors" in args.only:
             rows += bench_posteriors(args)
+        if "intervals" in args.only:
+            rows += bench_intervals(args)
+        if "budgets" in args.only:
+            rows += bench_budgets(args)
         if "simulate" in args.only:
             rows += bench_simulate(args)
         if "dry-run" in args.only:

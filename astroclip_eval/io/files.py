@@ -102,3 +102,21 @@ def cached_splits(cache: str | os.PathLike, model: str) -> dict[str, tuple[dict[
                 load_indices(str(cache / f"{prefix}valid_indices.pt")))
         for split, prefix in SPLIT_PREFIXES.items()
     }
+
+
+def split_labels(dataset: str | os.PathLike, label_files: dict[str, str], properties: list[str],
+                 redshift: bool) -> dict[str, dict[str, np.ndarray]]:
+    """Both splits' numeric labels by name, float64 with NaN where missing: the redshift from the data file (when
+    asked) and each property from that split's joined labels.csv (`label_files`: split -> path)."""
+    from astroclip_eval.io.data import Survey
+
+    values: dict[str, dict[str, np.ndarray]] = {split: {} for split in label_files}
+    with Survey(dataset) as survey:
+        for split in values:
+            if redshift:
+                values[split]["redshift"] = survey.read(split, "redshifts").astype(np.float64)
+    for split, path in label_files.items():
+        if properties:
+            frame = read_labels(path)
+            values[split].update({name: frame[name].to_numpy(np.float64) for name in properties})
+    return values

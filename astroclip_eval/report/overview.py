@@ -112,7 +112,7 @@ def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None =
     header = [h for h, _ in table.shown]
     formats = [f for _, f in table.shown]
     attrs: list[dict[str, str]] = []
-    if frame.empty:
+    if frame.empty or not table.listed:
         rows = []
     elif not table.spread:
         rows = [[f.format(**row) for f in formats] for row in frame.to_dict("records")]
@@ -138,6 +138,7 @@ def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None =
                           **{f"{q}-{t}": repr(float(v)) for (q, t), v in pairs.items() if v is not None}})
         header += [f"{q} -> {t}" for q, t in PAIRS]
     image = base64.b64encode(Path(figure).read_bytes()).decode() if figure else ""
+    header = header if rows else []
     return {"title": table.title, "anchor": table.anchor, "note": Markup(table.note), "header": header, "rows": rows,
             "numeric": _numeric(rows), "attrs": attrs, "image": image, "boards": []}
 

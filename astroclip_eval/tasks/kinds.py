@@ -35,10 +35,13 @@ class Table:
 
     `shown` are the overview's columns, each a header and a format over the row's columns (`"{bias:+.4f}"`);
     `spread` is a score shown once per query -> target modality pair, as columns after them (with its 95% interval
-    when the table has `{spread}_lo` and `{spread}_hi`). `figure` names a
-    function of `astroclip_eval.report.plotting` that draws the stacked table (written as
-    `summary/{name}_vs_embedding_dim.png`). `references` names the config section whose entries carry published
-    figures or bounds for this table's scores, as (section, key column, score column)."""
+    when the table has `{spread}_lo` and `{spread}_hi`); `listed` False shows the figure and the note but not the
+    rows (a long table, in its CSV). `figure` names the function (`module:function`) that draws the stacked table,
+    written as `summary/{name}_vs_embedding_dim.png` (`figure_file`: another name, for a figure of another axis).
+    `references` names the config section whose entries carry published figures or bounds for this table's scores,
+    as (section, key column, score column). `main` are its scores on the scoreboard; `predictions` the rule's output
+    with every galaxy's prediction (`downstream.PREDICTION_COLUMNS`), from which two models' best scores are
+    compared by a paired bootstrap."""
 
     output: str
     name: str
@@ -50,6 +53,8 @@ class Table:
     spread: str = ""
     figure: str = ""
     figure_caption: str = ""
+    figure_file: str = "{name}_vs_embedding_dim.png"
+    listed: bool = True
     references: tuple[str, str, str] | None = None
     main: tuple[Main, ...] = ()
     predictions: str = ""
@@ -72,6 +77,7 @@ class Kind:
     shared: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
 
+PLOTTING = "astroclip_eval.report.plotting"
 MODEL = (("model", "{model}"), ("embedding dim", "{embedding_dim}"))  # every overview table starts with these
 PAIR = ("query -> target", "{query} -> {target}")
 
@@ -88,7 +94,7 @@ KINDS: tuple[Kind, ...] = (
                 "-&gt; neighbour (or training) modality: \"spectrum -&gt; image\" means each galaxy's spectrum "
                 "embedding was compared with image embeddings.",
                 "summary_redshift_r2.rst", (*MODEL, ("protocol", "{protocol}")), spread="r2",
-                figure="r2_vs_dim", figure_caption="summary_redshift_r2_figure.rst",
+                figure=f"{PLOTTING}:r2_vs_dim", figure_caption="summary_redshift_r2_figure.rst",
                 main=(Main("r2", "redshift R^2"),), predictions="predictions",
             ),
             Table(
@@ -134,7 +140,7 @@ KINDS: tuple[Kind, ...] = (
                 "config are beside this run's scores under \"Against references\".",
                 "summary_properties_r2.rst", (*MODEL, ("protocol", "{protocol}"), ("property", "{property}"),
                                               ("n", "{n:,}")),
-                spread="r2", figure="property_r2_vs_dim", figure_caption="summary_properties_r2_figure.rst",
+                spread="r2", figure=f"{PLOTTING}:property_r2_vs_dim", figure_caption="summary_properties_r2_figure.rst",
                 references=("properties", "property", "r2"),
                 main=(Main("r2", "property R^2", label="property"),), predictions="property_predictions",
             ),
@@ -172,6 +178,24 @@ KINDS: tuple[Kind, ...] = (
                  ("95%", "{coverage95:.3f} [{coverage95_lo:.3f}, {coverage95_hi:.3f}]"), ("PIT KS", "{pit_ks:.3f}"),
                  ("CRPS", "{crps:.4g}"), ("68% width", "{width68:.4g}"), ("median R^2", "{median_r2:.3f}")),
                 main=(Main("coverage68", "posterior 68% coverage", label="label", query="modality", ideal=0.68),),
+            ),
+        ),
+    ),
+    Kind(
+        "budgets", "budgets_notebook", lambda config: "budgets" in config, notebook=True, settings=("budgets",),
+        tables=(
+            Table(
+                "table", "budgets", "Label budgets", "budgets",
+                "R^2 against the fraction of the train split's labels a protocol is fitted on (seeded nested "
+                "subsets, at least 10 rows; in-modal), one colour per model, one line style per protocol "
+                "(zero_shot solid, few_shot dashed, linear ridge dotted), the band spanning the repeats. The rows "
+                "are in summary/budgets.csv.",
+                "summary_budgets.rst",
+                (*MODEL, ("label", "{label}"), ("query", "{modality}"), ("protocol", "{protocol}"),
+                 ("fraction", "{fraction:g}"), ("train rows", "{n_train:,}"),
+                 ("R^2", "{r2_mean:.3f} +- {r2_std:.3f}")),
+                figure="astroclip_eval.tasks.budgets:budget_curves", figure_caption="summary_budgets_figure.rst",
+                figure_file="{name}.png", listed=False,
             ),
         ),
     ),

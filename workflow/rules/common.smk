@@ -3,6 +3,8 @@ import json
 import os
 import shlex
 
+from snakemake.exceptions import WorkflowError
+
 from astroclip_eval.tasks.kinds import enabled, tables
 from astroclip_eval.tasks.labels import needed_columns
 from astroclip_eval.io.plan import SIMILARITY_MODES, fitted_on_train, trained_run_dir
@@ -59,6 +61,26 @@ def train_inputs(wildcards):
         "train_spectrum": f"{CACHE}/{wildcards.model}/train_spectrum_embeddings.pt",
         "train_valid": f"{CACHE}/train_valid_indices.pt",
     }
+
+
+def named_labels(section):
+    """The numeric labels a task section names (its `labels`: the redshift and any property; all of them when it
+    names none), each checked to exist."""
+    names = config[section].get("labels", ["redshift", *config["properties"]])
+    unknown = [name for name in names if name != "redshift" and name not in config["properties"]]
+    if unknown:
+        raise WorkflowError(
+            f"config: '{section}.labels' names {unknown[0]!r}, which is neither redshift nor a key of properties "
+            f"({', '.join(['redshift', *config['properties']])})"
+        )
+    return names
+
+
+def label_files(names):
+    """Both splits' joined labels, when one of `names` is a property (the redshift is in the data file)."""
+    if not set(names) & set(config["properties"]):
+        return {}
+    return {"labels": f"{CACHE}/catalogues/labels.csv", "train_labels": f"{CACHE}/catalogues/train_labels.csv"}
 
 
 def simulated_catalogues():
@@ -235,7 +257,7 @@ def summary_outputs():
             items.append(
                 (
                     f"{t.name}_figure",
-                    f"{t.name}_vs_embedding_dim.png",
+                    t.figure_file.format(name=t.name),
                     t.figure_caption,
                     f"{t.title} against embedding dimension",
                 )

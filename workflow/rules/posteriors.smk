@@ -2,23 +2,12 @@
 # posteriors section: an ensemble of conditional neural spline flows per label and modality, scored for calibration.
 import json
 
-POSTERIOR_LABELS = config["posteriors"].get("labels", ["redshift", *config["properties"]])  # all, when not named
-unknown = [name for name in POSTERIOR_LABELS if name != "redshift" and name not in config["properties"]]
-if unknown:
-    raise WorkflowError(
-        f"config: 'posteriors.labels' names {unknown[0]!r}, which is neither redshift nor a key of properties "
-        f"({', '.join(['redshift', *config['properties']])})"
-    )
-POSTERIOR_LABEL_FILES = (  # both splits' labels, when a property gets a posterior (the redshift is in the data file)
-    {"labels": f"{CACHE}/catalogues/labels.csv", "train_labels": f"{CACHE}/catalogues/train_labels.csv"}
-    if set(POSTERIOR_LABELS) & set(config["properties"])
-    else {}
-)
+POSTERIOR_LABELS = named_labels("posteriors")
 
 
 rule posteriors_notebook:
     input:
-        **POSTERIOR_LABEL_FILES,
+        **label_files(POSTERIOR_LABELS),
         notebook=f"{NOTEBOOK_DIR}/posteriors.ipynb",
         dataset=DATASET,
         image=f"{CACHE}/{{model}}/image_embeddings.pt",

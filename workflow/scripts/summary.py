@@ -4,6 +4,7 @@ What to stack and show comes from the table of task kinds (tasks/kinds.py); the 
 by the summary rule."""
 
 import argparse
+import importlib
 import json
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import yaml
 
 from astroclip_eval.io.atomic import atomic_path, save_figure, write_csv
 from astroclip_eval.io.cli import run
-from astroclip_eval.report import plotting
 from astroclip_eval.report.overview import (
     reference_section,
     render,
@@ -21,6 +21,7 @@ from astroclip_eval.report.overview import (
     table_section,
     versions,
 )
+from astroclip_eval.report.plotting import empty_figure
 from astroclip_eval.report.scoreboard import board, comparisons
 from astroclip_eval.report.summary import combine
 from astroclip_eval.tasks.kinds import enabled
@@ -46,8 +47,9 @@ def main(args: argparse.Namespace) -> None:
                 {r["model"]: pd.DataFrame(r["tables"][table.name]) for r in records[kind.name]}, dims)
             write_csv(files["output"], frame)
             if table.figure:
-                draw = getattr(plotting, table.figure)
-                save_figure(files["figure"], draw(frame) if len(frame) else plotting.empty_figure(f"no rows in {table.name}"),
+                module, function = table.figure.split(":")
+                draw = getattr(importlib.import_module(module), function)
+                save_figure(files["figure"], draw(frame) if len(frame) else empty_figure(f"no rows in {table.name}"),
                             bbox_inches="tight")
             sections.append(table_section(table, frame, files.get("figure")))
             predictions = {}

@@ -1,0 +1,180 @@
+"""Label budgets: how each protocol's score grows with the share of the train split's labels it is given.
+
+The claim newer galaxy foundation models make is label efficiency, read from curves of score against the fraction
+of labels used. For each label and modality (in-modal: the query's embedding against train rows of the same
+modality), each protocol is fitted on seeded subsets of the labelled train rows and scored (R^2) on the valid
+validation rows with the label:
+
+- zero_shot: the distance-weighted kNN on standardised embeddings (k capped at the subset's size);
+- few_shot: the project's MLP (its recipe, a seed per repeat);
+- linear: ridge regression on the standardised embeddings, its penalty chosen by K-fold cross-validation on the
+  subset (mean held-out R^2 over contiguous folds, the first best on ties, refitted on the whole subset), as
+  scikit-learn's RidgeCV(cv=KFold(K)) chooses it.
+
+Each repeat draws one permutation of the labelled train rows; a fraction takes its first ceil(fraction x n) rows,
+so a repeat's subsets are nested and the repeats differ. At the whole split every repeat has the same rows: the
+kNN and the ridge give one number there, the MLP's spread is its seeds'.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.report.plotting import use_style
+from astroclip_eval.tasks.downstream import MODALITIES, labelled_rows, r2_score
+from astroclip_eval.tasks.protocols import fit_few_shot, nearest, standardiser, weighted_mean
+
+FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+PROTOCOLS = ("zero_shot", "few_shot", "linear")
+ALPHAS = tuple(10.0 ** np.arange(-3, 5.5, 0.5))  # ridge penalties tried, on standardised embeddings
+FOLDS = 5
+MIN_ROWS = 2 * FOLDS  # a subset has at least this many rows (the folds need two each)
+COLUMNS = ["label", "modality", "protocol", "fraction", "n_train", "repeats", "r2_mean", "r2_std", "r2_min", "r2_max"]
+
+
+def subsets(n: int, fractions: tuple[float, ...] | list[float], repeats: int, seed: int = 0) -> list[list[np.ndarray]]:
+    """Per repeat, per fraction, the positions (sorted) among n labelled train rows that the fit may use."""
+    out = []
+    for repeat in range(repeats):
+        order = np.random.default_rng([seed, repeat]).permutation(n)
+        sizes = [min(n, max(MIN_ROWS, math.ceil(f * n))) for f in fractions]
+        out.append([np.sort(order[:size]) for size in sizes])
+    return out
+
+
+def ridge_path(x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge coefficients (alphas, d) and intercepts (alphas,) with an unpenalised intercept, for every penalty
+    from one eigendecomposition of the centred Gram matrix."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    x_mean, y_mean = x.mean(axis=0), y.mean()
+    xc = x - x_mean
+    values, vectors = np.linalg.eigh(xc.T @ xc)
+    projected = vectors.T @ (xc.T @ (y - y_mean))
+    coefs = np.stack([vectors @ (projected / (values + a)) for a in alphas])
+    return coefs, y_mean - coefs @ x_mean
+
+
+def ridge_cv(x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...] = ALPHAS, folds: int = FOLDS
+             ) -> tuple[float, np.ndarray, float]:
+    """(alpha, coefficients, intercept): the penalty with the best mean held-out R^2 over `folds` contiguous folds
+    (the first on ties), refitted on every row."""
+    n = len(y)
+    if n < 2 * folds:
+        raise UserError(f"budgets: {n} train rows, fewer than {2 * folds} for {folds}-fold cross-validation")
+    sizes = np.full(folds, n // folds) + (np.arange(folds) < n % folds)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    scores = np.zeros(len(alphas))
+    for lo, hi in zip(bounds, bounds[1:]):
+        held = np.zeros(n, bool)
+        held[lo:hi] = True
+        coefs, intercepts = ridge_path(x[~held], y[~held], alphas)
+        pred = x[held] @ coefs.T + intercepts
+        truth = y[held][:, None]
+        scores += 1 - ((truth - pred) ** 2).sum(axis=0) / ((truth - truth.mean()) ** 2).sum()
+    best = int(np.argmax(scores / folds))
+    coefs, intercepts = ridge_path(x, y, [alphas[best]])
+    return float(alphas[best]), coefs[0], float(intercepts[0])
+
+
+def _predict(protocol: str, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, k: int, seed: int,
+             recipe: str, device: torch.device | str) -> np.ndarray:
+    """One protocol fitted on one subset (embeddings standardised with it) and applied to the validation rows."""
+    mean, std = standardiser(x_train)
+    x_train, x_valid = (x_train - mean) / std, (x_valid - mean) / std
+    scale = (y_train.mean(), y_train.std() or 1.0)
+    targets = (y_train - scale[0]) / scale[1]
+    if protocol == "zero_shot":
+        pred = weighted_mean(*nearest(x_train, x_valid, min(k, len(targets)), device=device), targets)
+    elif protocol == "few_shot":
+        pred = fit_few_shot(x_train, targets, seed=seed, recipe=recipe, device=device)(x_valid)
+    elif protocol == "linear":
+        _, coef, intercept = ridge_cv(x_train, targets)
+        pred = x_valid @ coef + intercept
+    else:
+        raise UserError(f"budgets.protocols: unknown protocol {protocol!r} (expected one of {', '.join(PROTOCOLS)})")
+    return np.asarray(pred, np.float64).reshape(-1) * scale[1] + scale[0]
+
+
+def evaluate(label: str, valid_emb: dict[str, np.ndarray], valid_labels: np.ndarray, valid_rows: np.ndarray,
+             train_emb: dict[str, np.ndarray], train_labels: np.ndarray, train_rows: np.ndarray,
+             fractions: tuple[float, ...] | list[float] = FRACTIONS, repeats: int = 5,
+             protocols: tuple[str, ...] | list[str] = PROTOCOLS, k: int = 64, seed: int = 0, recipe: str = "project",
+             device: torch.device | str = "cpu") -> pd.DataFrame:
+    """One label's budget table: per modality, protocol and fraction, the R^2 over the repeats (mean, spread as the
+    standard deviation, min, max) and the subset's size."""
+    fractions = sorted(fractions)
+    valid = labelled_rows(valid_labels, valid_rows, codes=False)
+    train = labelled_rows(train_labels, train_rows, codes=False)
+    if valid.size < 2 or train.size < MIN_ROWS:
+        raise UserError(f"budgets.labels: {label} has {train.size} labelled train rows and {valid.size} validation "
+                        f"rows; at least {MIN_ROWS} and 2 are needed")
+    y_valid, y_train = valid_labels[valid].astype(np.float64), train_labels[train].astype(np.float64)
+    drawn = subsets(train.size, fractions, repeats, seed)
+    rows = []
+    for modality in MODALITIES:
+        x_valid, x_all = valid_emb[modality][valid], train_emb[modality][train]
+        for protocol in protocols:
+            for j, fraction in enumerate(fractions):
+                scores, seen = [], {}
+                for repeat in range(repeats):
+                    picked = drawn[repeat][j]
+                    deterministic = protocol != "few_shot"
+                    key = picked.tobytes() if deterministic else None
+                    if key is not None and key in seen:  # the same rows: the same kNN or ridge fit
+                        scores.append(seen[key])
+                        continue
+                    pred = _predict(protocol, x_all[picked], y_train[picked], x_valid, k, seed + repeat, recipe, device)
+                    scores.append(r2_score(y_valid, pred))
+                    if key is not None:
+                        seen[key] = scores[-1]
+                scores = np.array(scores)
+                same = bool(np.all(scores == scores[0]))  # one fit seen by every repeat: its number, no spread
+                rows.append({"label": label, "modality": modality, "protocol": protocol, "fraction": fraction,
+                             "n_train": int(drawn[0][j].size), "repeats": repeats,
+                             "r2_mean": float(scores[0] if same else scores.mean()),
+                             "r2_std": 0.0 if same else float(scores.std(ddof=1)),
+                             "r2_min": float(scores.min()), "r2_max": float(scores.max())})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+STYLES = {"zero_shot": "o-", "few_shot": "s--", "linear": "^:"}
+
+
+def budget_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """R^2 against the fraction of train labels, one panel per label and modality, one line per protocol and
+    model (when the table has a `model` column), the repeats' min-max as a band."""
+    use_style()
+    labels = list(dict.fromkeys(table["label"]))
+    fig, axes = plt.subplots(len(labels), 2, figsize=(9, 3.2 * len(labels)), sharex=True, squeeze=False,
+                             constrained_layout=True)
+    models = list(dict.fromkeys(table["model"])) if "model" in table else [None]
+    for i, label in enumerate(labels):
+        for j, modality in enumerate(MODALITIES):
+            ax = axes[i, j]
+            for c, model in enumerate(models):
+                for protocol, style in STYLES.items():
+                    rows = table[(table["label"] == label) & (table["modality"] == modality)
+                                 & (table["protocol"] == protocol) & ((table["model"] == model) if model else True)]
+                    if rows.empty:
+                        continue
+                    rows = rows.sort_values("fraction")
+                    name = f"{model}, {protocol}" if model else protocol
+                    ax.plot(rows["fraction"], rows["r2_mean"], style, color=f"C{c if model else list(STYLES).index(protocol)}",
+                            label=name, ms=4)
+                    ax.fill_between(rows["fraction"], rows["r2_min"], rows["r2_max"], alpha=0.15,
+                                    color=f"C{c if model else list(STYLES).index(protocol)}")
+            ax.set_xscale("log")
+            ax.set_title(f"{label}, {modality} embedding", fontsize=9)
+            ax.set_xlabel("fraction of the train split's labels")
+            ax.set_ylabel("$R^2$ on the validation rows")
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,69 @@
+# Label budgets: each protocol's R^2 against the share of the train split's labels it is fitted on, only when the
+# config has a budgets section (seeded nested subsets, repeats, the redshift and the properties named).
+import json
+
+BUDGET_LABELS = named_labels("budgets")
+
+
+rule budgets_notebook:
+    input:
+        **label_files(BUDGET_LABELS),
+        notebook=f"{NOTEBOOK_DIR}/budgets.ipynb",
+        dataset=DATASET,
+        image=f"{CACHE}/{{model}}/image_embeddings.pt",
+        spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
+        valid=f"{CACHE}/valid_indices.pt",
+        train_image=f"{CACHE}/{{model}}/train_image_embeddings.pt",
+        train_spectrum=f"{CACHE}/{{model}}/train_spectrum_embeddings.pt",
+        train_valid=f"{CACHE}/train_valid_indices.pt",
+    output:
+        notebook=f"{RESULTS}/{{model}}/budgets.ipynb",
+        table=report(
+            f"{RESULTS}/{{model}}/budgets.csv",
+            caption="../report/budgets_table.rst",
+            category="{model}",
+            subcategory="Label budgets",
+            labels={"model": "{model}", "table": "R^2 against the labels used"},
+        ),
+        figure=report(
+            f"{RESULTS}/{{model}}/budgets.png",
+            caption="../report/budgets_figure.rst",
+            category="{model}",
+            subcategory="Label budgets",
+            labels={"model": "{model}", "figure": "R^2 against the labels used"},
+        ),
+    log:
+        f"{LOGS}/budgets_notebook/{{model}}.log",
+    benchmark:
+        f"{BENCH}/budgets_notebook/{{model}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 60 * attempt,
+        gpu=DOWNSTREAM_GPUS,
+    params:
+        run=script_cmd("run_notebook.py"),
+        parameters=lambda wc, input, output: json.dumps(
+            {
+                "model": wc.model,
+                "settings": config["budgets"],
+                "redshift_settings": config["redshift"],
+                "dataset": input.dataset,
+                "image_embeddings": input.image,
+                "spectrum_embeddings": input.spectrum,
+                "valid_indices": input.valid,
+                "train_image_embeddings": input.train_image,
+                "train_spectrum_embeddings": input.train_spectrum,
+                "train_valid_indices": input.train_valid,
+                "labels": input.get("labels", ""),
+                "train_labels": input.get("train_labels", ""),
+                "properties": [p for p in config["properties"] if p in BUDGET_LABELS],
+                "redshift": "redshift" in BUDGET_LABELS,
+                "device": config["downstream"]["device"],
+                "table": output.table,
+                "figure": output.figure,
+            }
+        ),
+        failed=f"{LOGS}/budgets_notebook/{{model}}.failed.ipynb",
+    shell:
+        f"OMP_NUM_THREADS={{threads}} {NOTEBOOK_SHELL}"
