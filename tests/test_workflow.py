@@ -292,3 +292,37 @@ def test_demo_posteriors_are_calibrated(demo):
             assert np.isfinite([row.nll, row.crps, row.width68, row.median_r2]).all()
         for name in ("posteriors_pit.png", "posteriors_coverage.png", "posteriors_examples.png", "posteriors.html"):
             assert (demo / f"results/{model}/{name}").stat().st_size > 10_000, name
+
+
+def test_demo_results_files_scoreboard_and_budgets(demo):
+    """Every results file validates against its schema and names the checkpoint and data it was measured on; the
+    scoreboard is their main scores; the budget curves' zero_shot at the whole split is the redshift table's
+    zero_shot score (an independent path: its own standardised targets and k), every protocol rises from 1% to all."""
+    from astroclip_eval.report.scoreboard import validate
+
+    cfg = __import__("yaml").safe_load((demo / "config/config.yaml").read_text())
+    board = pd.read_csv(demo / "results/summary/scoreboard.csv", keep_default_na=False)
+    mains = 0
+    for model in cfg["models"]:
+        promoted = json.loads((demo / f"cache/{model}/astroclip_model.json").read_text())
+        for kind in ("redshift", "similarity", "properties", "posteriors", "budgets"):
+            results = json.loads((demo / f"results/{model}/results/{kind}.json").read_text())
+            validate(results, ROOT / "workflow/schemas/results.schema.yaml")
+            assert results["checkpoint"]["sha256"] == promoted["sha256"] and results["model"] == model
+            assert results["dataset"]["bytes"] == (demo / "data/demo/survey.h5").stat().st_size
+            assert results["seconds"] > 0
+            mains += len(results["main"])
+        r2 = pd.read_csv(demo / f"results/{model}/redshift_r2.csv").set_index(["protocol", "query", "target"])["r2"]
+        budgets = pd.read_csv(demo / f"results/{model}/budgets.csv")
+        redshift = budgets[budgets["label"] == "redshift"].set_index(["protocol", "modality", "fraction"])
+        for modality in ("spectrum", "image"):
+            whole = redshift.loc[("zero_shot", modality, 1.0)]
+            assert whole["r2_mean"] == pytest.approx(r2[("zero_shot", modality, modality)], abs=1e-9)
+            assert whole["r2_std"] == 0
+            for protocol in cfg["budgets"].get("protocols", ["zero_shot", "few_shot", "linear"]):
+                assert redshift.loc[(protocol, modality, 1.0), "r2_mean"] > redshift.loc[(protocol, modality, 0.01), "r2_mean"]
+    assert len(board) == mains
+    assert set(board["table"]) == {"redshift_r2", "redshift_metrics", "retrieval", "properties_r2", "classification",
+                                   "posteriors"}
+    assert ((board["lo"] <= board["value"]) & (board["value"] <= board["hi"])).all()
+    assert (demo / "results/summary/budgets.png").stat().st_size > 10_000
