@@ -129,6 +129,8 @@ return m.map(v => v / (d.length / 4));
 """
 PANEL_JS = """
 return {row: document.getElementById('panel').dataset.row, title: document.querySelector('#panel h2').innerText,
+        lines: Array.from(document.querySelectorAll('#panel .galaxy svg .spectral-line')).map(l =>
+          [l.dataset.name, Number(l.dataset.observed), Number(l.getAttribute('x1'))]),
         modes: Object.fromEntries(Array.from(document.querySelectorAll('#panel .mode')).map(m => [m.dataset.mode,
           Array.from(m.querySelectorAll('.card')).map(c => [Number(c.dataset.row), Number(c.dataset.cosine)])]))};
 """

@@ -21,8 +21,8 @@ from conftest import ROOT
 from PIL import Image
 from system import Unavailable, require_tools
 
-from astroclip_eval.io.data import Survey
-from astroclip_eval.report.plotting import to_rgb
+from astroclip_eval.io.data import WAVE_MAX, WAVE_MIN, Survey
+from astroclip_eval.report.plotting import SPECTRAL_LINES, to_rgb
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]  # one worker runs the demo once
@@ -187,6 +187,13 @@ def test_explorer_click_shows_the_independent_neighbours(seen, demo_rows, demo):
             if row in set(table["query"]):
                 rows = table[(table["query"] == row) & (table["mode"] == mode)].sort_values("rank")["index"].tolist()
                 assert [r for r, _ in shown] == rows  # the similarity step's own matches
+        # the selected galaxy's spectrum marks each strong line inside the spectrograph's range at its redshift
+        z = round(float(demo_rows["redshifts"][row]), 4)  # as the page holds it
+        expected = [(rest * (1 + z), (rest * (1 + z) - WAVE_MIN) / (WAVE_MAX - WAVE_MIN) * 618 + 1)
+                    for _, rest, _ in SPECTRAL_LINES if WAVE_MIN <= rest * (1 + z) <= WAVE_MAX]
+        assert len(panel["lines"]) == len(expected) >= 4, (row, z)
+        for (_, observed, x), (want, want_x) in zip(panel["lines"], expected):
+            assert observed == pytest.approx(want, abs=0.01) and x == pytest.approx(want_x, abs=0.06), row
     found = seen["explorer"]["found"]
     find_row = int(valid[len(valid) // 2])
     assert found["row"] == str(find_row) and f"TARGETID {demo_rows['targetids'][find_row]}" in found["title"]

@@ -47,7 +47,7 @@ body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 1.5rem auto
 h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 1.6rem; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.5rem 0; } td, th { border: 1px solid #bbb; padding: 0.2rem 0.6rem; }
 th { background: #eee; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: min(100%, 40rem); } .note { color: #444; font-size: 0.9rem; }
+img { max-width: 100%; } .note { color: #444; font-size: 0.9rem; }
 table.board { font-size: 0.85rem; } h3 { font-size: 0.95rem; margin: 1rem 0 0.2rem; }
 """
 

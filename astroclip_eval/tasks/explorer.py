@@ -24,7 +24,7 @@ from PIL import Image
 from astroclip_eval.io.data import WAVE_MAX, WAVE_MIN, Survey
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.io.plan import SIMILARITY_MODES
-from astroclip_eval.report.plotting import to_rgb
+from astroclip_eval.report.plotting import SPECTRAL_LINES, to_rgb
 from astroclip_eval.tasks.downstream import MODALITIES
 from astroclip_eval.tasks.similarity import search
 
@@ -202,6 +202,7 @@ def build(
         "spectra": base64.b64encode(np.concatenate(spectra).tobytes()).decode(),
         "spectrum_bins": settings["spectrum_bins"],
         "wavelength": [WAVE_MIN, WAVE_MAX],
+        "lines": [[name, rest, kind] for name, rest, kind in SPECTRAL_LINES],  # marked at each galaxy's redshift
         "sheets": sheets,
         "tile": settings["thumbnail"],
         "tiles_per_side": TILES_PER_SIDE,
