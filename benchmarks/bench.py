@@ -497,7 +497,7 @@ def bench_posteriors(args: argparse.Namespace) -> list[tuple]:
             f"{wall:.0f} s ({wall / fits:.1f} s per flow), peak {peak:,.0f} MiB",
             "-",
             "-",
-            "fits the rule's 60 min and 4 GB per attempt",
+            "fits the rule's 30 min and 2.5 GB per attempt",
         )
     ]
 

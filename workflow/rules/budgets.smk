@@ -38,6 +38,8 @@ rule budgets_notebook:
         f"{BENCH}/budgets_notebook/{{model}}.tsv"
     threads: 2
     resources:
+        # make bench, published size (39,599 x 158,396, 128-d): 171 s and 2,682 MiB per label with 3 repeats on
+        # 2 cores (2026-12-06); six labels with 5 repeats: about 29 minutes
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
         gpu=DOWNSTREAM_GPUS,
