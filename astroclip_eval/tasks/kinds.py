@@ -81,6 +81,12 @@ PLOTTING = "astroclip_eval.report.plotting"
 MODEL = (("model", "{model}"), ("embedding dim", "{embedding_dim}"))  # every overview table starts with these
 PAIR = ("query -> target", "{query} -> {target}")
 
+
+def bounded(header: str, score: str, spec: str = ".3f") -> tuple[str, str]:
+    """An overview column showing a score with its 95% interval: "0.863 [0.851, 0.874]"."""
+    return header, f"{{{score}:{spec}}} [{{{score}_lo:{spec}}}, {{{score}_hi:{spec}}}]"
+
+
 KINDS: tuple[Kind, ...] = (
     Kind(
         "redshift", "redshift_notebook", lambda config: True, notebook=True, settings=("redshift",),
@@ -103,10 +109,10 @@ KINDS: tuple[Kind, ...] = (
                 "sigma_NMAD is 1.4826 times its median absolute deviation, sigma68 half the width of its central "
                 "68%, outliers have |dz| &gt; 0.15. In brackets: the 95% bootstrap interval over the rows.",
                 "summary_redshift_metrics.rst",
-                (*MODEL, ("protocol", "{protocol}"), PAIR, ("bias", "{bias:+.4f} [{bias_lo:+.4f}, {bias_hi:+.4f}]"),
-                 ("sigma_NMAD", "{sigma_nmad:.4f} [{sigma_nmad_lo:.4f}, {sigma_nmad_hi:.4f}]"),
-                 ("sigma68", "{sigma68:.4f} [{sigma68_lo:.4f}, {sigma68_hi:.4f}]"),
-                 ("outliers", "{outlier_fraction:.3f} [{outlier_fraction_lo:.3f}, {outlier_fraction_hi:.3f}]")),
+                (*MODEL, ("protocol", "{protocol}"), PAIR, bounded("bias", "bias", "+.4f"),
+                 bounded("sigma_NMAD", "sigma_nmad", ".4f"),
+                 bounded("sigma68", "sigma68", ".4f"),
+                 bounded("outliers", "outlier_fraction")),
                 main=(Main("sigma_nmad", "redshift sigma_NMAD", lower=True),), predictions="predictions",
             ),
         ),
@@ -121,9 +127,9 @@ KINDS: tuple[Kind, ...] = (
                 "and n/2.",
                 "summary_retrieval.rst",
                 (*MODEL, ("query -> own target", "{query} -> own {target}"), ("n", "{n:,}"),
-                 ("top-1", "{top1:.3f} [{top1_lo:.3f}, {top1_hi:.3f}]"),
-                 ("top-10", "{top10:.3f} [{top10_lo:.3f}, {top10_hi:.3f}]"),
-                 ("median rank", "{median_rank:g} [{median_rank_lo:g}, {median_rank_hi:g}]")),
+                 bounded("top-1", "top1"),
+                 bounded("top-10", "top10"),
+                 bounded("median rank", "median_rank", "g")),
                 main=(Main("top10", "retrieval top-10"),),
             ),
         ),
@@ -150,8 +156,8 @@ KINDS: tuple[Kind, ...] = (
                 "at the baseline has learnt nothing.",
                 "summary_classification.rst",
                 (*MODEL, ("protocol", "{protocol}"), ("question", "{question}"), PAIR, ("n", "{n:,}"),
-                 ("accuracy", "{accuracy:.3f} [{accuracy_lo:.3f}, {accuracy_hi:.3f}]"),
-                 ("weighted F1", "{f1_weighted:.3f} [{f1_weighted_lo:.3f}, {f1_weighted_hi:.3f}]"),
+                 bounded("accuracy", "accuracy"),
+                 bounded("weighted F1", "f1_weighted"),
                  ("majority", "{majority:.3f}")),
                 references=("classifications", "question", "accuracy"),
                 main=(Main("accuracy", "classification accuracy", label="question"),), predictions="class_predictions",
@@ -174,8 +180,8 @@ KINDS: tuple[Kind, ...] = (
                 "summary_posteriors.rst",
                 (*MODEL, ("label", "{label}"), ("query", "{modality}"), ("n", "{n:,}"), ("NLL", "{nll:.3f}"),
                  ("NLL per flow", "{nll_members_mean:.3f} +- {nll_members_std:.3f}"),
-                 ("68%", "{coverage68:.3f} [{coverage68_lo:.3f}, {coverage68_hi:.3f}]"),
-                 ("95%", "{coverage95:.3f} [{coverage95_lo:.3f}, {coverage95_hi:.3f}]"), ("PIT KS", "{pit_ks:.3f}"),
+                 bounded("68%", "coverage68"),
+                 bounded("95%", "coverage95"), ("PIT KS", "{pit_ks:.3f}"),
                  ("CRPS", "{crps:.4g}"), ("68% width", "{width68:.4g}"), ("median R^2", "{median_r2:.3f}")),
                 main=(Main("coverage68", "posterior 68% coverage", label="label", query="modality", ideal=0.68),),
             ),
