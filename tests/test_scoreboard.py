@@ -10,7 +10,8 @@ import pytest
 from conftest import ROOT
 from sklearn.metrics import r2_score
 
-from astroclip_eval.report.scoreboard import best_rows, board, comparisons, config_hash, record, validate
+from astroclip_eval.io.atomic import json_text
+from astroclip_eval.report.scoreboard import best_rows, board, comparisons, config_hash, record, table_frame, validate
 from astroclip_eval.tasks.kinds import KINDS, Main
 
 SCHEMA = ROOT / "workflow/schemas/results.schema.yaml"
@@ -65,10 +66,13 @@ def test_a_results_file_validates_and_a_nan_does_not(tmp_path):
         (nmad,) = [m for m in results["main"] if m["score"] == "sigma_nmad" and m["query"] == modality]
         metrics = frames["redshift_metrics"]
         assert nmad["value"] == metrics[metrics["query"] == modality]["sigma_nmad"].min()  # lower is better
-    results["tables"]["redshift_r2"][0]["r2"] = float("nan")
-    with pytest.raises(ValueError, match="tables/redshift_r2/0/r2: not a finite number"):
+    stored = json.loads(json_text(results))  # as the file holds it: keys sorted, columns in their order
+    assert table_frame(stored, "redshift_r2").equals(r2) and list(table_frame(stored, "redshift_r2").columns) == list(r2)
+    r2_at = results["tables"]["redshift_r2"]["columns"].index("r2")
+    results["tables"]["redshift_r2"]["rows"][0][r2_at] = float("nan")
+    with pytest.raises(ValueError, match=f"tables/redshift_r2/rows/0/{r2_at}: not a finite number"):
         validate(results, SCHEMA)
-    results["tables"]["redshift_r2"][0]["r2"] = 0.5
+    results["tables"]["redshift_r2"]["rows"][0][r2_at] = 0.5
     results["checkpoint"]["sha256"] = "not a hash"
     with pytest.raises(ValueError, match="at checkpoint/sha256"):
         validate(results, SCHEMA)

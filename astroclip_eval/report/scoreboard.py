@@ -80,7 +80,8 @@ def record(model: str, kind: Kind, frames: dict[str, pd.DataFrame], checkpoint: 
         "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seconds": seconds,
         "main": [s for t in kind.tables for s in main_scores(t, frames[t.name])],
-        "tables": {name: frame.to_dict("records") for name, frame in frames.items()},
+        "tables": {name: {"columns": list(frame.columns), "rows": frame.to_numpy(dtype=object).tolist()}
+                   for name, frame in frames.items()},  # columns in their order (the file's keys are sorted)
     }
 
 
@@ -103,6 +104,12 @@ def validate(results: Mapping[str, Any], schema_path: str | Path) -> None:
     if error is not None:
         where = "/".join(map(str, error.absolute_path)) or "the top level"
         raise ValueError(f"results of {results.get('model')}/{results.get('task')}: at {where}: {error.message}")
+
+
+def table_frame(results: Mapping[str, Any], name: str) -> pd.DataFrame:
+    """One of a results file's tables, its columns in their order."""
+    table = results["tables"][name]
+    return pd.DataFrame(table["rows"], columns=table["columns"])
 
 
 def board(records: list[Mapping[str, Any]], dims: Mapping[str, int]) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from astroclip_eval.report.overview import (
     versions,
 )
 from astroclip_eval.report.plotting import empty_figure
-from astroclip_eval.report.scoreboard import board, comparisons
+from astroclip_eval.report.scoreboard import board, comparisons, table_frame
 from astroclip_eval.report.summary import combine
 from astroclip_eval.tasks.kinds import enabled
 
@@ -44,7 +44,7 @@ def main(args: argparse.Namespace) -> None:
         for table in kind.tables:
             files = plan["tables"][table.name]
             frame = frames[table.name] = combine(
-                {r["model"]: pd.DataFrame(r["tables"][table.name]) for r in records[kind.name]}, dims)
+                {r["model"]: table_frame(r, table.name) for r in records[kind.name]}, dims)
             write_csv(files["output"], frame)
             if table.figure:
                 module, function = table.figure.split(":")
