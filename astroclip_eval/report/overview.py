@@ -153,7 +153,7 @@ def _shade(values: pd.Series, main: Main) -> list[str]:
     return [f"background: rgba(46, 160, 67, {0.08 + 0.5 * (g - goodness.min()) / span:.2f})" for g in goodness]
 
 
-BOARD_COLUMNS = 6  # score columns per scoreboard table (three labels, two modalities)
+BOARD_COLUMNS = 4  # score columns per scoreboard table (two labels, two modalities): a page's width
 
 
 def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd.DataFrame) -> dict[str, Any]:
