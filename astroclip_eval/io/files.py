@@ -111,9 +111,9 @@ def split_labels(dataset: str | os.PathLike, label_files: dict[str, str], proper
     from astroclip_eval.io.data import Survey
 
     values: dict[str, dict[str, np.ndarray]] = {split: {} for split in label_files}
-    with Survey(dataset) as survey:
-        for split in values:
-            if redshift:
+    if redshift:
+        with Survey(dataset) as survey:
+            for split in values:
                 values[split]["redshift"] = survey.read(split, "redshifts").astype(np.float64)
     for split, path in label_files.items():
         if properties:

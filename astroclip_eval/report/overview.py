@@ -105,6 +105,18 @@ def _numeric(rows: list[list[str]]) -> tuple[int, ...]:
     return tuple(i for i in range(width) if all(NUMBER.match(r[i]) for r in rows if r[i]) and any(r[i] for r in rows))
 
 
+def _section(title: str, anchor: str, note: str, header: list[str] = (), rows: list = (), numeric: tuple = (),
+             attrs: list = (), image: str = "", boards: list = ()) -> dict[str, Any]:
+    """One section of the page, as the template reads it."""
+    return {"title": title, "anchor": anchor, "note": note, "header": list(header), "rows": list(rows),
+            "numeric": numeric, "attrs": list(attrs), "image": image, "boards": list(boards)}
+
+
+def _interval(value: float, lo: float, hi: float) -> str:
+    """A score with its 95% interval, as every table of the page shows it: "0.863 [0.851, 0.874]"."""
+    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
 def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None = None) -> dict[str, Any]:
     """One table across models as the overview shows it: its `shown` columns formatted from each row; with a
     `spread` score, one row per distinct shown values and the score per query -> target pair as columns, each
@@ -125,9 +137,9 @@ def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None =
         def cell(key: tuple) -> str:
             if key not in scores.index:
                 return ""
-            shown = f"{scores[key]:.3f}"
-            return shown + (f" [{indexed.loc[key, f'{table.spread}_lo']:.3f}, {indexed.loc[key, f'{table.spread}_hi']:.3f}]"
-                            if bounded else "")
+            if not bounded:
+                return f"{scores[key]:.3f}"
+            return _interval(scores[key], indexed.loc[key, f"{table.spread}_lo"], indexed.loc[key, f"{table.spread}_hi"])
 
         rows = []
         for values in dict.fromkeys(frame[keys].itertuples(index=False, name=None)):
@@ -139,14 +151,13 @@ def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None =
         header += [f"{q} -> {t}" for q, t in PAIRS]
     image = base64.b64encode(Path(figure).read_bytes()).decode() if figure else ""
     header = header if rows else []
-    return {"title": table.title, "anchor": table.anchor, "note": Markup(table.note), "header": header, "rows": rows,
-            "numeric": _numeric(rows), "attrs": attrs, "image": image, "boards": []}
+    return _section(table.title, table.anchor, Markup(table.note), header, rows, _numeric(rows), attrs, image)
 
 
 def _shade(values: pd.Series, main: Main) -> list[str]:
     """A green background per cell, deeper for the better score of its column (by the score's sense), none when
     the column holds one model's score or all are equal."""
-    goodness = -(values - main.ideal).abs() if main.ideal is not None else -values if main.lower else values
+    goodness = main.goodness(values)
     span = goodness.max() - goodness.min()
     if not span > 0:
         return [""] * len(values)
@@ -173,7 +184,7 @@ def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd
                 for row, style in zip(group.itertuples(), _shade(group["value"], main)):
                     how = f"{row.protocol}, " if row.protocol else ""
                     cells[row.model][columns.index((label, query))] = {
-                        "text": f"{row.value:.3f} [{row.lo:.3f}, {row.hi:.3f}]", "style": style,
+                        "text": _interval(row.value, row.lo, row.hi), "style": style,
                         "title": f"{how}{row.query} -> {row.target}"}
             dims = rows.drop_duplicates("model").set_index("model")["embedding_dim"]
             body = [[{"text": m}, {"text": str(int(dims[m]))}, *cells[m]] for m in cells]
@@ -199,8 +210,7 @@ def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd
             "bound is what the data allow by any method. \"best - next\": the best model's lead over the next (best "
             "minus next) and its paired bootstrap interval, both models resampled on the same galaxies; not resolved "
             "when the interval holds zero.")
-    return {"title": "Scoreboard", "anchor": "scoreboard", "note": note, "boards": boards, "header": [], "rows": [],
-            "numeric": (), "attrs": [], "image": ""}
+    return _section("Scoreboard", "scoreboard", note, boards=boards)
 
 
 def _lead(found: pd.Series) -> str:
@@ -234,8 +244,7 @@ def shared_section(function: str, data: Any) -> dict[str, Any]:
     """A section from a file every model shares, drawn by the kind's `module:function`."""
     module, name = function.split(":")
     title, anchor, note, header, rows = getattr(importlib.import_module(module), name)(data)
-    return {"title": title, "anchor": anchor, "note": note, "header": header, "rows": rows, "numeric": _numeric(rows),
-            "attrs": [], "image": "", "boards": []}
+    return _section(title, anchor, note, header, rows, _numeric(rows))
 
 
 def reference_section(config: dict[str, Any], tables: dict[str, pd.DataFrame]) -> dict[str, Any] | None:
@@ -247,9 +256,8 @@ def reference_section(config: dict[str, Any], tables: dict[str, pd.DataFrame]) -
     note = ("The scores the config names beside each label. A published figure is read only against this run's score "
             "on the same label, protocol, modality and k; a bound (what the data allow) against this run's best "
             "in-modal score per modality (model, protocol).")
-    return {"title": "Against references", "anchor": "references", "note": note,
-            "header": ["label", "reference", "value", "measured on", "this run"], "rows": rows, "numeric": (2,),
-            "attrs": [], "image": "", "boards": []}
+    return _section("Against references", "references", note, ["label", "reference", "value", "measured on", "this run"],
+                    rows, (2,))
 
 
 def render(

@@ -42,11 +42,7 @@ def best_rows(main: Main, frame: pd.DataFrame) -> pd.DataFrame:
     """One model's rows for a main score: per label and query modality, the best row over the rest (protocol,
     target) by the score's sense."""
     groups = [c for c in (main.label, main.query) if c]
-    if main.ideal is not None:
-        order = (frame[main.score] - main.ideal).abs()
-    else:
-        order = frame[main.score] if main.lower else -frame[main.score]
-    ranked = frame.assign(_order=order.to_numpy()).sort_values("_order", kind="stable")
+    ranked = frame.assign(_order=-main.goodness(frame[main.score]).to_numpy()).sort_values("_order", kind="stable")
     return ranked.drop_duplicates(groups).drop(columns="_order").sort_index()
 
 
@@ -136,8 +132,6 @@ def compare(main: Main, best: pd.Series, runner_up: pd.Series, predictions: Mapp
     if not len(picked[0]) or not np.array_equal(picked[0]["row"].to_numpy(), picked[1]["row"].to_numpy()):
         return None
     arrays = [(p["true"].to_numpy(), p["predicted"].to_numpy()) for p in picked]
-    if main.score in ("r2", "sigma_nmad"):
-        arrays = [tuple(a.astype(np.float64) for a in pair) for pair in arrays]
     return bootstrap.paired(score, arrays[0], arrays[1], draws)
 
 
@@ -150,8 +144,7 @@ def comparisons(table: Table, frame: pd.DataFrame, predictions: Mapping[str, pd.
         for (label, query), group in rows.groupby(["label", "query"], sort=False):
             if len(group) < 2:
                 continue
-            order = ((group["value"] - main.ideal).abs() if main.ideal is not None
-                     else group["value"] if main.lower else -group["value"])
+            order = -main.goodness(group["value"])
             best, runner_up = (group.loc[i] for i in order.sort_values(kind="stable").index[:2])
             found = compare(main, best, runner_up, predictions, draws) if predictions else None
             out.append({"table": table.name, "score": main.score, "label": label, "query": query,

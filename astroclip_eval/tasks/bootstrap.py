@@ -11,7 +11,7 @@ The score functions take arrays of shape (resamples, rows) and return one score 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -29,11 +29,23 @@ def resamples(n: int, draws: int, seed: int = SEED) -> Iterator[np.ndarray]:
         yield rng.integers(0, n, size=(min(chunk, draws - start), n))
 
 
+def distributions(scores: Mapping[str, Callable[..., np.ndarray]], arrays: tuple[np.ndarray, ...],
+                  draws: int = DRAWS, seed: int = SEED) -> dict[str, np.ndarray]:
+    """Each score of each resample of the rows of `arrays` (each indexed by the same resampled rows): the resamples
+    are drawn and gathered once for all the scores."""
+    n = len(arrays[0])
+    found: dict[str, list[np.ndarray]] = {name: [] for name in scores}
+    for idx in resamples(n, draws, seed):
+        gathered = [a[idx] for a in arrays]
+        for name, score in scores.items():
+            found[name].append(score(*gathered))
+    return {name: np.concatenate(values) for name, values in found.items()}
+
+
 def distribution(score: Callable[..., np.ndarray], arrays: tuple[np.ndarray, ...], draws: int = DRAWS,
                  seed: int = SEED) -> np.ndarray:
-    """The score of each resample of the rows of `arrays` (each indexed by the same resampled rows)."""
-    n = len(arrays[0])
-    return np.concatenate([score(*(a[idx] for a in arrays)) for idx in resamples(n, draws, seed)])
+    """The score of each resample of the rows of `arrays`."""
+    return distributions({"score": score}, arrays, draws, seed)["score"]
 
 
 def interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
@@ -42,10 +54,23 @@ def interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def bounds_each(scores: Mapping[str, Callable[..., np.ndarray]], arrays: tuple[np.ndarray, ...], draws: int = DRAWS,
+                seed: int = SEED) -> dict[str, tuple[float, float]]:
+    """The 95% bootstrap interval of each score over the same resamples of the rows of `arrays`."""
+    return {name: interval(values) for name, values in distributions(scores, arrays, draws, seed).items()}
+
+
+def add_bounds(row: dict, scores: Mapping[str, Callable[..., np.ndarray]], arrays: tuple[np.ndarray, ...],
+               draws: int = DRAWS, seed: int = SEED) -> None:
+    """Put each score's 95% interval into a table's row, as `{name}_lo` and `{name}_hi`."""
+    for name, (lo, hi) in bounds_each(scores, arrays, draws, seed).items():
+        row[f"{name}_lo"], row[f"{name}_hi"] = lo, hi
+
+
 def bounds(score: Callable[..., np.ndarray], arrays: tuple[np.ndarray, ...], draws: int = DRAWS,
            seed: int = SEED) -> tuple[float, float]:
-    """The 95% bootstrap interval of a score over the rows of `arrays`; (nan, nan) when draws is 0."""
-    return interval(distribution(score, arrays, draws, seed)) if draws else (float("nan"), float("nan"))
+    """The 95% bootstrap interval of a score over the rows of `arrays`."""
+    return bounds_each({"score": score}, arrays, draws, seed)["score"]
 
 
 def paired(score: Callable[..., np.ndarray], first: tuple[np.ndarray, ...], second: tuple[np.ndarray, ...],
@@ -91,7 +116,8 @@ def f1_weighted(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def _dz(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    return (pred.astype(np.float64) - truth) / (1 + truth.astype(np.float64))
+    truth = truth.astype(np.float64, copy=False)
+    return (pred.astype(np.float64, copy=False) - truth) / (1 + truth)
 
 
 def bias(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -120,3 +146,7 @@ def top(k: int) -> Callable[[np.ndarray], np.ndarray]:
 
 def median(values: np.ndarray) -> np.ndarray:
     return np.median(values, axis=-1)
+
+
+def mean(values: np.ndarray) -> np.ndarray:
+    return np.mean(values, axis=-1)

@@ -124,15 +124,12 @@ def evaluate(label: str, valid_emb: dict[str, np.ndarray], valid_labels: np.ndar
                 scores, seen = [], {}
                 for repeat in range(repeats):
                     picked = drawn[repeat][j]
-                    deterministic = protocol != "few_shot"
-                    key = picked.tobytes() if deterministic else None
-                    if key is not None and key in seen:  # the same rows: the same kNN or ridge fit
-                        scores.append(seen[key])
-                        continue
-                    pred = _predict(protocol, x_all[picked], y_train[picked], x_valid, k, seed + repeat, recipe, device)
-                    scores.append(r2_score(y_valid, pred))
-                    if key is not None:
-                        seen[key] = scores[-1]
+                    key = picked.tobytes()  # the kNN and the ridge give the same fit on the same rows
+                    if protocol == "few_shot" or key not in seen:  # the MLP's seed differs by repeat
+                        pred = _predict(protocol, x_all[picked], y_train[picked], x_valid, k, seed + repeat, recipe,
+                                        device)
+                        seen[key] = r2_score(y_valid, pred)
+                    scores.append(seen[key])
                 scores = np.array(scores)
                 same = bool(np.all(scores == scores[0]))  # one fit seen by every repeat: its number, no spread
                 rows.append({"label": label, "modality": modality, "protocol": protocol, "fraction": fraction,
@@ -165,10 +162,9 @@ def budget_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
                         continue
                     rows = rows.sort_values("fraction")
                     name = f"{model}, {protocol}" if model else protocol
-                    ax.plot(rows["fraction"], rows["r2_mean"], style, color=f"C{c if model else list(STYLES).index(protocol)}",
-                            label=name, ms=4)
-                    ax.fill_between(rows["fraction"], rows["r2_min"], rows["r2_max"], alpha=0.15,
-                                    color=f"C{c if model else list(STYLES).index(protocol)}")
+                    colour = f"C{c if model else list(STYLES).index(protocol)}"  # a model's, or a protocol's
+                    ax.plot(rows["fraction"], rows["r2_mean"], style, color=colour, label=name, ms=4)
+                    ax.fill_between(rows["fraction"], rows["r2_min"], rows["r2_max"], alpha=0.15, color=colour)
             ax.set_xscale("log")
             ax.set_title(f"{label}, {modality} embedding", fontsize=9)
             ax.set_xlabel("fraction of the train split's labels")

@@ -264,8 +264,8 @@ def evaluate(
                        majority=majority(valid.labels))
         else:
             row["r2"] = r2_score(valid.labels, pred)
-        for score in ("accuracy", "f1_weighted") if codes else ("r2",):
-            row[f"{score}_lo"], row[f"{score}_hi"] = bootstrap.bounds(getattr(bootstrap, score), (valid.labels, pred), draws)
+        names = ("accuracy", "f1_weighted") if codes else ("r2",)
+        bootstrap.add_bounds(row, {n: getattr(bootstrap, n) for n in names}, (valid.labels, pred), draws)
         rows.append(row)
     return rows, predictions, valid.labels
 

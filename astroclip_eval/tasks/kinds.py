@@ -27,6 +27,13 @@ class Main:
     lower: bool = False
     ideal: float | None = None
 
+    def goodness(self, values: Any) -> Any:
+        """The scores turned so that higher is better: negated when lower is better, the distance from `ideal`
+        negated when there is one."""
+        if self.ideal is not None:
+            return -abs(values - self.ideal)
+        return -values if self.lower else values
+
 
 @dataclass(frozen=True)
 class Table:

@@ -142,10 +142,15 @@ def pit_ks(pit: np.ndarray) -> float:
     return float(max((np.arange(1, n + 1) / n - u).max(), (u - np.arange(n) / n).max()))
 
 
+def inside(pit: np.ndarray, level: float) -> np.ndarray:
+    """1 where the true value lies inside the central `level` interval of its posterior, else 0."""
+    tail = (1 - level) / 2
+    return ((pit >= tail) & (pit <= 1 - tail)).astype(np.float64)
+
+
 def coverage(pit: np.ndarray, level: float) -> float:
     """Share of true values inside the central `level` interval of their posterior."""
-    tail = (1 - level) / 2
-    return float(np.mean((pit >= tail) & (pit <= 1 - tail)))
+    return float(np.mean(inside(pit, level)))
 
 
 def crps(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -177,8 +182,7 @@ def scores(label: str, modality: str, truth: np.ndarray, post: Posteriors) -> di
         residual = residual / (1 + truth)
     bias = float(np.median(residual))
     member = -post.member_log_prob.mean(axis=1)
-    inside = {level: (np.abs(post.pit - 0.5) <= level / 2).astype(np.float64) for level in (0.68, 0.95)}
-    bounds = {level: bootstrap.bounds(lambda x: x.mean(axis=-1), (held,)) for level, held in inside.items()}
+    bounds = {level: bootstrap.bounds(bootstrap.mean, (inside(post.pit, level),)) for level in (0.68, 0.95)}
     return {
         "label": label, "modality": modality, "n": int(truth.size),
         "nll": float(-post.log_prob.mean()),
@@ -241,7 +245,7 @@ def coverage_curves(pits: dict[tuple[str, str], np.ndarray]) -> plt.Figure:
     for j, modality in enumerate(MODALITIES):
         ax = axes[0, j]
         for label, pit in ((label, pit) for (label, m), pit in pits.items() if m == modality):
-            shares = [np.mean(np.abs(pit - 0.5) <= level / 2) for level in levels]
+            shares = [coverage(pit, level) for level in levels]
             ax.plot(levels, shares, marker=".", label=label)
         ax.plot([0, 1], [0, 1], color="black", ls="--", lw=0.8)
         ax.set_title(f"{modality} embedding", fontsize=9)

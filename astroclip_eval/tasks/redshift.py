@@ -30,8 +30,7 @@ def redshift_metrics(truth: np.ndarray, pred: np.ndarray, draws: int = 0) -> dic
         "outlier_fraction": float(np.mean(np.abs(dz) > 0.15)),
     }
     if draws:
-        for name in METRICS:
-            out[f"{name}_lo"], out[f"{name}_hi"] = bootstrap.bounds(getattr(bootstrap, name), (truth, pred), draws)
+        bootstrap.add_bounds(out, {name: getattr(bootstrap, name) for name in METRICS}, (truth, pred), draws)
     return out
 
 

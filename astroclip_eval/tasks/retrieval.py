@@ -48,7 +48,6 @@ def retrieval_table(ranks: dict[tuple[str, str], np.ndarray], draws: int = boots
     for (qm, tm), r in ranks.items():
         row = {"query": qm, "target": tm, "n": int(r.size), "top1": float(np.mean(r <= 1)),
                "top10": float(np.mean(r <= 10)), "median_rank": float(np.median(r))}
-        for name, score in SCORES.items():
-            row[f"{name}_lo"], row[f"{name}_hi"] = bootstrap.bounds(score, (r,), draws)
+        bootstrap.add_bounds(row, SCORES, (r,), draws)
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -52,9 +52,11 @@ def main(args: argparse.Namespace) -> None:
                 save_figure(files["figure"], draw(frame) if len(frame) else empty_figure(f"no rows in {table.name}"),
                             bbox_inches="tight")
             sections.append(table_section(table, frame, files.get("figure")))
-            predictions = {}
-            for model, path in zip(models, plan["predictions"].get(table.name, [])):
-                predictions[model] = read[path] = read[path] if path in read else pd.read_parquet(path)
+            paths = dict(zip(models, plan["predictions"].get(table.name, [])))
+            for path in paths.values():  # a predictions file serves every table of its step: read once
+                if path not in read:
+                    read[path] = pd.read_parquet(path)
+            predictions = {model: read[path] for model, path in paths.items()}
             compared += comparisons(table, scores, predictions, config["downstream"]["bootstrap"])
     compared = pd.DataFrame(compared, columns=["table", "score", "label", "query", "best", "next", "difference", "lo",
                                                "hi", "resolved"])
