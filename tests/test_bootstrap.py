@@ -3,7 +3,7 @@ independent computation on the same resample, and a paired comparison tells a re
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score, r2_score
+from sklearn.metrics import balanced_accuracy_score, f1_score, r2_score
 
 from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.redshift import redshift_metrics
@@ -36,6 +36,10 @@ def test_each_resampled_score_is_the_score_of_that_resample():
         assert bootstrap.r2(truth[None, i], pred[None, i])[0] == pytest.approx(r2_score(truth[i], pred[i]), abs=1e-12)
         assert bootstrap.f1_weighted(classes[None, i], guessed[None, i])[0] == pytest.approx(
             f1_score(classes[i], guessed[i], average="weighted"), abs=1e-12)
+        assert bootstrap.f1_macro(classes[None, i], guessed[None, i])[0] == pytest.approx(
+            f1_score(classes[i], guessed[i], average="macro"), abs=1e-12)
+        assert bootstrap.balanced_accuracy(classes[None, i], guessed[None, i])[0] == pytest.approx(
+            balanced_accuracy_score(classes[i], guessed[i]), abs=1e-12)
         assert bootstrap.sigma68(truth[None, i], pred[None, i])[0] == pytest.approx(
             (np.percentile(dz, 84) - np.percentile(dz, 16)) / 2, abs=1e-15)
         assert bootstrap.sigma_nmad(truth[None, i], pred[None, i])[0] == pytest.approx(

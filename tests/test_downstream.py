@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, f1_score, r2_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r2_score
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
@@ -56,7 +56,10 @@ def test_zero_shot_property_and_class_match_scikit_learn(data):
         row = next(r for r in cls if (r["query"], r["target"]) == (query, target))
         assert row["accuracy"] == accuracy_score(v_cls[vc], expected)
         assert row["f1_weighted"] == pytest.approx(f1_score(v_cls[vc], expected, average="weighted"), abs=1e-12)
-        assert row["majority"] == np.bincount(v_cls[vc]).max() / vc.size
+        assert row["f1_macro"] == pytest.approx(f1_score(v_cls[vc], expected, average="macro"), abs=1e-12)
+        assert row["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(v_cls[vc], expected), abs=1e-12)
+        assert row["balanced_accuracy_lo"] <= row["balanced_accuracy"] <= row["balanced_accuracy_hi"]
+        assert row["majority"] == np.bincount(v_cls[vc]).max() / vc.size and row["majority_balanced"] == 1 / 3
     assert {r["r2"] for r in reg if r["query"] == "spectrum"} and min(r["r2"] for r in reg if r["query"] == "spectrum") > 0.3
 
 
@@ -87,10 +90,55 @@ def test_few_shot_classifier_and_regressor_learn(data):
     assert acc["accuracy"] > acc["majority"] + 0.1
 
 
-def test_f1_and_redshift_metrics_against_direct_computations():
+def test_the_majority_guesser_scores_its_share_in_accuracy_and_one_over_the_classes_balanced(data):
+    """A classifier that always answers the common class looks good by accuracy on an imbalanced question; balanced
+    accuracy and macro F1 say it learnt nothing, as scikit-learn computes them on its predictions."""
+    (t_emb, _, _), (v_emb, _, _) = data
+    rng = np.random.default_rng(5)
+    t_cls, v_cls = (np.where(rng.uniform(size=n) < 0.93, 1, 0).astype(np.int64) for n in (500, 180))  # no signal
+    cls, pred, truth = downstream.evaluate("q", v_emb, v_cls, np.arange(180), t_emb, t_cls, np.arange(500),
+                                           ["zero_shot"], n_classes=2, zero_shot_k=64)
+    for row in cls:
+        guessed = pred[("zero_shot", row["query"], row["target"])]
+        assert row["accuracy"] == accuracy_score(truth, guessed) and row["accuracy"] >= 0.85
+        assert row["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(truth, guessed), abs=1e-12)
+        assert row["f1_macro"] == pytest.approx(f1_score(truth, guessed, average="macro"), abs=1e-12)
+        assert row["majority_balanced"] == 0.5
+        assert row["balanced_accuracy_lo"] <= row["majority_balanced"] <= row["balanced_accuracy_hi"]
+
+
+@pytest.mark.parametrize("protocol", ["zero_shot", "reproduction"])
+def test_a_list_of_k_equals_separate_runs_at_each_k(data, protocol):
+    """Several k from one search at the largest: each k's neighbours (hence predictions) and R^2 equal a run at
+    that k alone, each under its own column name."""
+    (t_emb, t_mass, t_cls), (v_emb, v_mass, v_cls) = data
+    rows_t, rows_v = np.arange(500), np.arange(180)
+    ks = [64, 16, 5]
+    for labels, classes in ((v_mass, 0), (v_cls, 3)):
+        train_labels = t_mass if not classes else t_cls
+        both, pred, _ = downstream.evaluate("p", v_emb, labels, rows_v, t_emb, train_labels, rows_t, [protocol],
+                                            n_classes=classes, k=ks, zero_shot_k=ks)
+        assert [r["protocol"] for r in both] == [f"{protocol}@{k}" for k in (5, 16, 64) for _ in downstream.PAIRS]
+        for k in ks:
+            one, alone, _ = downstream.evaluate("p", v_emb, labels, rows_v, t_emb, train_labels, rows_t, [protocol],
+                                                n_classes=classes, k=k, zero_shot_k=k)
+            for row, mine in zip(one, [r for r in both if r["protocol"] == f"{protocol}@{k}"]):
+                assert (row["query"], row["target"]) == (mine["query"], mine["target"])
+                score = "accuracy" if classes else "r2"
+                assert mine[score] == row[score] and mine[f"{score}_lo"] == row[f"{score}_lo"]
+                np.testing.assert_array_equal(pred[(f"{protocol}@{k}", row["query"], row["target"])],
+                                              alone[(protocol, row["query"], row["target"])])
+
+
+def test_a_k_larger_than_the_train_rows_names_the_key(data):
+    (t_emb, t_mass, _), (v_emb, v_mass, _) = data
+    with pytest.raises(UserError, match=r"redshift.zero_shot_neighbours: 600 neighbours requested from 428 valid"):
+        downstream.evaluate("p", v_emb, v_mass, np.arange(180), t_emb, t_mass, np.arange(500), ["zero_shot"],
+                            zero_shot_k=[16, 600])
+
+
+def test_redshift_metrics_against_direct_computations():
     rng = np.random.default_rng(0)
-    truth, pred = rng.integers(0, 4, 300), rng.integers(0, 5, 300)  # class 4 only predicted
-    assert downstream.f1_weighted(truth, pred) == pytest.approx(f1_score(truth, pred, average="weighted"), abs=1e-12)
     z = rng.uniform(0, 0.8, 1000)
     zp = z + rng.normal(0, 0.02, 1000) * (1 + z)
     zp[:30] += 0.5

@@ -132,22 +132,24 @@ def test_demo_properties_and_morphology(demo):
             str(demo / f"cache/{model}/train_image_embeddings.pt"), str(demo / f"cache/{model}/train_spectrum_embeddings.pt")
         )
         props = pd.read_csv(demo / f"results/{model}/properties_r2.csv")
-        assert len(props) == 3 * len(cfg["properties"]) * 4
+        # reproduction, zero_shot at k = 16 and 64 (one column each), few_shot
+        assert len(props) == 4 * len(cfg["properties"]) * 4
         r2 = props.set_index(["protocol", "property", "query", "target"])["r2"]
         for name in cfg["properties"]:
             t = train_valid[train_labels[name].iloc[train_valid].notna().to_numpy()]
             v = valid[labels[name].iloc[valid].notna().to_numpy()]
             scaler = StandardScaler().fit(train["spectrum"][t])
-            knn = KNeighborsRegressor(64, weights="distance").fit(
-                scaler.transform(train["spectrum"][t]), train_labels[name].iloc[t]
-            )
-            expected = r2_score(labels[name].iloc[v], knn.predict(scaler.transform(emb["spectrum"][v])))
-            assert r2[("zero_shot", name, "spectrum", "spectrum")] == pytest.approx(expected, abs=1e-6), (model, name)
+            for k in (16, 64):
+                knn = KNeighborsRegressor(k, weights="distance").fit(
+                    scaler.transform(train["spectrum"][t]), train_labels[name].iloc[t]
+                )
+                expected = r2_score(labels[name].iloc[v], knn.predict(scaler.transform(emb["spectrum"][v])))
+                assert r2[(f"zero_shot@{k}", name, "spectrum", "spectrum")] == pytest.approx(expected, abs=1e-6), (model, name)
         # The published ordering (AstroCLIP: stellar mass 0.88 from spectra, 0.74 from images), measured here too.
-        assert r2[("zero_shot", "LOG_MSTAR", "spectrum", "spectrum")] > r2[("zero_shot", "LOG_MSTAR", "image", "image")]
-        assert r2[("zero_shot", "LOG_MSTAR", "spectrum", "spectrum")] > 0.6
+        assert r2[("zero_shot@16", "LOG_MSTAR", "spectrum", "spectrum")] > r2[("zero_shot@16", "LOG_MSTAR", "image", "image")]
+        assert r2[("zero_shot@16", "LOG_MSTAR", "spectrum", "spectrum")] > 0.6
         classes = pd.read_csv(demo / f"results/{model}/classification.csv")
-        assert len(classes) == 3 * len(cfg["classifications"]) * 4
+        assert len(classes) == 4 * len(cfg["classifications"]) * 4
         q = "smooth-or-featured"
         v = valid[labels[q].iloc[valid].notna().to_numpy()]
         row = classes[
@@ -316,10 +318,12 @@ def test_demo_results_files_scoreboard_and_budgets(demo):
         budgets = pd.read_csv(demo / f"results/{model}/budgets.csv")
         redshift = budgets[budgets["label"] == "redshift"].set_index(["protocol", "modality", "fraction"])
         for modality in ("spectrum", "image"):
-            whole = redshift.loc[("zero_shot", modality, 1.0)]
-            assert whole["r2_mean"] == pytest.approx(r2[("zero_shot", modality, modality)], abs=1e-9)
-            assert whole["r2_std"] == 0
-            for protocol in cfg["budgets"].get("protocols", ["zero_shot", "few_shot", "linear"]):
+            for k in (16, 64):  # a budget curve per k, as the tables
+                whole = redshift.loc[(f"zero_shot@{k}", modality, 1.0)]
+                assert whole["r2_mean"] == pytest.approx(r2[(f"zero_shot@{k}", modality, modality)], abs=1e-9)
+                assert whole["r2_std"] == 0
+            assert set(redshift.index.get_level_values(0)) == {"zero_shot@16", "zero_shot@64", "few_shot", "linear"}
+            for protocol in set(redshift.index.get_level_values(0)):
                 assert redshift.loc[(protocol, modality, 1.0), "r2_mean"] > redshift.loc[(protocol, modality, 0.01), "r2_mean"]
     assert len(board) == mains
     assert set(board["table"]) == {"redshift_r2", "redshift_metrics", "retrieval", "properties_r2", "classification",

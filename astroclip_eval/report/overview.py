@@ -25,7 +25,7 @@ from astroclip_eval.io.config import described
 from astroclip_eval.models import REGISTRY
 from astroclip_eval.tasks.downstream import PAIRS
 from astroclip_eval.tasks.kinds import Main, Table, enabled
-from astroclip_eval.tasks.references import reference_rows
+from astroclip_eval.tasks.references import how_measured
 
 PACKAGES = (
     "astroclip-eval",
@@ -154,23 +154,35 @@ def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None =
     return _section(table.title, table.anchor, Markup(table.note), header, rows, _numeric(rows), attrs, image)
 
 
-def _shade(values: pd.Series, main: Main) -> list[str]:
-    """A green background per cell, deeper for the better score of its column (by the score's sense), none when
-    the column holds one model's score or all are equal."""
+def _shade(values: pd.Series, main: Main, learnt: pd.Series) -> list[str]:
+    """A green background per cell, deeper for the better score of its column (by the score's sense), among the
+    scores that learnt something (`learnt`); none when fewer than two differ."""
     goodness = main.goodness(values)
-    span = goodness.max() - goodness.min()
+    ranked = goodness[learnt]
+    span = ranked.max() - ranked.min() if len(ranked) else 0
     if not span > 0:
         return [""] * len(values)
-    return [f"background: rgba(46, 160, 67, {0.08 + 0.5 * (g - goodness.min()) / span:.2f})" for g in goodness]
+    return [f"background: rgba(46, 160, 67, {0.08 + 0.5 * (g - ranked.min()) / span:.2f})" if ok else ""
+            for g, ok in zip(goodness, learnt)]
+
+
+def at_baseline(rows: pd.DataFrame) -> pd.Series:
+    """Whether each board row's interval reaches what the majority guesser scores (no lead over learning nothing);
+    False where the score has no such baseline."""
+    baseline = pd.to_numeric(rows["baseline"], errors="coerce")
+    return baseline.notna() & (rows["lo"] <= baseline)
 
 
 BOARD_COLUMNS = 4  # score columns per scoreboard table (two labels, two modalities): a page's width
 
 
-def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd.DataFrame) -> dict[str, Any]:
-    """The page's first section: per table with main scores, models as rows and its main scores per label and
-    query modality as columns (the best protocol's, with the 95% interval, shaded by rank in the column), the
-    configured references as their own rows, and whether the best model's lead over the next is resolved."""
+def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd.DataFrame,
+                       references: pd.DataFrame, figure: str | Path | None = None) -> dict[str, Any]:
+    """The page's first section: the references at a glance (`figure`), then per table with main scores, models as
+    rows and its main scores per label and query modality as columns (the best protocol's, with the 95% interval,
+    shaded by rank in the column unless at the majority guesser's baseline), the configured references of that
+    score as their own rows with each model's like-for-like score beneath a published figure, and whether the best
+    model's lead over the next is resolved."""
     boards = []
     for table in (t for kind in enabled(config) for t in kind.tables if t.main):
         for main in table.main:
@@ -181,14 +193,16 @@ def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd
             header = ["model", "embedding dim", *[f"{label} ({query})" if label else query for label, query in columns]]
             cells = {m: [{"text": ""}] * len(columns) for m in dict.fromkeys(rows["model"])}
             for (label, query), group in rows.groupby(["label", "query"], sort=False):
-                for row, style in zip(group.itertuples(), _shade(group["value"], main)):
+                learnt = ~at_baseline(group)
+                for row, style, ok in zip(group.itertuples(), _shade(group["value"], main, learnt), learnt):
                     how = f"{row.protocol}, " if row.protocol else ""
                     cells[row.model][columns.index((label, query))] = {
-                        "text": _interval(row.value, row.lo, row.hi), "style": style,
-                        "title": f"{how}{row.query} -> {row.target}"}
+                        "text": _interval(row.value, row.lo, row.hi) + ("" if ok else f" at baseline ({row.baseline:.3f})"),
+                        "style": style, "title": f"{how}{row.query} -> {row.target}"}
             dims = rows.drop_duplicates("model").set_index("model")["embedding_dim"]
             body = [[{"text": m}, {"text": str(int(dims[m]))}, *cells[m]] for m in cells]
-            body += _reference_rows(config, table, columns)
+            if table.references and table.references[2] == main.score:
+                body += _reference_rows(references[references["metric"] == main.score], columns)
             mine = compared[(compared["table"] == table.name) & (compared["score"] == main.score)]
             if len(mine):
                 lead = [{"text": "best - next", "title": "the paired bootstrap on the same galaxies"}, {"text": ""}]
@@ -203,14 +217,19 @@ def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd
                 shown = [row[:2] + row[part] for row in body if row[:2][1]["text"] or any(c["text"] for c in row[part])]
                 boards.append({"title": title if not start else f"{title}, continued", "header": header[:2] + header[part],
                                "rows": shown})
-    note = ("Per task, label and query modality: each model's best protocol (hover a cell for it), with the 95% "
-            "bootstrap interval over the scored rows; the deeper the green, the better in its column. References "
-            "named in the config are rows of their own, in italics, each with what it was measured by: a published "
-            "figure compares with a model's cell only where the protocol and k agree (see Against references), a "
-            "bound is what the data allow by any method. \"best - next\": the best model's lead over the next (best "
-            "minus next) and its paired bootstrap interval, both models resampled on the same galaxies; not resolved "
-            "when the interval holds zero.")
-    return _section("Scoreboard", "scoreboard", note, boards=boards)
+    note = ("The figure: per label and modality, each model's score (dot, 95% interval) against each reference the "
+            "config names (published figure: diamond, beside the score of its own protocol and k; bound: bar, red "
+            "when a score's whole interval exceeds it; another method: triangle). The tables: per task, label and "
+            "query modality, each model's best protocol (hover a cell for it), with the 95% bootstrap interval over "
+            "the scored rows; the deeper the green, the better in its column; \"at baseline\": the interval reaches "
+            "what always answering the most common class scores, so nothing was learnt (never shaded). References "
+            "are rows of their own, in italics: under a published figure, each model's score measured as the figure "
+            "was (protocol, modality, k) and whether its interval holds it; a bound is what the data allow by any "
+            "method (\"exceeded\" when a score's whole interval lies above it). \"best - next\": the best model's "
+            "lead over the next (best minus next) and its paired bootstrap interval, both models resampled on the "
+            "same galaxies; not resolved when the interval holds zero.")
+    image = base64.b64encode(Path(figure).read_bytes()).decode() if figure else ""
+    return _section("Scoreboard", "scoreboard", note, boards=boards, image=image)
 
 
 def _lead(found: pd.Series) -> str:
@@ -221,22 +240,30 @@ def _lead(found: pd.Series) -> str:
     return f"{found['best']} leads: {shown}" if found["resolved"] else f"not resolved: {shown}"
 
 
-def _reference_rows(config: dict[str, Any], table: Table, columns: list[tuple[str, str]]) -> list[list[dict[str, str]]]:
-    """The references the config names beside this table's labels, one row per reference name: a figure under
-    the modality it was measured on, a bound under both modalities of its label."""
-    if not table.references:
-        return []
-    rows: dict[str, list[dict[str, str]]] = {}
-    for label, entry in config[table.references[0]].items():
-        for name, ref in entry.get("references", {}).items():
-            value, where = (ref["value"], [ref["modality"]]) if isinstance(ref, dict) else (ref, ["spectrum", "image"])
-            for query in where:
-                if (label, query) in columns:
-                    row = rows.setdefault(name, [{"text": name}, {"text": ""}, *[{"text": ""} for _ in columns]])
-                    measured = (f"{ref['protocol']}" + (f", k = {ref['neighbours']}" if "neighbours" in ref else "")
-                                if isinstance(ref, dict) else "a bound")
-                    row[2 + columns.index((label, query))] = {"text": f"{value:g} ({measured})",
-                                                             "style": "font-style: italic"}
+def _reference_rows(references: pd.DataFrame, columns: list[tuple[str, str]]) -> list[list[dict[str, str]]]:
+    """The references of a board's labels (`summary/references.csv` rows), one row per reference name: a figure
+    under the modality it was measured on, followed by a row per model and protocol with the score measured as the
+    figure was and its verdict; a bound or another method's score under both modalities of its label."""
+    rows: dict[tuple[str, str], list[dict[str, str]]] = {}
+
+    def cell(key: tuple[str, str], label: str, query: str, text: str, style: str = "font-style: italic") -> None:
+        if (label, query) in columns:
+            row = rows.setdefault(key, [{"text": key[0] if not key[1] else f"{key[0]} at {key[1]}"}, {"text": ""},
+                                        *[{"text": ""} for _ in columns]])
+            row[2 + columns.index((label, query))] = {"text": text, "style": style}
+
+    for name, group in references.groupby("reference", sort=False):
+        for _, ref in group.drop_duplicates("label").iterrows():
+            exceeded = group[(group["label"] == ref["label"]) & (group["verdict"] == "exceeded")]["model"].tolist()
+            flag = f"; exceeded by {', '.join(exceeded)}" if exceeded else ""
+            for query in [ref["modality"]] if ref["kind"] == "published" else ["spectrum", "image"]:
+                cell((name, ""), ref["label"], query, f"{ref['value']:g} ({how_measured(ref)}{flag})",
+                     "font-style: italic; color: #b00" if flag else "font-style: italic")
+        for _, mine in group[group["kind"] == "published"].iterrows():
+            if mine["measured_by"]:
+                protocol = mine["measured_by"].split(",")[0]
+                cell((mine["model"], protocol), mine["label"], mine["modality"],
+                     f"{_interval(mine['score'], mine['score_lo'], mine['score_hi'])}: {mine['verdict']}", "")
     return list(rows.values())
 
 
@@ -247,17 +274,25 @@ def shared_section(function: str, data: Any) -> dict[str, Any]:
     return _section(title, anchor, note, header, rows, _numeric(rows))
 
 
-def reference_section(config: dict[str, Any], tables: dict[str, pd.DataFrame]) -> dict[str, Any] | None:
-    """The published figures and bounds the config names beside the tables that declare references."""
-    rows = [row for kind in enabled(config) for table in kind.tables if table.references and table.name in tables
-            for row in reference_rows(config, table.references[0], tables[table.name], *table.references[1:])]
-    if not rows:
+def reference_section(references: pd.DataFrame) -> dict[str, Any] | None:
+    """The published figures, bounds and baselines the config names, each beside every model's score read against
+    it (`summary/references.csv`), with the verdict."""
+    if references.empty:
         return None
-    note = ("The scores the config names beside each label. A published figure is read only against this run's score "
-            "on the same label, protocol, modality and k; a bound (what the data allow) against this run's best "
-            "in-modal score per modality (model, protocol).")
-    return _section("Against references", "references", note, ["label", "reference", "value", "measured on", "this run"],
-                    rows, (2,))
+    rows = []
+    for _, r in references.iterrows():
+        score = _interval(r["score"], r["score_lo"], r["score_hi"]) if r["measured_by"] else ""
+        rows.append([r["label"], r["reference"], f"{r['value']:g}", how_measured(r), r["model"], r["measured_by"], score,
+                     r["verdict"]])
+    note = ("Each reference the config names, beside each model's score (with its 95% interval) read against it. A "
+            "published figure is read only against the score of the same label, protocol, modality and k: "
+            "\"within\" when the interval holds the figure, else the score is \"above\" or \"below\" it. A bound "
+            "(what the data allow by any method) against the score whose interval reaches highest: \"exceeded\" when "
+            "that whole interval lies above it, which says the bound is not one. Another method's score (a template "
+            "fit, a supervised model) against the model's best score. The rows are in summary/references.csv.")
+    return _section("Against references", "references", note,
+                    ["label", "reference", "value", "measured by", "model", "this run's score by", "score", "verdict"],
+                    rows, (2, 6))
 
 
 def render(

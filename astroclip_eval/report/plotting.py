@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from astroclip_eval.io.data import wavelength_grid
+from astroclip_eval.io.plan import base_protocol
 from astroclip_eval.tasks.downstream import MODALITIES, PAIRS, r2_score
 
 STYLE = {
@@ -26,6 +27,12 @@ PROTOCOL_TITLES = {
     "zero_shot": "zero-shot: weighted kNN fitted on train",
     "few_shot": "few-shot: MLP trained on train",
 }
+
+
+def protocol_title(name: str) -> str:
+    """A protocol column's title, with its k when the name carries one ('zero_shot@16')."""
+    base, _, k = name.partition("@")
+    return PROTOCOL_TITLES.get(base, base) + (f", k = {k}" if k else "")
 
 
 def use_style() -> None:
@@ -185,7 +192,7 @@ def r2_vs_dim(summary: pd.DataFrame) -> plt.Figure:
             ax.plot(grp["embedding_dim"], grp["r2"], style, label=f"{query} query, {target} neighbours")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("embedding dimension")
-        ax.set_title(PROTOCOL_TITLES.get(protocol, protocol))
+        ax.set_title(protocol_title(protocol))
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("redshift $R^2$")
     axes[0, 0].legend(fontsize=8)
@@ -194,10 +201,10 @@ def r2_vs_dim(summary: pd.DataFrame) -> plt.Figure:
 
 
 def property_r2_vs_dim(summary: pd.DataFrame) -> plt.Figure:
-    """Property R^2 against embedding dimension for one protocol (zero-shot when it was run, else the first), one
-    panel per property, one line per pair."""
+    """Property R^2 against embedding dimension for one protocol (zero-shot when it was run, at its first k, else
+    the first), one panel per property, one line per pair."""
     use_style()
-    protocol = "zero_shot" if "zero_shot" in set(summary["protocol"]) else summary["protocol"].iloc[0]
+    protocol = next((p for p in summary["protocol"] if base_protocol(p) == "zero_shot"), summary["protocol"].iloc[0])
     rows = summary[summary["protocol"] == protocol]
     names = list(dict.fromkeys(rows["property"]))
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), sharey=True, squeeze=False)
@@ -210,7 +217,7 @@ def property_r2_vs_dim(summary: pd.DataFrame) -> plt.Figure:
         ax.set_xlabel("embedding dimension")
         ax.set_title(name)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel(f"$R^2$ ({PROTOCOL_TITLES.get(protocol, protocol)})", fontsize=8)
+    axes[0, 0].set_ylabel(f"$R^2$ ({protocol_title(protocol)})", fontsize=8)
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -235,7 +242,7 @@ def property_panels(results: dict[str, tuple[np.ndarray, dict]], protocol: str, 
             ax.set_xlabel(f"true {name}")
             if j == 0:
                 ax.set_ylabel(f"predicted {name}")
-    fig.suptitle(f"{PROTOCOL_TITLES.get(protocol, protocol)}; colour: log10(1 + galaxies per bin)")
+    fig.suptitle(f"{protocol_title(protocol)}; colour: log10(1 + galaxies per bin)")
     return fig
 
 
@@ -264,7 +271,51 @@ def confusion_panels(results: dict[str, tuple[list[str], np.ndarray, dict]], pro
             ax.set_xlabel("predicted class")
             if j == 0:
                 ax.set_ylabel("true class (rows sum to 1)")
-    fig.suptitle(PROTOCOL_TITLES.get(protocol, protocol))
+    fig.suptitle(protocol_title(protocol))
+    return fig
+
+
+REFERENCE_MARKS = {"published": ("D", "black", "published figure"), "bound": ("|", "tab:grey", "bound"),
+                   "baseline": ("^", "tab:purple", "another method")}
+
+
+def reference_forest(references: pd.DataFrame) -> plt.Figure:
+    """Every configured reference at a glance (`summary/references.csv`): a line per label and reference, each
+    model's score read against it as a dot with its 95% interval, the reference's value as a mark (a bound in red
+    where a score's whole interval exceeds it); references without a score of this run are left out."""
+    use_style()
+    scored = references[references["measured_by"].astype(bool)]
+    if scored.empty:
+        return empty_figure("no configured reference has a score of this run")
+    lines = list(dict.fromkeys(zip(scored["label"], scored["reference"])))
+    models = list(dict.fromkeys(scored["model"]))
+    fig, ax = plt.subplots(figsize=(8.5, 1.2 + 0.32 * len(lines) * max(1, len(models) / 2)), constrained_layout=True)
+    step = 0.6 / max(len(models), 1)
+    for y, (label, name) in enumerate(lines):
+        rows = scored[(scored["label"] == label) & (scored["reference"] == name)]
+        for m, model in enumerate(models):
+            mine = rows[rows["model"] == model]
+            if len(mine):
+                r = mine.iloc[0]
+                offset = y - 0.3 + step * (m + 0.5)
+                ax.errorbar(r["score"], offset, xerr=[[r["score"] - r["score_lo"]], [r["score_hi"] - r["score"]]],
+                            fmt="o", color=f"C{m}", ms=4, capsize=2, label=model if y == 0 else None)
+        r = rows.iloc[0]
+        marker, colour, what = REFERENCE_MARKS[r["kind"]]
+        exceeded = (rows["verdict"] == "exceeded").any()
+        ax.plot(r["value"], y, marker, color="tab:red" if exceeded else colour, ms=14 if marker == "|" else 7,
+                mew=2.5 if marker == "|" else 1, label=None)
+    for kind, (marker, colour, what) in REFERENCE_MARKS.items():
+        if (scored["kind"] == kind).any():
+            ax.plot([], [], marker, color=colour, ls="", label=what)
+    if (scored["verdict"] == "exceeded").any():
+        ax.plot([], [], "|", color="tab:red", ls="", mew=2.5, ms=10, label="bound exceeded")
+    ax.set_yticks(range(len(lines)), [f"{label}: {name}" for label, name in lines], fontsize=7)
+    ax.invert_yaxis()
+    metrics = " / ".join(dict.fromkeys(scored["metric"]))
+    ax.set_xlabel(f"score ({metrics}); dots: this run's, with the 95% bootstrap interval")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.01, 0.0))
     return fig
 
 

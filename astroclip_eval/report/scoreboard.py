@@ -30,7 +30,7 @@ from astroclip_eval.tasks.kinds import Kind, Main, Table
 
 SCHEMA_VERSION = 1
 BOARD_COLUMNS = ["model", "embedding_dim", "table", "score", "title", "label", "query", "protocol", "target", "value",
-                 "lo", "hi"]
+                 "lo", "hi", "baseline"]
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -57,6 +57,7 @@ def main_scores(table: Table, frame: pd.DataFrame) -> list[dict[str, Any]]:
                 "protocol": row.get("protocol", ""), "target": row.get("target", ""),
                 "value": float(row[main.score]),
                 "lo": float(row.get(f"{main.score}_lo", math.nan)), "hi": float(row.get(f"{main.score}_hi", math.nan)),
+                "baseline": float(row[main.baseline]) if main.baseline else None,
             })
     return scores
 
@@ -132,6 +133,9 @@ def compare(main: Main, best: pd.Series, runner_up: pd.Series, predictions: Mapp
     if not len(picked[0]) or not np.array_equal(picked[0]["row"].to_numpy(), picked[1]["row"].to_numpy()):
         return None
     arrays = [(p["true"].to_numpy(), p["predicted"].to_numpy()) for p in picked]
+    if arrays[0][0].dtype == object:  # class names: one code per name either model uses
+        names = np.unique(np.concatenate([a for pair in arrays for a in pair]).astype(str))
+        arrays = [tuple(np.searchsorted(names, a.astype(str)) for a in pair) for pair in arrays]
     return bootstrap.paired(score, arrays[0], arrays[1], draws)
 
 

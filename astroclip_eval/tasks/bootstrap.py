@@ -1,10 +1,11 @@
 """Bootstrap intervals over the evaluated rows, and paired differences between two predictors on the same rows.
 
-Every score of the workflow (R^2, accuracy, weighted F1, the redshift's bias, sigma_NMAD, sigma68 and outlier
-fraction, the retrieval figures) is recomputed on `draws` resamples of its rows drawn with replacement; the interval
-is the 2.5 and 97.5 percentiles of those scores (the percentile bootstrap). The resamples depend only on the number of
-rows and the seed, so two models scored on the same rows are resampled identically: the difference of their scores
-per resample is the paired bootstrap, which cancels what both share (the rows' own difficulty).
+Every score of the workflow (R^2, accuracy, balanced accuracy, weighted and macro F1, the redshift's bias,
+sigma_NMAD, sigma68 and outlier fraction, the retrieval figures) is recomputed on `draws` resamples of its rows drawn
+with replacement; the interval is the 2.5 and 97.5 percentiles of those scores (the percentile bootstrap). The
+resamples depend only on the number of rows and the seed, so two models scored on the same rows are resampled
+identically: the difference of their scores per resample is the paired bootstrap, which cancels what both share (the
+rows' own difficulty).
 
 The score functions take arrays of shape (resamples, rows) and return one score per resample.
 """
@@ -100,19 +101,46 @@ def accuracy(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return np.mean(truth == pred, axis=-1)
 
 
-def f1_weighted(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Weighted F1 of int class codes per resample (as downstream.f1_weighted on each)."""
+def _class_counts(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per resample and class code: the true support, the predicted count and the true positives, (resamples, C)."""
     n_classes = int(max(truth.max(), pred.max())) + 1
     offset = np.arange(truth.shape[0])[:, None] * n_classes
 
     def counts(codes: np.ndarray) -> np.ndarray:
-        return np.bincount((codes + offset).ravel(), minlength=truth.shape[0] * n_classes).reshape(-1, n_classes)
+        return np.bincount(codes.ravel(), minlength=truth.shape[0] * n_classes).reshape(-1, n_classes)
 
-    support, predicted = counts(truth), counts(pred)
-    tp = np.bincount((truth + offset)[truth == pred], minlength=truth.shape[0] * n_classes).reshape(-1, n_classes)
+    return counts(truth + offset), counts(pred + offset), counts((truth + offset)[truth == pred])
+
+
+def _f1(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per resample and class: F1 (0 where a class is neither true nor predicted), the support, and whether the
+    class is true or predicted in the resample."""
+    support, predicted, tp = _class_counts(truth, pred)
+    present = support + predicted > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
+        return np.where(present, 2 * tp / (support + predicted), 0.0), support, present
+
+
+def f1_weighted(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Weighted F1 of int class codes per resample (as downstream.f1_weighted on each)."""
+    f1, support, _ = _f1(truth, pred)
     return np.sum(support * f1, axis=-1) / truth.shape[1]
+
+
+def f1_macro(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Macro F1 per resample: the unweighted mean of F1 over the classes true or predicted in it (scikit-learn's
+    f1_score(average="macro"))."""
+    f1, _, present = _f1(truth, pred)
+    return f1.sum(axis=-1) / present.sum(axis=-1)
+
+
+def balanced_accuracy(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Balanced accuracy per resample: the mean recall over the classes true in it (scikit-learn's
+    balanced_accuracy_score); always guessing one class scores 1 / the number of classes."""
+    support, _, tp = _class_counts(truth, pred)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(support > 0, tp / support, 0.0)
+    return recall.sum(axis=-1) / (support > 0).sum(axis=-1)
 
 
 def _dz(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:

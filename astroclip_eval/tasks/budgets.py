@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.plan import base_protocol, protocol_runs
 from astroclip_eval.report.plotting import use_style
 from astroclip_eval.tasks.downstream import MODALITIES, labelled_rows, r2_score
 from astroclip_eval.tasks.protocols import fit_few_shot, nearest, standardiser, weighted_mean
@@ -82,7 +83,7 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...] = ALPHAS, f
     return float(alphas[best]), coefs[0], float(intercepts[0])
 
 
-def _predict(protocol: str, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, k: int, seed: int,
+def _predict(protocol: str, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, k: int | None, seed: int,
              recipe: str, device: torch.device | str) -> np.ndarray:
     """One protocol fitted on one subset (embeddings standardised with it) and applied to the validation rows."""
     mean, std = standardiser(x_train)
@@ -104,10 +105,12 @@ def _predict(protocol: str, x_train: np.ndarray, y_train: np.ndarray, x_valid: n
 def evaluate(label: str, valid_emb: dict[str, np.ndarray], valid_labels: np.ndarray, valid_rows: np.ndarray,
              train_emb: dict[str, np.ndarray], train_labels: np.ndarray, train_rows: np.ndarray,
              fractions: tuple[float, ...] | list[float] = FRACTIONS, repeats: int = 5,
-             protocols: tuple[str, ...] | list[str] = PROTOCOLS, k: int = 64, seed: int = 0, recipe: str = "project",
+             protocols: tuple[str, ...] | list[str] = PROTOCOLS, k: int | list[int] = 64, seed: int = 0,
+             recipe: str = "project",
              device: torch.device | str = "cpu") -> pd.DataFrame:
     """One label's budget table: per modality, protocol and fraction, the R^2 over the repeats (mean, spread as the
-    standard deviation, min, max) and the subset's size."""
+    standard deviation, min, max) and the subset's size; zero_shot at each k of `k` (a list: a protocol column per
+    k, 'zero_shot@16')."""
     fractions = sorted(fractions)
     valid = labelled_rows(valid_labels, valid_rows, codes=False)
     train = labelled_rows(train_labels, train_rows, codes=False)
@@ -119,15 +122,15 @@ def evaluate(label: str, valid_emb: dict[str, np.ndarray], valid_labels: np.ndar
     rows = []
     for modality in MODALITIES:
         x_valid, x_all = valid_emb[modality][valid], train_emb[modality][train]
-        for protocol in protocols:
+        for protocol, kk in [run for p in protocols for run in protocol_runs(p, k if p == "zero_shot" else None)]:
             for j, fraction in enumerate(fractions):
                 scores, seen = [], {}
                 for repeat in range(repeats):
                     picked = drawn[repeat][j]
                     key = picked.tobytes()  # the kNN and the ridge give the same fit on the same rows
                     if protocol == "few_shot" or key not in seen:  # the MLP's seed differs by repeat
-                        pred = _predict(protocol, x_all[picked], y_train[picked], x_valid, k, seed + repeat, recipe,
-                                        device)
+                        pred = _predict(base_protocol(protocol), x_all[picked], y_train[picked], x_valid, kk,
+                                        seed + repeat, recipe, device)
                         seen[key] = r2_score(y_valid, pred)
                     scores.append(seen[key])
                 scores = np.array(scores)
@@ -155,14 +158,15 @@ def budget_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
         for j, modality in enumerate(MODALITIES):
             ax = axes[i, j]
             for c, model in enumerate(models):
-                for protocol, style in STYLES.items():
+                for p, protocol in enumerate(dict.fromkeys(table["protocol"])):
+                    style = STYLES[base_protocol(protocol)]
                     rows = table[(table["label"] == label) & (table["modality"] == modality)
                                  & (table["protocol"] == protocol) & ((table["model"] == model) if model else True)]
                     if rows.empty:
                         continue
                     rows = rows.sort_values("fraction")
                     name = f"{model}, {protocol}" if model else protocol
-                    colour = f"C{c if model else list(STYLES).index(protocol)}"  # a model's, or a protocol's
+                    colour = f"C{c if model else p}"  # a model's, or a protocol's
                     ax.plot(rows["fraction"], rows["r2_mean"], style, color=colour, label=name, ms=4)
                     ax.fill_between(rows["fraction"], rows["r2_min"], rows["r2_max"], alpha=0.15, color=colour)
             ax.set_xscale("log")

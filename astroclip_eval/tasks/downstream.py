@@ -7,8 +7,9 @@ class), the protocols applied to it, and the scores.
   the weighted mean or the weighted vote;
 - few_shot: an MLP (two hidden layers of 64) on the same standardised embeddings, a regressor or a classifier.
 
-Only rows that are valid and have the label take part, on both splits. Scores: R^2 for numbers; accuracy, weighted
-F1 and the majority-class baseline (the share of the most common true class among the queries) for classes."""
+Only rows that are valid and have the label take part, on both splits. Scores: R^2 for numbers; for classes accuracy,
+balanced accuracy, weighted and macro F1, and what always guessing the most common true class scores (its accuracy,
+the share of that class; its balanced accuracy, one over the classes)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import pandas as pd
 import torch
 
 from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.plan import protocol_runs
 from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.neighbours import require_finite, top_k
 from astroclip_eval.tasks.protocols import few_shot_hidden, fit_few_shot, nearest, standardiser, weighted_mean
@@ -28,8 +30,10 @@ from astroclip_eval.tasks.protocols import few_shot_hidden, fit_few_shot, neares
 MODALITIES = ("spectrum", "image")
 PAIRS = [(q, t) for q in MODALITIES for t in MODALITIES]
 PROPERTY_COLUMNS = ["protocol", "property", "query", "target", "n", "r2", "r2_lo", "r2_hi"]
-CLASS_COLUMNS = ["protocol", "question", "query", "target", "n", "accuracy", "accuracy_lo", "accuracy_hi", "f1_weighted",
-                 "f1_weighted_lo", "f1_weighted_hi", "majority"]
+CLASS_SCORES = ("accuracy", "balanced_accuracy", "f1_weighted", "f1_macro")
+CLASS_COLUMNS = ["protocol", "question", "query", "target", "n",
+                 *[f"{score}{end}" for score in CLASS_SCORES for end in ("", "_lo", "_hi")],
+                 "majority", "majority_balanced"]
 PREDICTION_COLUMNS = ["row", "targetid", "task", "label", "protocol", "query", "target", "true", "predicted"]
 
 
@@ -90,22 +94,13 @@ def r2_score(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(1 - np.sum((truth - pred) ** 2) / np.sum((truth - truth.mean()) ** 2))
 
 
-def accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.mean(truth == pred))
-
-
-def f1_weighted(truth: np.ndarray, pred: np.ndarray) -> float:
-    """F1 per class (over the classes in truth or prediction), averaged with the true support as weight."""
-    total = 0.0
-    for c in np.union1d(truth, pred):
-        tp = np.sum((pred == c) & (truth == c))
-        denominator = np.sum(pred == c) + np.sum(truth == c)
-        total += np.sum(truth == c) * (2 * tp / denominator if denominator else 0.0)
-    return float(total / truth.size)
-
-
 def majority(truth: np.ndarray) -> float:
     return float(np.bincount(truth).max() / truth.size)
+
+
+def majority_balanced(truth: np.ndarray) -> float:
+    """The balanced accuracy of always guessing one class: one over the classes among the true labels."""
+    return float(1 / np.unique(truth).size)
 
 
 def _vote(codes: np.ndarray, n_classes: int) -> np.ndarray:
@@ -119,22 +114,27 @@ Searches = dict[tuple, Any]  # neighbour searches made and networks fitted, by r
 
 
 def reproduction(
-    on: Labelled, k: int, exclude_self: bool, n_classes: int, name: str, searches: Searches | None = None,
+    on: Labelled, k: int | list[int], exclude_self: bool, n_classes: int, name: str, searches: Searches | None = None,
     device: torch.device | str = "cpu",
-) -> dict[tuple[str, str], np.ndarray]:
-    """Predictions per (query, target) pair from the k nearest validation rows that have the label."""
-    n = on.labels.size
-    if k > n - 1:
-        raise UserError(f"{name}: redshift.n_neighbours = {k} needs at least {k + 1} labelled valid rows, there are {n}")
+) -> dict[tuple[str, str, str], np.ndarray]:
+    """Predictions per (protocol column, query, target) from the k nearest validation rows that have the label, for
+    each k of `k` (a list: one search at the largest, each smaller set its prefix)."""
+    n, runs = on.labels.size, protocol_runs("reproduction", k)
+    largest = max(kk for _, kk in runs)
+    if largest > n - 1:
+        raise UserError(
+            f"{name}: redshift.n_neighbours = {largest} needs at least {largest + 1} labelled valid rows, there are {n}")
     searches = {} if searches is None else searches
     out = {}
-    for query, target in PAIRS:
-        same = exclude_self and query == target
-        key = ("reproduction", query, target, k, same, on.digest)
-        if key not in searches:
-            searches[key] = top_k(on.embeddings[query], on.embeddings[target], k, exclude_diagonal=same, device=device)
-        idx = searches[key][0]
-        out[(query, target)] = _vote(on.labels[idx], n_classes) if n_classes else on.labels[idx].mean(axis=1)
+    for run, kk in runs:
+        for query, target in PAIRS:
+            same = exclude_self and query == target
+            key = ("reproduction", query, target, largest, same, on.digest)
+            if key not in searches:
+                searches[key] = top_k(on.embeddings[query], on.embeddings[target], largest, exclude_diagonal=same,
+                                      device=device)
+            idx = searches[key][0][:, :kk]
+            out[(run, query, target)] = _vote(on.labels[idx], n_classes) if n_classes else on.labels[idx].mean(axis=1)
     return out
 
 
@@ -142,7 +142,7 @@ def fitted(
     protocol: str,
     train: Labelled,
     valid: Labelled,
-    k: int,
+    k: int | list[int],
     seed: int,
     n_classes: int,
     name: str,
@@ -150,15 +150,18 @@ def fitted(
     standardise_targets: bool = True,
     recipe: str = "project",
     device: torch.device | str = "cpu",
-) -> dict[tuple[str, str], np.ndarray]:
-    """zero_shot or few_shot predictions per (query, target): fitted once per target modality on the train split.
-    zero_shot's neighbour searches are kept in `searches`, so labels on the same rows of both splits share them.
-    Without `standardise_targets` the MLP learns the label as it is (the redshift under the project's recipe, whose
+) -> dict[tuple[str, str, str], np.ndarray]:
+    """zero_shot or few_shot predictions per (protocol column, query, target): fitted once per target modality on the
+    train split. zero_shot runs at each k of `k` from one search at the largest (each smaller set its prefix), and
+    its searches are kept in `searches`, so labels on the same rows of both splits share them. Without
+    `standardise_targets` the MLP learns the label as it is (the redshift under the project's recipe, whose
     few-shot numbers were measured that way; zero_shot is the same either way). `recipe` trains the MLP; `device`
     runs the searches and the MLP."""
     if train.labels.size < 2:
         raise UserError(f"{name}: {train.labels.size} labelled valid rows in the train split, too few to fit {protocol}")
     searches = {} if searches is None else searches
+    runs = protocol_runs(protocol, k if protocol == "zero_shot" else None)
+    largest = max(kk or 0 for _, kk in runs)
     out = {}
     if n_classes:
         targets, scale = np.eye(n_classes)[train.labels], (0.0, 1.0)
@@ -176,15 +179,17 @@ def fitted(
                 net = single if n_classes else lambda x, f=single: f(x) * scale[1] + scale[0]
         for query in MODALITIES:
             x_query = (valid.embeddings[query] - mean) / std
-            if protocol == "zero_shot":
-                key = ("zero_shot", query, target, k, train.digest, valid.digest)
-                if key not in searches:
-                    searches[key] = nearest(x_train, x_query, k, f"{name}: redshift.zero_shot_neighbours", device)
-                pred = weighted_mean(*searches[key], targets)
-                out[(query, target)] = pred.argmax(axis=1) if n_classes else pred * scale[1] + scale[0]
-            else:
-                out[(query, target)] = net(x_query)
-    return {pair: out[pair] for pair in PAIRS}  # in the tables' order: query first
+            if protocol == "few_shot":
+                out[(protocol, query, target)] = net(x_query)
+                continue
+            key = ("zero_shot", query, target, largest, train.digest, valid.digest)
+            if key not in searches:
+                searches[key] = nearest(x_train, x_query, largest, f"{name}: redshift.zero_shot_neighbours", device)
+            dist, idx = searches[key]
+            for run, kk in runs:
+                pred = weighted_mean(dist[:, :kk], idx[:, :kk], targets)
+                out[(run, query, target)] = pred.argmax(axis=1) if n_classes else pred * scale[1] + scale[0]
+    return {(run, *pair): out[(run, *pair)] for run, _ in runs for pair in PAIRS}  # the tables' order: query first
 
 
 def fit_joint_few_shot(
@@ -224,9 +229,9 @@ def evaluate(
     train_rows: np.ndarray | None,
     protocols: list[str],
     n_classes: int = 0,
-    k: int = 16,
+    k: int | list[int] = 16,
     exclude_self: bool = True,
-    zero_shot_k: int = 64,
+    zero_shot_k: int | list[int] = 64,
     seed: int = 0,
     searches: Searches | None = None,
     standardise_targets: bool = True,
@@ -246,25 +251,24 @@ def evaluate(
         require_variance(name, valid.labels)
     predictions: dict[tuple[str, str, str], np.ndarray] = {}
     if "reproduction" in protocols:
-        for pair, pred in reproduction(valid, k, exclude_self, n_classes, name, searches, device).items():
-            predictions[("reproduction", *pair)] = pred
+        predictions.update(reproduction(valid, k, exclude_self, n_classes, name, searches, device))
     trained = [p for p in protocols if p != "reproduction"]
     if trained:
         train = Labelled.select(train_emb, train_labels, train_rows, codes)
         for protocol in trained:
-            for pair, pred in fitted(
+            predictions.update(fitted(
                 protocol, train, valid, zero_shot_k, seed, n_classes, name, searches, standardise_targets, recipe, device
-            ).items():
-                predictions[(protocol, *pair)] = pred
+            ))
     rows = []
     for (protocol, query, target), pred in predictions.items():
         row = {"protocol": protocol, "query": query, "target": target, "n": int(valid.labels.size)}
+        names = CLASS_SCORES if codes else ("r2",)
         if codes:
-            row.update(accuracy=accuracy(valid.labels, pred), f1_weighted=f1_weighted(valid.labels, pred),
-                       majority=majority(valid.labels))
+            whole = (valid.labels[None], np.asarray(pred)[None])  # one "resample": every row once
+            row.update({n: float(getattr(bootstrap, n)(*whole)[0]) for n in CLASS_SCORES})
+            row.update(majority=majority(valid.labels), majority_balanced=majority_balanced(valid.labels))
         else:
             row["r2"] = r2_score(valid.labels, pred)
-        names = ("accuracy", "f1_weighted") if codes else ("r2",)
         bootstrap.add_bounds(row, {n: getattr(bootstrap, n) for n in names}, (valid.labels, pred), draws)
         rows.append(row)
     return rows, predictions, valid.labels

@@ -18,7 +18,9 @@ from typing import Any
 class Main:
     """A score the scoreboard shows for a table: per label (the `label` column, when the table has several) and per
     query modality (the `query` column), this model's best row over the rest (protocol, target): the highest, the
-    lowest (`lower`), or the closest to `ideal`. `title` heads the scoreboard's column."""
+    lowest (`lower`), or the closest to `ideal`. `title` heads the scoreboard's column. `baseline` names the column
+    holding what a predictor that learnt nothing scores (the majority guesser's): a score whose interval reaches it
+    is "at baseline", never shaded as a lead."""
 
     score: str
     title: str
@@ -26,6 +28,7 @@ class Main:
     query: str = "query"
     lower: bool = False
     ideal: float | None = None
+    baseline: str = ""
 
     def goodness(self, values: Any) -> Any:
         """The scores turned so that higher is better: negated when lower is better, the distance from `ideal`
@@ -149,8 +152,8 @@ KINDS: tuple[Kind, ...] = (
             Table(
                 "property_table", "properties_r2", "Galaxy properties", "properties",
                 "R^2 of each property from catalogues joined to the validation set, on the n valid rows that have "
-                "it, per protocol and query -&gt; target modality pair. Published figures and ceilings named in the "
-                "config are beside this run's scores under \"Against references\".",
+                "it, per protocol and query -&gt; target modality pair. Published figures, bounds and baselines named "
+                "in the config are beside this run's scores under \"Against references\".",
                 "summary_properties_r2.rst", (*MODEL, ("protocol", "{protocol}"), ("property", "{property}"),
                                               ("n", "{n:,}")),
                 spread="r2", figure=f"{PLOTTING}:property_r2_vs_dim", figure_caption="summary_properties_r2_figure.rst",
@@ -159,15 +162,22 @@ KINDS: tuple[Kind, ...] = (
             ),
             Table(
                 "class_table", "classification", "Classifications", "morphology",
-                "Accuracy, weighted F1 and the majority baseline (the share of the most common true class): a score "
-                "at the baseline has learnt nothing.",
+                "Accuracy and weighted F1, and balanced accuracy (the mean recall over the classes) and macro F1, "
+                "which weigh every class alike; majority: the accuracy of always answering the most common true "
+                "class, and (balanced) its balanced accuracy, one over the classes. On an imbalanced question "
+                "accuracy near the majority's says nothing was learnt; the scoreboard ranks by balanced accuracy and "
+                "marks a score whose interval reaches the guesser's as \"at baseline\".",
                 "summary_classification.rst",
                 (*MODEL, ("protocol", "{protocol}"), ("question", "{question}"), PAIR, ("n", "{n:,}"),
                  bounded("accuracy", "accuracy"),
+                 bounded("balanced accuracy", "balanced_accuracy"),
                  bounded("weighted F1", "f1_weighted"),
-                 ("majority", "{majority:.3f}")),
+                 bounded("macro F1", "f1_macro"),
+                 ("majority", "{majority:.3f}"), ("(balanced)", "{majority_balanced:.3f}")),
                 references=("classifications", "question", "accuracy"),
-                main=(Main("accuracy", "classification accuracy", label="question"),), predictions="class_predictions",
+                main=(Main("balanced_accuracy", "classification balanced accuracy", label="question",
+                           baseline="majority_balanced"),),
+                predictions="class_predictions",
             ),
         ),
         shared={"joins": ("join_catalogues", "summary", "astroclip_eval.tasks.catalogues:join_section")},

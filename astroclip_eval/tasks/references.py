@@ -1,47 +1,107 @@
-"""Published figures and bounds named in the config beside this run's scores: a figure is read only against a score
-measured with the same label, protocol, modality and k; a bound against this run's best in-modal score."""
+"""Published figures, bounds and baselines named in the config, set beside this run's scores with a verdict.
+
+- published (`{value, protocol, modality, neighbours}`): a figure measured by one protocol on this label's
+  definition (a published AstroCLIP figure), read only against each model's score of the same label, protocol,
+  in-modal pair and k: "within" when the score's 95% interval holds it, else "above" or "below" (the score against
+  the figure);
+- bound (a bare number): what the data allow by any method, read against each model's score whose interval has the
+  highest lower end (any protocol and pair): "exceeded" when that whole interval lies above it, else "holds";
+- baseline (`{value, kind: baseline}`): another method's score on this label (a template fit, a supervised model),
+  read against each model's best score as a published figure is.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
 
-from astroclip_eval.tasks.downstream import MODALITIES
+from astroclip_eval.io.plan import base_protocol, protocol_k
+from astroclip_eval.tasks.kinds import enabled
+
+COLUMNS = ["label", "reference", "kind", "value", "metric", "protocol", "modality", "k", "model", "measured_by",
+           "score", "score_lo", "score_hi", "verdict"]
 
 
-def reference_rows(config: dict[str, Any], section: str, table: pd.DataFrame, key: str, score: str) -> list[list[str]]:
-    """A row per configured reference: the label, the reference's name and value, what it was measured on, and
-    this run's scores beside it. A bare number is a bound on this label (a ceiling), read against the best in-modal
-    score per modality; a reference that names its protocol and modality is read only against this run's score of
-    the same protocol, modality and k, per model, and says so when this run has none."""
-    redshift, rows = config["redshift"], []  # the kNN protocols' k, which a published figure must share
-    for name, entry in config[section].items():
-        for reference, ref in entry.get("references", {}).items():
-            if not isinstance(ref, dict):
-                rows.append([name, reference, f"{ref:g}", "a bound on this label (any protocol)", _best(table, key, name, score)])
-                continue
-            protocol, modality = ref["protocol"], ref["modality"]
-            k = {"zero_shot": redshift["zero_shot_neighbours"], "reproduction": redshift["n_neighbours"]}.get(protocol)
-            measured = f"{protocol}, {modality} -> {modality}" + (f", k = {ref['neighbours']}" if "neighbours" in ref else "")
-            mine = table[(table[key] == name) & (table["protocol"] == protocol) & (table["query"] == modality)
-                         & (table["target"] == modality)]
-            if "neighbours" in ref and k is not None and ref["neighbours"] != k:
-                here = f"not measured: this run's {protocol} uses k = {k}"
-            elif not len(mine):
-                here = f"not measured: this run has no {protocol} score"
-            else:
-                here = "; ".join(f"{r['model']} {r[score]:.3f}" for _, r in mine.iterrows())
-            rows.append([name, reference, f"{ref['value']:g}", measured, here])
-    return rows
+def kind_of(reference: Any) -> str:
+    """published, bound or baseline: how a configured reference is read."""
+    if not isinstance(reference, dict):
+        return "bound"
+    return reference.get("kind", "published")
 
 
-def _best(table: pd.DataFrame, key: str, name: str, score: str) -> str:
-    """This run's best in-modal score per modality for one label, with the model and protocol that reached it."""
-    best = []
-    for modality in MODALITIES:
-        mine = table[(table[key] == name) & (table["query"] == modality) & (table["target"] == modality)]
-        if len(mine):
-            top = mine.loc[mine[score].idxmax()]
-            best.append(f"{modality} {top[score]:.3f} ({top['model']}, {top['protocol']})")
-    return "; ".join(best)
+def verdict(kind: str, value: float, lo: float, hi: float) -> str:
+    """A bound "holds" unless the score's whole interval lies above it ("exceeded"); a figure is "within" the
+    score's interval, or the score is "above" or "below" it."""
+    if kind == "bound":
+        return "exceeded" if lo > value else "holds"
+    return "within" if lo <= value <= hi else "above" if lo > value else "below"
+
+
+def _row(label: str, name: str, ref: Any, metric: str, model: str, found: pd.Series | None,
+         reason: str = "") -> dict[str, Any]:
+    kind = kind_of(ref)
+    value = ref["value"] if isinstance(ref, dict) else ref
+    out = {"label": label, "reference": name, "kind": kind, "value": float(value), "metric": metric,
+           "protocol": ref.get("protocol", "") if kind == "published" else "",
+           "modality": ref.get("modality", "") if kind == "published" else "",
+           "k": ref.get("neighbours") if kind == "published" else None, "model": model}
+    if found is None:
+        return {**out, "measured_by": "", "score": math.nan, "score_lo": math.nan, "score_hi": math.nan,
+                "verdict": f"not measured: {reason}"}
+    lo, hi = float(found[f"{metric}_lo"]), float(found[f"{metric}_hi"])
+    return {**out, "measured_by": f"{found['protocol']}, {found['query']} -> {found['target']}",
+            "score": float(found[metric]), "score_lo": lo, "score_hi": hi, "verdict": verdict(kind, value, lo, hi)}
+
+
+def _like_for_like(ref: dict, mine: pd.DataFrame, redshift: dict) -> tuple[pd.Series | None, str]:
+    """A model's row measured as a published figure was (protocol, in-modal pair, k), or why there is none."""
+    protocol, modality, k = ref["protocol"], ref["modality"], ref.get("neighbours")
+    same = mine[(mine["protocol"].map(base_protocol) == protocol) & (mine["query"] == modality)
+                & (mine["target"] == modality)]
+    if not len(same):
+        return None, f"this run has no {protocol} score"
+    ks = same["protocol"].map(lambda p: protocol_k(p, redshift))
+    match = same[ks == k] if k is not None else same[ks.isna()]
+    if len(match):
+        return match.iloc[0], ""
+    if k is None:
+        return None, f"the reference names no k; this run's {protocol} uses k = {', '.join(map(str, ks))}"
+    return None, f"this run's {protocol} uses k = {', '.join(map(str, ks))}"
+
+
+def reference_table(config: dict[str, Any], section: str, table: pd.DataFrame, key: str, metric: str) -> pd.DataFrame:
+    """A row per configured reference of a section's labels and per model of the stacked `table`."""
+    rows = []
+    models = list(dict.fromkeys(table["model"]))
+    for label, entry in config[section].items():
+        for name, ref in entry.get("references", {}).items():
+            for model in models:
+                mine = table[(table["model"] == model) & (table[key].astype(str) == label)]
+                if kind_of(ref) == "published":
+                    found, reason = _like_for_like(ref, mine, config["redshift"])
+                elif not len(mine):
+                    found, reason = None, "no score of this label"
+                else:  # the strongest claim against a bound; the best score against a baseline
+                    order = f"{metric}_lo" if kind_of(ref) == "bound" else metric
+                    found, reason = mine.loc[mine[order].idxmax()], ""
+                rows.append(_row(label, name, ref, metric, model, found, reason))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def all_references(config: dict[str, Any], frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every running table's references (the kinds' `references`), from the tables stacked across models."""
+    parts = [reference_table(config, t.references[0], frames[t.name], *t.references[1:])
+             for kind in enabled(config) for t in kind.tables if t.references and t.name in frames]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+
+
+def how_measured(row: pd.Series | dict) -> str:
+    """How a reference was measured, in a few words: 'zero_shot, k = 16', 'a bound', 'another method'."""
+    if row["kind"] == "bound":
+        return "a bound"
+    if row["kind"] == "baseline":
+        return "another method"
+    k = row["k"]
+    return f"{row['protocol']}" + (f", k = {int(k)}" if k is not None and not pd.isna(k) else "")

@@ -250,6 +250,18 @@ def summary_outputs():
             category="Summary",
             labels={"item": "3. best model against the next (table)"},
         ),
+        "references": report(
+            f"{RESULTS}/summary/references.csv",
+            caption="../report/summary_references.rst",
+            category="Summary",
+            labels={"item": "4. against references (table)"},
+        ),
+        "references_figure": report(
+            f"{RESULTS}/summary/references.png",
+            caption="../report/summary_references_figure.rst",
+            category="Summary",
+            labels={"item": "5. against references (figure)"},
+        ),
     }
     for t in SUMMARY_TABLES:
         items = [(t.name, f"{t.name}.csv", t.caption, f"{t.title} (table)")]
@@ -291,5 +303,7 @@ def summary_plan(wildcards, input, output):
             "overview": output.overview,
             "scoreboard": output.scoreboard,
             "comparisons": output.comparisons,
+            "references": output.references,
+            "references_figure": output.references_figure,
         }
     )

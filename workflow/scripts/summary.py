@@ -21,10 +21,11 @@ from astroclip_eval.report.overview import (
     table_section,
     versions,
 )
-from astroclip_eval.report.plotting import empty_figure
+from astroclip_eval.report.plotting import empty_figure, reference_forest
 from astroclip_eval.report.scoreboard import board, comparisons, table_frame
 from astroclip_eval.report.summary import combine
 from astroclip_eval.tasks.kinds import enabled
+from astroclip_eval.tasks.references import all_references
 
 
 def _json(path: str) -> dict:
@@ -61,8 +62,12 @@ def main(args: argparse.Namespace) -> None:
     compared = pd.DataFrame(compared, columns=["table", "score", "label", "query", "best", "next", "difference", "lo",
                                                "hi", "resolved"])
     write_csv(plan["comparisons"], compared)
-    references = reference_section(config, frames)
-    sections = [scoreboard_section(config, scores, compared), *sections, *([references] if references else [])]
+    references = all_references(config, frames)
+    write_csv(plan["references"], references)
+    save_figure(plan["references_figure"], reference_forest(references), bbox_inches="tight")
+    listed = reference_section(references)
+    sections = [scoreboard_section(config, scores, compared, references, plan["references_figure"]),
+                *([listed] if listed else []), *sections]
     sections += [shared_section(function, _json(plan["shared"][key]))
                  for kind in enabled(config) for key, (_, _, function) in kind.shared.items()]
     checkpoints = {m: _json(c) for m, c in zip(models, plan["checkpoints"])}
@@ -75,5 +80,6 @@ def main(args: argparse.Namespace) -> None:
 parser = argparse.ArgumentParser(prog="summary", description=__doc__)
 parser.add_argument("--plan", required=True, help="JSON: models; per kind its results files; per table its "
                     "predictions files, output and figure; shared files; embeddings.json and astroclip_model.json per "
-                    "model; valid_summary.json; config.json (the config as validated); the schema; the outputs")
+                    "model; valid_summary.json; config.json (the config as validated); the schema; the outputs (the "
+                    "overview, the scoreboard, its comparisons, the references and their figure)")
 run(main, parser)
