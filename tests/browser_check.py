@@ -106,6 +106,11 @@ def check_report(driver: webdriver.Chrome, report: Path, shots: Path) -> dict:
                 page["board"] = driver.execute_script(
                     "return Array.from(document.querySelectorAll('#scoreboard table')).map(t => "
                     "Array.from(t.rows).map(r => Array.from(r.cells).map(c => c.innerText)))")
+                page["references"] = driver.execute_script(
+                    "return Array.from(document.querySelectorAll('#references tbody tr')).map(r => "
+                    "Array.from(r.cells).map(c => c.innerText))")
+                page["forest"] = driver.execute_script(
+                    "const i = document.querySelector('#scoreboard img'); return i ? i.naturalWidth : 0")
                 driver.switch_to.default_content()
                 driver.save_screenshot(str(shots / "report-overview.png"))
             else:

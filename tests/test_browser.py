@@ -133,6 +133,13 @@ def test_the_overview_opens_with_the_scoreboard(seen, demo):
             assert cell == f"{value:.3f} [{lo:.3f}, {hi:.3f}]" and lo < value < hi
     papers = [row for t in tables for row in t[1:] if row[0] == "AstroCLIP spectrum (Multimodal Universe)"]
     assert papers and "0.879 (zero_shot, k = 16)" in papers[0]  # the paper's LOG_MSTAR from spectra, how it was measured
+    beside = [row for t in tables for row in t[1:] if row[0] == "dim16 at zero_shot@16"]
+    assert beside and any(cell.endswith((": within", ": above", ": below")) for cell in beside[0][2:])
+    # the forest figure on top, and the references table next, each row as summary/references.csv has it
+    assert overview["forest"] > 500 and overview["sections"][1] == "references"
+    references = pd.read_csv(demo / "results/summary/references.csv", keep_default_na=False)
+    assert [row[-1] for row in overview["references"]] == references["verdict"].tolist()
+    assert not references["verdict"].str.startswith("not measured").any()  # every shipped figure has its score
     assert (ARTIFACTS / "report-overview.png").stat().st_size > 10_000
 
 

@@ -329,4 +329,21 @@ def test_demo_results_files_scoreboard_and_budgets(demo):
     assert set(board["table"]) == {"redshift_r2", "redshift_metrics", "retrieval", "properties_r2", "classification",
                                    "posteriors"}
     assert ((board["lo"] <= board["value"]) & (board["value"] <= board["hi"])).all()
+    # Every shipped published figure beside its like-for-like score (zero_shot at k = 16), every verdict as the
+    # interval says; the disk-edge-on question, where nothing is learnt, at its baseline on the board and the page.
+    refs = pd.read_csv(demo / "results/summary/references.csv", keep_default_na=False)
+    assert set(refs["kind"]) == {"published", "bound", "baseline"} and len(refs) == 2 * (8 + 4 + 2)
+    published = refs[refs["kind"] == "published"]
+    assert published["measured_by"].str.startswith("zero_shot@16, ").all()
+    assert (published["measured_by"].str.split(", ").str[1] == published["modality"] + " -> " + published["modality"]).all()
+    for r in refs.itertuples():
+        expected = (("exceeded" if r.score_lo > r.value else "holds") if r.kind == "bound" else
+                    "within" if r.score_lo <= r.value <= r.score_hi else "above" if r.score_lo > r.value else "below")
+        assert r.verdict == expected, r
+    edge = board[(board["table"] == "classification") & (board["label"] == "disk-edge-on")]
+    baseline = pd.to_numeric(board["baseline"], errors="coerce")  # empty where a score has none
+    assert len(edge) == 4 and (edge["score"] == "balanced_accuracy").all() and (baseline[edge.index] == 0.5).all()
+    at_baseline = board[baseline.notna() & (board["lo"] <= baseline)]
+    overview = (demo / "results/summary/overview.html").read_text()
+    assert overview.count(" at baseline (") == len(at_baseline) >= 1  # the README: disk-edge-on learns nothing
     assert (demo / "results/summary/budgets.png").stat().st_size > 10_000
