@@ -432,6 +432,32 @@ def bench_downstream(args: argparse.Namespace) -> list[tuple]:
     ]
 
 
+def _second_k_child(n_valid: int, n_train: int, neighbours: int | list[int], device: str, out) -> None:
+    """zero_shot on the 5 synthetic properties at one k or a list, intervals included, as the notebook runs it."""
+    from astroclip_eval.tasks import downstream
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    rng = np.random.default_rng(3)
+    (v_emb, v_table), (t_emb, t_table) = synthetic_split(rng, n_valid), synthetic_split(rng, n_train)
+    t0 = time.perf_counter()
+    downstream.evaluate_all(PROPERTY_NAMES, [], v_emb, v_table, np.arange(n_valid), t_emb, t_table, np.arange(n_train),
+                            ["zero_shot"], zero_shot_k=neighbours, device=resolve_device(device, "--device"))
+    out.put((time.perf_counter() - t0,))
+
+
+def bench_second_k(args: argparse.Namespace) -> list[tuple]:
+    """What a second k costs: zero_shot with zero_shot_neighbours [16, 64] (one search at 64, a prefix for 16)
+    against 64 alone, 5 properties x 4 pairs with their intervals, at the property benchmark's size."""
+    size = (args.properties_valid, args.properties_train)
+    (one,) = in_child(_second_k_child, *size, 64, args.device)
+    (two,) = in_child(_second_k_child, *size, [16, 64], args.device)
+    return [(
+        f"second k: zero_shot at k = [16, 64] against 64 alone, 5 properties x 4 pairs, {size[0]:,} valid x "
+        f"{size[1]:,} train rows",
+        f"{two:.1f} s", f"{one:.1f} s (k = 64 alone)", f"{two / one:.2f}x the time", "one search: well under 2x",
+    )]
+
+
 def in_child(target: Callable, *args: object) -> tuple:
     """Run target(*args, queue) in a spawned process of its own (its peak memory is its own) and return what it put
     on the queue."""
@@ -657,7 +683,7 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="*",
         default=["embedding", "reproduction", "released", "valid", "chain", "knn", "explorer", "downstream", "properties",
-                 "posteriors", "intervals", "budgets", "simulate",
+                 "second-k", "posteriors", "intervals", "budgets", "simulate",
                  "dry-run"],
     )
     args = parser.parse_args()
@@ -692,6 +718,8 @@ def main() -> None:
             rows += bench_downstream(args)
         if "properties" in args.only:
             rows += bench_properties(args)
+        if "second-k" in args.only:
+            rows += bench_second_k(args)
         if "posteriors" in args.only:
             rows += bench_posteriors(args)
         if "intervals" in args.only:

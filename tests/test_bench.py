@@ -21,7 +21,8 @@ def test_bench_table_on_tiny_inputs():
     assert run.returncode == 0, run.stderr[-3000:]
     table = [line for line in run.stdout.splitlines() if line.startswith("| ")]
     measures = [line.split(" | ")[0].lstrip("| ") for line in table[2:]]
-    counted = ("simulate", "properties", "posteriors", "intervals", "budgets", "explorer", "zero_shot", "few_shot")
+    counted = ("simulate", "properties", "posteriors", "intervals", "budgets", "explorer", "zero_shot", "few_shot",
+               "second k")
     measures = [m.split(", ")[0] if m.startswith(counted) else m for m in measures]  # counts vary
     assert measures == [
         "embedding, reference model: read floor (crop band, to device)",
@@ -41,6 +42,7 @@ def test_bench_table_on_tiny_inputs():
         "zero_shot",
         "few_shot",
         "properties: 5 x 3 protocols x 4 pairs",
+        "second k: zero_shot at k = [16",
         "posteriors: 6 labels x 2 modalities x 1 flows",
         "intervals: 100 resamples of 200 rows",
         "budgets: 1 label x 6 fractions x 3 protocols x 2 modalities x 1 repeats",
