@@ -209,9 +209,9 @@ def test_catalogue_entries_score_properties_and_morphology(published):
 
 
 def test_predictions_reproduce_every_score(published):
-    """Every R^2, accuracy, weighted F1 and redshift metric in the tables, recomputed from the per-galaxy predictions
+    """Every R^2, accuracy, balanced accuracy, weighted and macro F1 and redshift metric in the tables, recomputed from the per-galaxy predictions
     files with scikit-learn and numpy; each prediction's TARGETID is its row's in the data file."""
-    from sklearn.metrics import accuracy_score, f1_score, r2_score
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r2_score
 
     from astroclip_eval.tasks.redshift import redshift_metrics
 
@@ -235,6 +235,11 @@ def test_predictions_reproduce_every_score(published):
                 assert row["accuracy"] == pytest.approx(accuracy_score(mine["true"], mine["predicted"]), abs=1e-12)
                 f1 = f1_score(mine["true"], mine["predicted"], average="weighted")
                 assert row["f1_weighted"] == pytest.approx(f1, abs=1e-12)
+                f1 = f1_score(mine["true"], mine["predicted"], average="macro")
+                assert row["f1_macro"] == pytest.approx(f1, abs=1e-12)
+                balanced = balanced_accuracy_score(mine["true"], mine["predicted"])
+                assert row["balanced_accuracy"] == pytest.approx(balanced, abs=1e-12)
+                assert row["majority_balanced"] == 1 / mine["true"].nunique()
             else:
                 assert row["r2"] == pytest.approx(r2_score(mine["true"], mine["predicted"]), abs=1e-12)
             checked += 1
