@@ -79,9 +79,9 @@ def seen(demo, demo_report, chromium, demo_rows) -> dict:
 def test_every_figure_in_the_report_loads(seen, demo):
     shown = seen["report"]["images"]
     pngs = {str(p.relative_to(demo)) for p in (demo / "results").rglob("*.png") if "logs" not in p.parts}
-    # per model: redshift, 8 similarity, retrieval, properties, confusion matrices, 3 posteriors, budgets; three
-    # summary figures (redshift and property R^2 against dimension, budgets)
-    assert set(shown) == pngs and len(pngs) == 2 * 16 + 3
+    # per model: redshift, 8 similarity, retrieval, properties, confusion matrices, 3 posteriors, budgets; four
+    # summary figures (the references at a glance, redshift and property R^2 against dimension, budgets)
+    assert set(shown) == pngs and len(pngs) == 2 * 16 + 4
     for path, state in shown.items():
         assert state["complete"] and state["widths"] and min(state["widths"]) > 0, path
     pages = seen["report"]["pages"]

@@ -155,7 +155,7 @@ def test_catalogue_entries_score_properties_and_morphology(published):
     rows, train_rows = load_indices(str(cache / "valid_indices.pt")), load_indices(str(cache / "train_valid_indices.pt"))
     labels, train_labels = pd.read_csv(cache / "catalogues/labels.csv"), pd.read_csv(cache / "catalogues/train_labels.csv")
     props = pd.read_csv(results / "dim128/properties_r2.csv")
-    assert len(props) == 3 * 8 * 4
+    assert len(props) == 4 * 8 * 4  # reproduction, zero_shot@16, zero_shot@64, few_shot
     assert list(props.columns) == ["protocol", "property", "query", "target", "n", "r2", "r2_lo", "r2_hi"]
     assert np.isfinite(props["r2"]).all()
     mass = labels["LOG_MSTAR"].to_numpy()
@@ -251,7 +251,7 @@ def test_predictions_reproduce_every_score(published):
         for key, value in redshift_metrics(mine["true"].to_numpy(), mine["predicted"].to_numpy()).items():
             assert row[key] == pytest.approx(value, abs=1e-12)
         checked += 1
-    assert checked == 3 * 4 + 3 * 8 * 4 + 3 * 2 * 4 + 3 * 4
+    assert checked == 4 * 4 + 4 * 8 * 4 + 4 * 2 * 4 + 4 * 4  # four protocol columns: zero_shot at k = 16 and 64
 
 
 def test_best_checkpoint_is_promoted_by_its_stored_score(published):

@@ -10,6 +10,7 @@ import base64
 import datetime
 import importlib
 import importlib.metadata
+import io
 import platform
 import re
 import string
@@ -20,6 +21,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 from markupsafe import Markup
+from PIL import Image
 
 from astroclip_eval.io.config import described
 from astroclip_eval.models import REGISTRY
@@ -112,6 +114,23 @@ def _section(title: str, anchor: str, note: str, header: list[str] = (), rows: l
             "numeric": numeric, "attrs": list(attrs), "image": image, "boards": list(boards)}
 
 
+PAGE_PIXELS = 1600  # the widest figure the page embeds: its column is 60rem, so twice that for a sharp screen
+
+
+def embedded_png(path: str | Path) -> str:
+    """A figure as base64 for the page: at most PAGE_PIXELS wide, in 256 colours. The summary's figures are written
+    at 200 dpi for print (a four-panel one is 4,000 px wide), and Chromium opens report.html's pages only up to 2 MB;
+    a plot loses nothing visible to a palette."""
+    with Image.open(path) as opened:
+        image = opened.convert("RGBA")
+    image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image).convert("RGB")
+    if image.width > PAGE_PIXELS:
+        image = image.resize((PAGE_PIXELS, round(image.height * PAGE_PIXELS / image.width)), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(buffer, format="PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
 def _interval(value: float, lo: float, hi: float) -> str:
     """A score with its 95% interval, as every table of the page shows it: "0.863 [0.851, 0.874]"."""
     return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
@@ -149,7 +168,7 @@ def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None =
             attrs.append({**{k: str(v) for k, v in row.items()},
                           **{f"{q}-{t}": repr(float(v)) for (q, t), v in pairs.items() if v is not None}})
         header += [f"{q} -> {t}" for q, t in PAIRS]
-    image = base64.b64encode(Path(figure).read_bytes()).decode() if figure else ""
+    image = embedded_png(figure) if figure else ""
     header = header if rows else []
     return _section(table.title, table.anchor, Markup(table.note), header, rows, _numeric(rows), attrs, image)
 
@@ -228,7 +247,7 @@ def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd
             "method (\"exceeded\" when a score's whole interval lies above it). \"best - next\": the best model's "
             "lead over the next (best minus next) and its paired bootstrap interval, both models resampled on the "
             "same galaxies; not resolved when the interval holds zero.")
-    image = base64.b64encode(Path(figure).read_bytes()).decode() if figure else ""
+    image = embedded_png(figure) if figure else ""
     return _section("Scoreboard", "scoreboard", note, boards=boards, image=image)
 
 

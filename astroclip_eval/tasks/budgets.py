@@ -144,6 +144,15 @@ def evaluate(label: str, valid_emb: dict[str, np.ndarray], valid_labels: np.ndar
 
 
 STYLES = {"zero_shot": "o-", "few_shot": "s--", "linear": "^:"}
+MARKERS = "ovDP"  # a protocol run at several k: one marker per k, its line style kept
+
+
+def _style(protocol: str, protocols: list[str]) -> str:
+    """A protocol's line style; each k of a protocol run at several its own marker."""
+    base = base_protocol(protocol)
+    siblings = [p for p in protocols if base_protocol(p) == base]
+    style = STYLES[base]
+    return style if len(siblings) < 2 else MARKERS[siblings.index(protocol) % len(MARKERS)] + style[1:]
 
 
 def budget_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
@@ -154,12 +163,13 @@ def budget_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
     fig, axes = plt.subplots(len(labels), 2, figsize=(9, 3.2 * len(labels)), sharex=True, squeeze=False,
                              constrained_layout=True)
     models = list(dict.fromkeys(table["model"])) if "model" in table else [None]
+    protocols = list(dict.fromkeys(table["protocol"]))
     for i, label in enumerate(labels):
         for j, modality in enumerate(MODALITIES):
             ax = axes[i, j]
             for c, model in enumerate(models):
-                for p, protocol in enumerate(dict.fromkeys(table["protocol"])):
-                    style = STYLES[base_protocol(protocol)]
+                for p, protocol in enumerate(protocols):
+                    style = _style(protocol, protocols)
                     rows = table[(table["label"] == label) & (table["modality"] == modality)
                                  & (table["protocol"] == protocol) & ((table["model"] == model) if model else True)]
                     if rows.empty:

@@ -211,7 +211,7 @@ KINDS: tuple[Kind, ...] = (
                 "table", "budgets", "Label budgets", "budgets",
                 "R^2 against the fraction of the train split's labels a protocol is fitted on (seeded nested "
                 "subsets, at least 10 rows; in-modal), one colour per model, one line style per protocol "
-                "(zero_shot solid, few_shot dashed, linear ridge dotted), the band spanning the repeats. The rows "
+                "(zero_shot solid, each k its own marker; few_shot dashed; linear ridge dotted), the band spanning the repeats. The rows "
                 "are in summary/budgets.csv.",
                 "summary_budgets.rst",
                 (*MODEL, ("label", "{label}"), ("query", "{modality}"), ("protocol", "{protocol}"),
