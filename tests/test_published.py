@@ -209,8 +209,9 @@ def test_catalogue_entries_score_properties_and_morphology(published):
 
 
 def test_predictions_reproduce_every_score(published):
-    """Every R^2, accuracy, balanced accuracy, weighted and macro F1 and redshift metric in the tables, recomputed from the per-galaxy predictions
-    files with scikit-learn and numpy; each prediction's TARGETID is its row's in the data file."""
+    """Every R^2, accuracy, balanced accuracy, weighted and macro F1 and redshift metric in the tables, recomputed
+    from the per-galaxy predictions files with scikit-learn and numpy; each prediction's TARGETID is its row's in the
+    data file."""
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r2_score
 
     from astroclip_eval.tasks.redshift import redshift_metrics

@@ -326,6 +326,18 @@ def test_demo_results_files_scoreboard_and_budgets(demo):
             assert set(redshift.index.get_level_values(0)) == {"zero_shot@16", "zero_shot@64", "few_shot", "linear"}
             for protocol in set(redshift.index.get_level_values(0)):
                 assert redshift.loc[(protocol, modality, 1.0), "r2_mean"] > redshift.loc[(protocol, modality, 0.01), "r2_mean"]
+        # the original's joint posterior over the paper_ labels: on the valid rows that have all four, the mixture at
+        # least as likely as its average flow (Jensen), each marginal near its nominal coverage
+        joint = pd.read_csv(demo / f"results/{model}/posteriors_joint.csv")
+        labels = pd.read_csv(demo / "cache/catalogues/labels.csv")
+        valid = load_indices(str(demo / "cache/valid_indices.pt"))
+        names = cfg["posteriors"]["joint"]["labels"]
+        assert joint["modality"].tolist() == ["spectrum", "image"] and (joint["members"] == 2).all()
+        assert (joint["n"] == int(labels[names].iloc[valid].notna().all(axis=1).sum())).all()
+        assert np.isfinite(joint[["nll", "nll_members_mean", "nll_members_std"]].to_numpy()).all()
+        assert (joint["nll"] <= joint["nll_members_mean"] + 1e-9).all()
+        marginals = pd.read_csv(demo / f"results/{model}/posteriors_marginals.csv")
+        assert marginals["label"].tolist() == names * 2 and ((marginals["coverage68"] - 0.68).abs() < 0.12).all()
     assert len(board) == mains
     assert set(board["table"]) == {"redshift_r2", "redshift_metrics", "retrieval", "properties_r2", "classification",
                                    "posteriors"}

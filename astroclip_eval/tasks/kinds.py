@@ -202,6 +202,27 @@ KINDS: tuple[Kind, ...] = (
                  ("CRPS", "{crps:.4g}"), ("68% width", "{width68:.4g}"), ("median R^2", "{median_r2:.3f}")),
                 main=(Main("coverage68", "posterior 68% coverage", label="label", query="modality", ideal=0.68),),
             ),
+            Table(
+                "joint_table", "posteriors_joint", "Joint posterior (the original's)", "posteriors-joint",
+                "With posteriors.joint: one density over several labels given one modality's embedding, on the rows "
+                "that have them all, trained as the original AstroCLIP (a cosine-annealed Adam, 25 epochs, the best "
+                "validation epoch). NLL in the standardised labels' units, as the original reports it (not "
+                "comparable to the 1-D posteriors' NLLs in the labels' units): the ensemble's, and each flow's mean "
+                "and spread, the original's figure.",
+                "summary_posteriors_joint.rst",
+                (*MODEL, ("labels", "{labels}"), ("query", "{modality}"), ("n", "{n:,}"), ("flows", "{members}"),
+                 ("NLL", "{nll:.3f}"), ("NLL per flow", "{nll_members_mean:.3f} +- {nll_members_std:.3f}")),
+            ),
+            Table(
+                "marginals_table", "posteriors_marginals", "Joint posterior: each label's calibration", "posteriors-marginals",
+                "Each label's marginal of the joint posterior: the coverage of its central 68% and 95% intervals "
+                "(calibrated: 0.68 and 0.95), the PIT's distance from uniform, the median 68% width and the "
+                "posterior median's R^2.",
+                "summary_posteriors_marginals.rst",
+                (*MODEL, ("label", "{label}"), ("query", "{modality}"), ("n", "{n:,}"), bounded("68%", "coverage68"),
+                 bounded("95%", "coverage95"), ("PIT KS", "{pit_ks:.3f}"), ("68% width", "{width68:.4g}"),
+                 ("median R^2", "{median_r2:.3f}")),
+            ),
         ),
     ),
     Kind(
@@ -211,8 +232,8 @@ KINDS: tuple[Kind, ...] = (
                 "table", "budgets", "Label budgets", "budgets",
                 "R^2 against the fraction of the train split's labels a protocol is fitted on (seeded nested "
                 "subsets, at least 10 rows; in-modal), one colour per model, one line style per protocol "
-                "(zero_shot solid, each k its own marker; few_shot dashed; linear ridge dotted), the band spanning the repeats. The rows "
-                "are in summary/budgets.csv.",
+                "(zero_shot solid, each k its own marker; few_shot dashed; linear ridge dotted), the band spanning "
+                "the repeats. The rows are in summary/budgets.csv.",
                 "summary_budgets.rst",
                 (*MODEL, ("label", "{label}"), ("query", "{modality}"), ("protocol", "{protocol}"),
                  ("fraction", "{fraction:g}"), ("train rows", "{n_train:,}"),

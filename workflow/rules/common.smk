@@ -63,10 +63,10 @@ def train_inputs(wildcards):
     }
 
 
-def named_labels(section):
+def named_labels(section, names=None):
     """The numeric labels a task section names (its `labels`: the redshift and any property; all of them when it
-    names none), each checked to exist."""
-    names = config[section].get("labels", ["redshift", *config["properties"]])
+    names none; or `names`, a list under another key of it), each checked to exist."""
+    names = config[section].get("labels", ["redshift", *config["properties"]]) if names is None else names
     unknown = [name for name in names if name != "redshift" and name not in config["properties"]]
     if unknown:
         raise WorkflowError(

@@ -3,11 +3,12 @@
 import json
 
 POSTERIOR_LABELS = named_labels("posteriors")
+JOINT_LABELS = named_labels("posteriors.joint", config["posteriors"].get("joint", {}).get("labels", []))
 
 
 rule posteriors_notebook:
     input:
-        **label_files(POSTERIOR_LABELS),
+        **label_files([*POSTERIOR_LABELS, *JOINT_LABELS]),
         notebook=f"{NOTEBOOK_DIR}/posteriors.ipynb",
         dataset=DATASET,
         image=f"{CACHE}/{{model}}/image_embeddings.pt",
@@ -46,6 +47,20 @@ rule posteriors_notebook:
             subcategory="Posteriors",
             labels={"model": "{model}", "figure": "example posteriors"},
         ),
+        joint_table=report(
+            f"{RESULTS}/{{model}}/posteriors_joint.csv",
+            caption="../report/posteriors_joint.rst",
+            category="{model}",
+            subcategory="Posteriors",
+            labels={"model": "{model}", "table": "joint posterior"},
+        ),
+        marginals_table=report(
+            f"{RESULTS}/{{model}}/posteriors_marginals.csv",
+            caption="../report/posteriors_marginals.rst",
+            category="{model}",
+            subcategory="Posteriors",
+            labels={"model": "{model}", "table": "joint posterior's marginals"},
+        ),
     log:
         f"{LOGS}/posteriors_notebook/{{model}}.log",
     benchmark:
@@ -73,9 +88,20 @@ rule posteriors_notebook:
                 "train_labels": input.get("train_labels", ""),
                 "properties": [p for p in config["properties"] if p in POSTERIOR_LABELS],
                 "redshift": "redshift" in POSTERIOR_LABELS,
+                "joint_labels": JOINT_LABELS,
                 "settings": config["posteriors"],
                 "device": config["downstream"]["device"],
-                **{k: output[k] for k in ("table", "pit_figure", "coverage_figure", "examples_figure")},
+                **{
+                    k: output[k]
+                    for k in (
+                        "table",
+                        "pit_figure",
+                        "coverage_figure",
+                        "examples_figure",
+                        "joint_table",
+                        "marginals_table",
+                    )
+                },
             }
         ),
         failed=f"{LOGS}/posteriors_notebook/{{model}}.failed.ipynb",

@@ -52,7 +52,8 @@ def main(args: argparse.Namespace) -> None:
                 draw = getattr(importlib.import_module(module), function)
                 save_figure(files["figure"], draw(frame) if len(frame) else empty_figure(f"no rows in {table.name}"),
                             bbox_inches="tight")
-            sections.append(table_section(table, frame, files.get("figure")))
+            if len(frame) or table.figure:  # a table no model has rows in (posteriors without a joint) is not shown
+                sections.append(table_section(table, frame, files.get("figure")))
             paths = dict(zip(models, plan["predictions"].get(table.name, [])))
             for path in paths.values():  # a predictions file serves every table of its step: read once
                 if path not in read:
