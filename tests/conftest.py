@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks' own helpers (til
 # at --cores 1). A serial pytest run keeps the demo's two cores.
 CORES = max(1, (os.cpu_count() or 2) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+os.environ["SLURM_CONF"] = str(ROOT / "tests/config/no-controller-slurm.conf")  # why: in that file
 TINY_CONFIG = ROOT / "tests/config/config.yaml"
 TINY_CORES = 2  # the SLURM jobs run with their rules' two threads; the tiny reference run uses the same, bit for bit
 

@@ -100,24 +100,25 @@ COVARIANCE = np.array([[0.09, 0.8 * 0.3 * 0.5], [0.8 * 0.3 * 0.5, 0.25]])
 
 def test_the_joint_flow_finds_the_true_joint_density_and_beats_the_1d_ones():
     """The joint NLL in standardised units within 0.05 nats of the true density's, and lower than the sum of the two
-    1-D posteriors' NLLs on the same rows by about the correlation's 0.51 nats; each marginal calibrated. Trained as
+    1-D posteriors' NLLs on the same rows by the correlation's 0.51 nats (within 0.1); each marginal calibrated.
+    Trained as
     the 1-D case above (the original's recipe, `joint_settings`, is the preset; its cosine is tested below)."""
     from scipy.stats import multivariate_normal
 
     rng = np.random.default_rng(4)
     x_train, _, y_train = _correlated(6000, rng)
     x_valid, mean, y_valid = _correlated(3000, rng)
-    settings = FlowSettings(ensemble=3, epochs=40, lr=2e-3, patience=8)
+    settings = FlowSettings(ensemble=2, epochs=40, lr=2e-3, patience=8)
     joint, marginals = posteriors.estimate_joint(["a", "b"], "spectrum", x_train, y_train, x_valid, y_valid,
                                                  settings, seed=2)
     scale = y_train.std(axis=0)  # the standardisation the flows learnt in, as the original reports its NLL
     truth = -multivariate_normal(cov=COVARIANCE / np.outer(scale, scale)).logpdf((y_valid - mean) / scale).mean()
-    assert joint["n"] == 3000 and joint["members"] == 3
+    assert joint["n"] == 3000 and joint["members"] == 2
     assert abs(joint["nll"] - truth) < 0.05, (joint, truth)
     separate = sum(
         posteriors.estimate(label, "spectrum", x_train, y_train[:, j], x_valid, y_valid[:, j], settings, seed=2)[0]["nll"]
-        + np.log(scale[j]) for j, label in enumerate("ab"))  # each 1-D NLL in its standardised units
-    assert separate - joint["nll"] > 0.4, (separate, joint["nll"])
+        - np.log(scale[j]) for j, label in enumerate("ab"))  # each 1-D NLL in its standardised units
+    assert abs(separate - joint["nll"] - 0.51) < 0.1, (separate, joint["nll"])  # measured 0.499 (2026-12-07)
     for row in marginals:
         assert abs(row["coverage68"] - 0.68) < 0.03 and abs(row["coverage95"] - 0.95) < 0.03, row
 
