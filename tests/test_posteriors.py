@@ -101,8 +101,7 @@ COVARIANCE = np.array([[0.09, 0.8 * 0.3 * 0.5], [0.8 * 0.3 * 0.5, 0.25]])
 def test_the_joint_flow_finds_the_true_joint_density_and_beats_the_1d_ones():
     """The joint NLL in standardised units within 0.05 nats of the true density's, and lower than the sum of the two
     1-D posteriors' NLLs on the same rows by the correlation's 0.51 nats (within 0.1); each marginal calibrated.
-    Trained as
-    the 1-D case above (the original's recipe, `joint_settings`, is the preset; its cosine is tested below)."""
+    Trained as the 1-D case above (the original's recipe, `joint_settings`, is the preset; its cosine is tested below)."""
     from scipy.stats import multivariate_normal
 
     rng = np.random.default_rng(4)
