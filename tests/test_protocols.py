@@ -130,3 +130,66 @@ def test_few_shot_stops_when_the_held_out_rows_stop_improving(monkeypatch):
     epochs = len(steps) / per_epoch
     assert protocols.RECIPES["project"].patience < epochs <= 40, epochs
     assert np.std(predict(rng.normal(size=(500, 8)))) < 0.3  # the best epoch knew it knows nothing
+
+
+def _votes(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings and the vote fractions of three answers whose chances follow them (30 volunteers on average)."""
+    x = rng.normal(size=(n, 12))
+    logits = np.column_stack([x[:, 0] + 0.5 * x[:, 1], x[:, 2] - x[:, 0], 0.3 * x[:, 3]])
+    chances = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    votes = np.stack([rng.multinomial(m, p) for m, p in zip(rng.poisson(30, n) + 3, chances)])
+    return x, votes / votes.sum(axis=1, keepdims=True)
+
+
+def _original_loop(x: np.ndarray, fractions: np.ndarray, query: np.ndarray, seed: int) -> np.ndarray:
+    """The original AstroCLIP's morphology head as protocol facts describe it, written out on its own: three hidden
+    layers of 256 with dropout 0.2 and ReLU, 10% held out, rows drawn by a WeightedRandomSampler on their largest
+    fraction, batches of 256, Adam 1e-3, 25 epochs of cross-entropy against the fractions, best held-out epoch."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+    torch.manual_seed(seed)
+    order = np.random.default_rng(seed).permutation(len(x))
+    held, fit = order[: len(x) // 10], order[len(x) // 10:]
+    tx, ty = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(fractions, dtype=torch.float32)
+    layers, width = [], x.shape[1]
+    for _ in range(3):
+        layers += [torch.nn.Linear(width, 256), torch.nn.Dropout(0.2), torch.nn.ReLU()]
+        width = 256
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(256, fractions.shape[1]))
+    loader = DataLoader(TensorDataset(tx[fit], ty[fit]), batch_size=256,
+                        sampler=WeightedRandomSampler(ty[fit].max(dim=1).values, len(fit)))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    best, kept = np.inf, None
+    for _ in range(25):
+        net.train()
+        for xb, yb in loader:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(xb), yb).backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            loss = float(torch.nn.functional.cross_entropy(net(tx[held]), ty[held]))
+        if loss < best:
+            best, kept = loss, {k: v.clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(kept)
+    with torch.no_grad():
+        return net(torch.as_tensor(query, dtype=torch.float32)).argmax(dim=1).numpy()
+
+
+def test_the_vote_fraction_recipe_is_the_original_morphology_head():
+    """Trained on the vote fractions by VOTE_FRACTIONS, the accuracy on the answer with the largest fraction equals
+    an independent loop of the original's description within the seeds' spread (three seeds each; 0.865-0.872
+    against 0.868-0.875 on 3,000 rows, 2026-12-07), and learns more than the majority guesser (0.44)."""
+    from astroclip_eval.tasks.protocols import VOTE_FRACTIONS, VOTE_FRACTIONS_HIDDEN
+
+    rng = np.random.default_rng(11)
+    x, fractions = _votes(3000, rng)
+    x_test, f_test = _votes(1000, rng)
+    truth = f_test.argmax(axis=1)
+    ours = [np.mean(fit_few_shot(x, fractions, seed=s, classes=3, hidden=VOTE_FRACTIONS_HIDDEN,
+                                 recipe=VOTE_FRACTIONS)(x_test) == truth) for s in range(3)]
+    theirs = [np.mean(_original_loop(x, fractions, x_test, seed=s) == truth) for s in range(3)]
+    spread = max(np.ptp(ours), np.ptp(theirs), 0.01)
+    assert abs(np.mean(ours) - np.mean(theirs)) <= spread, (ours, theirs)
+    assert min(ours) > np.bincount(truth).max() / truth.size + 0.2, (ours, np.bincount(truth))

@@ -5,7 +5,8 @@ class), the protocols applied to it, and the scores.
   their majority vote (a tie goes to the first class in name order);
 - zero_shot: distance-weighted kNN on embeddings standardised with the train split (targets standardised too),
   the weighted mean or the weighted vote;
-- few_shot: an MLP (two hidden layers of 64) on the same standardised embeddings, a regressor or a classifier.
+- few_shot: an MLP (two hidden layers of 64) on the same standardised embeddings, a regressor or a classifier (of
+  a question's vote fractions, as the original AstroCLIP's morphology head, when it asks for `vote_fractions`).
 
 Only rows that are valid and have the label take part, on both splits. Scores: R^2 for numbers; for classes accuracy,
 balanced accuracy, weighted and macro F1, and what always guessing the most common true class scores (its accuracy,
@@ -25,7 +26,15 @@ from astroclip_eval.io.errors import UserError
 from astroclip_eval.io.plan import protocol_runs
 from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.neighbours import require_finite, top_k
-from astroclip_eval.tasks.protocols import few_shot_hidden, fit_few_shot, nearest, standardiser, weighted_mean
+from astroclip_eval.tasks.protocols import (
+    VOTE_FRACTIONS,
+    VOTE_FRACTIONS_HIDDEN,
+    few_shot_hidden,
+    fit_few_shot,
+    nearest,
+    standardiser,
+    weighted_mean,
+)
 
 MODALITIES = ("spectrum", "image")
 PAIRS = [(q, t) for q in MODALITIES for t in MODALITIES]
@@ -150,13 +159,15 @@ def fitted(
     standardise_targets: bool = True,
     recipe: str = "project",
     device: torch.device | str = "cpu",
+    fractions: np.ndarray | None = None,
 ) -> dict[tuple[str, str, str], np.ndarray]:
     """zero_shot or few_shot predictions per (protocol column, query, target): fitted once per target modality on the
     train split. zero_shot runs at each k of `k` from one search at the largest (each smaller set its prefix), and
     its searches are kept in `searches`, so labels on the same rows of both splits share them. Without
     `standardise_targets` the MLP learns the label as it is (the redshift under the project's recipe, whose
     few-shot numbers were measured that way; zero_shot is the same either way). `recipe` trains the MLP; `device`
-    runs the searches and the MLP."""
+    runs the searches and the MLP. `fractions` (a question's vote fractions per train split row, in class code
+    order) has few_shot learn them by the original's morphology recipe instead of the classes."""
     if train.labels.size < 2:
         raise UserError(f"{name}: {train.labels.size} labelled valid rows in the train split, too few to fit {protocol}")
     searches = {} if searches is None else searches
@@ -173,7 +184,10 @@ def fitted(
         x_train = (train.embeddings[target] - mean) / std
         if protocol == "few_shot":
             net = searches.get(("few_shot", name, target, train.digest))  # fitted jointly with other properties
-            if net is None:
+            if net is None and fractions is not None:
+                net = fit_few_shot(x_train, fractions[train.rows], seed=seed, classes=n_classes,
+                                   hidden=VOTE_FRACTIONS_HIDDEN, recipe=VOTE_FRACTIONS, device=device)
+            elif net is None:
                 single = fit_few_shot(x_train, train.labels if n_classes else targets, seed=seed, classes=n_classes,
                                       hidden=few_shot_hidden(recipe, name, target), recipe=recipe, device=device)
                 net = single if n_classes else lambda x, f=single: f(x) * scale[1] + scale[0]
@@ -238,11 +252,13 @@ def evaluate(
     recipe: str = "project",
     device: torch.device | str = "cpu",
     draws: int = bootstrap.DRAWS,
+    fractions: np.ndarray | None = None,
 ) -> tuple[list[dict], dict[tuple[str, str, str], np.ndarray], np.ndarray]:
     """Score rows (without the label's name column), predictions per (protocol, query, target), and the truth.
 
     A property's labels are float64 with NaN where missing; a question's are int64 codes with -1 where missing
-    (`n_classes` > 0). Each score has its 95% bootstrap interval over the scored rows (`draws` resamples)."""
+    (`n_classes` > 0), and `fractions` its train split's vote fractions when few_shot learns them. Each score has its
+    95% bootstrap interval over the scored rows (`draws` resamples)."""
     codes = n_classes > 0
     valid = Labelled.select(valid_emb, valid_labels, valid_rows, codes)
     if valid.labels.size < 2:
@@ -257,7 +273,8 @@ def evaluate(
         train = Labelled.select(train_emb, train_labels, train_rows, codes)
         for protocol in trained:
             predictions.update(fitted(
-                protocol, train, valid, zero_shot_k, seed, n_classes, name, searches, standardise_targets, recipe, device
+                protocol, train, valid, zero_shot_k, seed, n_classes, name, searches, standardise_targets, recipe, device,
+                fractions,
             ))
     rows = []
     for (protocol, query, target), pred in predictions.items():
@@ -274,9 +291,10 @@ def evaluate(
     return rows, predictions, valid.labels
 
 
-def class_codes(*splits: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
-    """Class names (sorted, over all splits) and each split's labels as int64 codes, -1 where there is no class."""
-    names = sorted({str(v) for labels in splits for v in labels if isinstance(v, str)})
+def class_codes(*splits: np.ndarray, known: tuple[str, ...] = ()) -> tuple[list[str], list[np.ndarray]]:
+    """Class names (sorted, over all splits and the `known` ones, such as every answer of a question whether or
+    not it wins anywhere) and each split's labels as int64 codes, -1 where there is no class."""
+    names = sorted({str(v) for labels in splits for v in labels if isinstance(v, str)} | set(known))
     index = {n: i for i, n in enumerate(names)}
     return names, [np.array([index.get(v, -1) if isinstance(v, str) else -1 for v in s], dtype=np.int64) for s in splits]
 
@@ -291,11 +309,13 @@ def evaluate_all(
     train_table: pd.DataFrame | None,
     train_rows: np.ndarray | None,
     protocols: list[str],
+    vote_fractions: tuple[str, ...] | list[str] = (),
     **settings,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """The properties' R^2 table and the questions' classification table, with what the figures need:
     {property: (truth, predictions)} and {question: (class names, truth, predictions)}. Labels on the same rows
-    (PROVABGS's properties, as a rule) share each neighbour search."""
+    (PROVABGS's properties, as a rule) share each neighbour search. The questions in `vote_fractions` have few_shot
+    learn their vote fractions (the label tables' `{question}:{answer}` columns)."""
     prop_rows, class_rows, prop_pred, class_pred = [], [], {}, {}
     searches: Searches = {}
     if "few_shot" in protocols and train_table is not None:
@@ -319,7 +339,11 @@ def evaluate_all(
         prop_pred[name] = (truth, pred)
     for name in questions:
         splits = [valid_table[name].to_numpy(object)] + ([train_table[name].to_numpy(object)] if train_table is not None else [])
-        names, codes = class_codes(*splits)
+        answers = [c.split(":", 1)[1] for c in valid_table.columns if c.startswith(f"{name}:")]  # labels.fraction_columns
+        names, codes = class_codes(*splits, known=tuple(answers))
+        fractions = None
+        if name in vote_fractions and train_table is not None:
+            fractions = train_table[[f"{name}:{answer}" for answer in names]].to_numpy(np.float64)
         rows, pred, truth = evaluate(
             f"classifications.{name}",
             valid_emb,
@@ -331,6 +355,7 @@ def evaluate_all(
             protocols,
             n_classes=len(names),
             searches=searches,
+            fractions=fractions,
             **settings,
         )
         class_rows += [{"question": name, **r} for r in rows]

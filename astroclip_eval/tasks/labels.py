@@ -10,6 +10,7 @@ finite."""
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
@@ -51,7 +52,22 @@ def conditions(name: str, entry: Mapping[str, Any]) -> list[Condition]:
 def classification_columns(entry: Mapping[str, Any]) -> list[str]:
     if "column" in entry:
         return [entry["column"]]
-    return [*entry["answers"], *([entry["min_votes"]["column"]] if "min_votes" in entry else [])]
+    counts = [entry[key]["column"] for key in ("min_votes", "min_answers") if key in entry]
+    return list(dict.fromkeys([*entry["answers"], *counts]))
+
+
+def fraction_columns(name: str, entry: Mapping[str, Any]) -> list[str]:
+    """The label table's columns holding a question's vote fractions (`vote_fractions`), one per answer in the
+    order of `answer_names`: `{question}:{answer}`."""
+    return [f"{name}:{answer}" for answer in answer_names(entry["answers"])]
+
+
+def require_answers(name: str, entry: Mapping[str, Any]) -> None:
+    """A question trained on its vote fractions or cut by its answers needs answer columns, not a class column."""
+    for key in ("vote_fractions", "min_answers"):
+        if entry.get(key) and "answers" not in entry:
+            raise UserError(f"classifications.{name}.{key}: needs the question's answers (vote fraction columns), "
+                            f"not a class column")
 
 
 def needed_columns(config: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -71,6 +87,7 @@ def needed_columns(config: Mapping[str, Any]) -> dict[str, list[str]]:
     for name, entry in config.get("properties", {}).items():
         need(entry["catalogue"], f"properties.{name}.catalogue", expression(name, entry).columns)
     for name, entry in config.get("classifications", {}).items():
+        require_answers(name, entry)
         need(entry["catalogue"], f"classifications.{name}.catalogue", classification_columns(entry))
     for name in list(needed):
         need(name, f"catalogues.{name}.valid", [c for cond in conditions(name, catalogues[name]) for c in cond.columns])
@@ -225,12 +242,39 @@ def declared_ranges(config: Mapping[str, Any], catalogue: str) -> dict[str, Mapp
     }
 
 
+def vote_fractions(entry: Mapping[str, Any], columns: Mapping[str, np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """(rows, answers) fractions normalised to sum to 1 (debiased fractions need not), NaN on rows without a class."""
+    fractions = np.column_stack([np.asarray(columns[c], dtype=np.float64) for c in entry["answers"]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = fractions / fractions.sum(axis=1, keepdims=True)
+    fractions[np.array([label is None for label in labels])] = np.nan
+    return fractions
+
+
+def answer_cut(name: str, entry: Mapping[str, Any], columns: Mapping[str, np.ndarray], labels: np.ndarray) -> int:
+    """Remove the class of galaxies with `min_answers` or fewer answers to the question (the original tests only on
+    galaxies with more than 34); the rows it removed. Refused when no galaxy with a class is left."""
+    cut = entry["min_answers"]
+    answers = np.asarray(columns[cut["column"]], dtype=np.float64)
+    have = np.array([label is not None for label in labels])
+    with np.errstate(invalid="ignore"):
+        keep = answers > cut["value"]
+    if not (have & keep).any():
+        most = np.nanmax(answers[have]) if have.any() else math.nan
+        raise UserError(f"classifications.{name}.min_answers: no validation galaxy with a class has more than "
+                        f"{cut['value']:g} answers in {short(cut['column'])} (most: {most:g}); nothing written")
+    labels[have & ~keep] = None
+    return int((have & ~keep).sum())
+
+
 def label_table(
-    config: Mapping[str, Any], columns: Mapping[str, Mapping[str, np.ndarray]], matched: Mapping[str, np.ndarray]
+    config: Mapping[str, Any], columns: Mapping[str, Mapping[str, np.ndarray]], matched: Mapping[str, np.ndarray],
+    split: str = "valid",
 ) -> tuple[pd.DataFrame, dict[str, dict[str, int]], dict[str, int]]:
-    """One row per survey row of the split (`row`, then each property and each classification); per catalogue, the
-    rows each of its rules dropped; per label, the rows its catalogue kept on which it is undefined. `matched` says
-    per catalogue which survey rows it has."""
+    """One row per survey row of the split (`row`, then each property and each classification, and a question's
+    vote fractions when it trains on them); per catalogue, the rows each of its rules dropped (a question's
+    `min_answers` cut, on the validation split only, among them); per label, the rows its catalogue kept on which
+    it is undefined. `matched` says per catalogue which survey rows it has."""
     n = len(next(iter(matched.values())))
     table: dict[str, np.ndarray] = {"row": np.arange(n)}
     usable, dropped = {}, {}
@@ -243,7 +287,12 @@ def label_table(
         cat = entry["catalogue"]
         labels = class_labels(name, entry, columns[cat])
         labels[~usable[cat]] = None
+        if split == "valid" and "min_answers" in entry:
+            dropped[cat][f"{name}: {short(entry['min_answers']['column'])} <= {entry['min_answers']['value']:g}"] = (
+                answer_cut(name, entry, columns[cat], labels))
         table[name] = labels
+        if entry.get("vote_fractions"):
+            table.update(zip(fraction_columns(name, entry), vote_fractions(entry, columns[cat], labels).T))
     frame = pd.DataFrame(table)
     undefined = {
         name: int((usable[entry["catalogue"]] & frame[name].isna().to_numpy()).sum())

@@ -2,7 +2,8 @@
 
 - zero_shot: distance-weighted kNN (k = 64 in the paper) on embeddings standardised with the train split;
 - few_shot: a small MLP (two hidden layers of 64) trained on the same standardised embeddings (seeded), by the
-  project's recipe or the paper's (`RECIPES`).
+  project's recipe or the paper's (`RECIPES`); for a Galaxy Zoo question, optionally on its vote fractions as the
+  original AstroCLIP's morphology code trains it (`VOTE_FRACTIONS`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Recipe:
     epochs: int
     holdout: float = 0.0
     patience: int = 0
+    weighted: bool = False  # each epoch draws its rows with replacement, weighted by their largest target fraction
 
 
 RECIPES = {
@@ -79,6 +81,14 @@ RECIPES = {
 }
 # Below this many train rows there is no held-out part: the network trains all `epochs` on every row.
 MIN_HOLDOUT_ROWS = 20
+# The original AstroCLIP's morphology head (downstream_tasks/morphology_classification): three hidden layers of 256,
+# ReLU, dropout 0.2, Adam 1e-3, batches of 256, 25 epochs, cross-entropy against a question's vote fractions, each
+# epoch's rows drawn with replacement weighted by their largest fraction, a tenth held out and its best epoch kept
+# (no early stop). The original applies a softmax before PyTorch's cross-entropy (a second one inside it); here the
+# cross-entropy is of the network's own softmax.
+VOTE_FRACTIONS = Recipe(torch.nn.ReLU, dropout=0.2, lr=1e-3, weight_decay=0.0, batch=256, epochs=25, holdout=0.1,
+                        patience=25, weighted=True)
+VOTE_FRACTIONS_HIDDEN = (256, 256, 256)
 
 
 def few_shot_hidden(recipe: str, label: str, target: str) -> tuple[int, ...]:
@@ -87,20 +97,23 @@ def few_shot_hidden(recipe: str, label: str, target: str) -> tuple[int, ...]:
 
 
 def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, hidden: tuple[int, ...] = (64, 64),
-                 classes: int = 0, recipe: str = "project", device: torch.device | str = "cpu"
+                 classes: int = 0, recipe: str | Recipe = "project", device: torch.device | str = "cpu"
                  ) -> Callable[[np.ndarray], np.ndarray]:
-    """Train an MLP (seeded) on standardised embeddings by one of the `RECIPES`; return its predictor.
+    """Train an MLP (seeded) on standardised embeddings by one of the `RECIPES` (or a `Recipe`); return its
+    predictor.
 
     A regressor of `z_train` by default ((n,), or (n, m) for m outputs at once, each with its own MSE); with
-    `classes` > 0 a classifier of the integer codes in `z_train` (cross-entropy; the predictor returns codes).
-    Fitted once per target modality and applied to both query modalities, since the network depends only on the
-    training embeddings. Seeds are drawn on the CPU, so a run on a GPU starts from the same weights and batches.
+    `classes` > 0 a classifier (cross-entropy; the predictor returns codes) of the integer codes in `z_train`, or of
+    its rows of class fractions ((n, classes), each row summing to 1: vote fractions). Fitted once per target
+    modality and applied to both query modalities, since the network depends only on the training embeddings.
+    Seeds are drawn on the CPU, so a run on a GPU starts from the same weights and batches.
     """
-    how = RECIPES[recipe]
+    how = RECIPES[recipe] if isinstance(recipe, str) else recipe
     device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     x = torch.as_tensor(train, dtype=torch.float32)
-    y = torch.as_tensor(z_train, dtype=torch.int64 if classes else torch.float32)
+    soft = bool(classes) and np.ndim(z_train) == 2
+    y = torch.as_tensor(z_train, dtype=torch.int64 if classes and not soft else torch.float32)
     outputs = classes or (y.shape[1] if y.dim() == 2 else 1)
     y = y if classes or y.dim() == 2 else y[:, None]
     widths = [x.shape[1], *hidden]
@@ -119,6 +132,7 @@ def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, hidden: 
     held = int(how.holdout * x.shape[0]) if x.shape[0] >= MIN_HOLDOUT_ROWS else 0
     order = torch.randperm(x.shape[0], generator=generator) if held else torch.arange(x.shape[0])
     fit_rows = order[held:]  # batches are taken by row number: no second copy of the training rows
+    weights = y[fit_rows].max(dim=1).values.double() if how.weighted else None
     x, y = x.to(device), y.to(device)
     x_held, y_held = x[order[:held].to(device)], y[order[:held].to(device)]
     opt = torch.optim.Adam(net.parameters(), lr=how.lr, weight_decay=how.weight_decay)
@@ -129,7 +143,11 @@ def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, hidden: 
             torch.manual_seed(seed)  # dropout's masks
         for _ in range(how.epochs):
             net.train()
-            for batch in fit_rows[torch.randperm(fit_rows.shape[0], generator=generator)].split(how.batch):
+            if how.weighted:  # drawn with replacement, weighted by their largest fraction (the original's sampler)
+                drawn = torch.multinomial(weights, fit_rows.shape[0], replacement=True, generator=generator)
+            else:
+                drawn = torch.randperm(fit_rows.shape[0], generator=generator)
+            for batch in fit_rows[drawn].split(how.batch):
                 batch = batch.to(device)
                 opt.zero_grad()
                 loss_of(net(x[batch]), y[batch]).backward()

@@ -16,14 +16,15 @@ def main(args: argparse.Namespace) -> None:
     with Survey(args.dataset) as survey:
         targetids = survey.read(args.split, "targetids")
     columns, counts, matched = join(config["catalogues"], needed_columns(config), targetids)
-    table, dropped, undefined = label_table(config, columns, matched)
+    table, dropped, undefined = label_table(config, columns, matched, args.split)
     table.insert(1, "targetid", targetids)  # carried to the per-galaxy predictions
     for name, rules in dropped.items():
         counts[name]["dropped"] = rules
     summary = {
         "split": args.split,
         "joins": counts,
-        "labelled": {name: int(table[name].notna().sum()) for name in table.columns if name not in ("row", "targetid")},
+        "labelled": {name: int(table[name].notna().sum()) for kind in ("properties", "classifications")
+                     for name in config.get(kind, {})},
         "undefined": undefined,  # rows their catalogue kept on which the label has no value
     }
     write_csv(args.labels, table)
