@@ -118,6 +118,48 @@ def test_class_labels_take_the_largest_fraction_and_drop_few_votes():
     assert labels.class_labels("q", entry, cols).tolist() == ["a", "b", None, None]
 
 
+def _votes_config(**question) -> dict:
+    entry = {"catalogue": "gz", "answers": ["q_a_fraction", "q_b_fraction", "q_c_fraction"],
+             "min_votes": {"column": "q_total-votes", "value": 3}, **question}
+    return {"catalogues": {"gz": {"path": "", "key": "ID"}}, "properties": {}, "classifications": {"q": entry}}
+
+
+VOTES = {
+    "q_a_fraction": np.array([0.6, 0.1, 0.9, 0.2, 0.5]),
+    "q_b_fraction": np.array([0.2, 0.7, 0.1, 0.2, 0.1]),
+    "q_c_fraction": np.array([0.1, 0.2, 0.0, 0.6, 0.2]),  # rows 0 and 4 sum to 0.9 and 0.8 (debiased need not be 1)
+    "q_total-votes": np.array([40, 35, 2, 34, 60]),
+}
+
+
+def test_the_answer_cut_leaves_the_train_split_and_the_fractions_sum_to_one():
+    """min_answers removes the class of validation galaxies with that many answers or fewer (34: row 3 with exactly 34
+    loses it, row 2 already had none by min_votes), counted as a rule of its catalogue; the train split keeps every galaxy
+    min_votes keeps. vote_fractions writes each answer's fraction normalised by the row's sum, on rows with a class."""
+    config = _votes_config(min_answers={"column": "q_total-votes", "value": 34}, vote_fractions=True)
+    matched = {"gz": np.ones(5, dtype=bool)}
+    valid, dropped, _ = labels.label_table(config, {"gz": VOTES}, matched, "valid")
+    train, train_dropped, _ = labels.label_table(config, {"gz": VOTES}, matched, "train")
+    assert valid["q"].fillna("-").tolist() == ["a", "b", "-", "-", "a"]
+    assert train["q"].fillna("-").tolist() == ["a", "b", "-", "c", "a"]
+    assert dropped == {"gz": {"q: q_total-votes <= 34": 1}} and train_dropped == {"gz": {}}
+    assert labels.fraction_columns("q", config["classifications"]["q"]) == ["q:a", "q:b", "q:c"]
+    np.testing.assert_allclose(train[["q:a", "q:b", "q:c"]].to_numpy()[[0, 1, 3, 4]],
+                               [[0.6 / 0.9, 0.2 / 0.9, 0.1 / 0.9], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.625, 0.125, 0.25]])
+    assert train[["q:a", "q:b", "q:c"]].iloc[2].isna().all()
+
+
+def test_an_answer_cut_that_leaves_nothing_and_a_class_column_trained_on_fractions_are_refused():
+    config = _votes_config(min_answers={"column": "q_total-votes", "value": 60})
+    with pytest.raises(UserError, match=r"^classifications.q.min_answers: no validation galaxy with a class has more "
+                                         r"than 60 answers in q_total-votes \(most: 60\); nothing written$"):
+        labels.label_table(config, {"gz": VOTES}, {"gz": np.ones(5, dtype=bool)}, "valid")
+    column = {"catalogues": {"gz": {"path": "", "key": "ID"}}, "properties": {},
+              "classifications": {"q": {"catalogue": "gz", "column": "class", "vote_fractions": True}}}
+    with pytest.raises(UserError, match=r"^classifications.q.vote_fractions: needs the question's answers"):
+        labels.needed_columns(column)
+
+
 def _write_join_inputs(tmp_path, catalogue: pd.DataFrame, name="cat.csv"):
     cols = write_groups(tmp_path / "survey.h5", [10, 10], image_size=8)
     catalogue.to_csv(tmp_path / name, index=False)

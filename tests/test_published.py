@@ -64,9 +64,10 @@ def write_real_catalogues(work, config) -> None:
     m = int(in_gz.sum())
     jitter = rng.normal(0, 0.1 / 3600, (2, m))
     gz = {"iauname": [f"J{i:06d}" for i in range(m)], "ra": ra[in_gz] + jitter[0], "dec": dec[in_gz] + jitter[1]}
-    questions = {"smooth-or-featured": ["smooth", "featured-or-disk", "artifact"], "disk-edge-on": ["yes", "no"]}
+    questions = {q: [c[len(q) + 1 : -len("_fraction")] for c in entry["answers"]]  # the template's ten GZD-5 questions
+                 for q, entry in config["classifications"].items()}
     for question, answers in questions.items():
-        votes = rng.integers(0, 30, m)
+        votes = rng.integers(0, 80, m)  # a little over half above the template's 34 answers
         share = rng.dirichlet(np.ones(len(answers)), m)
         for a, answer in enumerate(answers):
             gz[f"{question}_{answer}_fraction"] = share[:, a]
@@ -180,7 +181,21 @@ def test_catalogue_entries_score_properties_and_morphology(published):
                 assert int(got["n"].iloc[0]) == v.size and got["r2"].iloc[0] == pytest.approx(expected, abs=1e-9), \
                     (name, modality, k)
     classes = pd.read_csv(results / "dim128/classification.csv")
-    assert len(classes) == 4 * 2 * 4
+    assert len(classes) == 4 * 10 * 4
+    # Only galaxies with more than 34 answers are scored: each valid row's nearest Galaxy Zoo entry within 0.5 arcsec
+    # of its PROVABGS position, found here by brute force, and its total votes.
+    with h5py.File(path, "r") as f:
+        sky = pd.DataFrame({c: f[c][()] for c in ("TARGETID", "RA", "DEC")}).set_index("TARGETID").reindex(valid_ids)
+    gz = pd.read_csv(work / config["catalogues"]["galaxy_zoo"]["path"])
+    ra, dec = sky["RA"].to_numpy()[rows], sky["DEC"].to_numpy()[rows]
+    sep = np.hypot((gz["ra"].to_numpy()[None] - ra[:, None]) * np.cos(np.radians(dec[:, None])),
+                   gz["dec"].to_numpy()[None] - dec[:, None]) * 3600
+    found = np.where(np.nan_to_num(sep, nan=np.inf).min(axis=1) < 0.5, np.nan_to_num(sep, nan=np.inf).argmin(axis=1), -1)
+    for question, entry in config["classifications"].items():
+        votes = np.where(found >= 0, gz[f"{question}_total-votes"].to_numpy()[found], 0)
+        expected = int(((votes >= 3) & (votes > 34)).sum())
+        assert entry["min_answers"]["value"] == 34 and entry["vote_fractions"] and expected > 16, question
+        assert (classes[classes["question"] == question]["n"] == expected).all(), question
     question = "smooth-or-featured"
     v = rows[labels[question].iloc[rows].notna().to_numpy()]
     t = train_rows[train_labels[question].iloc[train_rows].notna().to_numpy()]
