@@ -528,6 +528,52 @@ def bench_posteriors(args: argparse.Namespace) -> list[tuple]:
     ]
 
 
+def _joint_child(n_valid: int, n_train: int, epochs: int, device: str, out) -> None:
+    """The joint preset's pieces on synthetic embeddings, in a process of its own: one flow over 4 labels trained
+    `epochs` epochs as the preset trains it (batches of 128 from 5e-4), then the whole estimate with one flow of one
+    epoch (training, the validation rows' densities, samples and marginals)."""
+    import resource
+
+    from astroclip_eval.tasks.posteriors import estimate_joint, fit_member, joint_settings
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    section = schema["properties"]["posteriors"]["properties"]
+    preset = {k: v["default"] for k, v in section["joint"]["properties"].items() if "default" in v}
+    rng = np.random.default_rng(6)
+    (v_emb, v_table), (t_emb, t_table) = synthetic_split(rng, n_valid), synthetic_split(rng, n_train)
+    labels, where = ["Z_MW", "TAGE_MW", "AVG_SFR", "sSFR"], resolve_device(device, "--device")
+    x, y = t_emb["spectrum"], t_table[labels].to_numpy()
+    shape = {k: v["default"] for k, v in section.items() if k in ("transforms", "hidden", "bins", "samples")}
+    settings = joint_settings({**shape, "joint": {**preset, "epochs": epochs}})
+    t0 = time.perf_counter()
+    fit_member("joint", (x - x.mean(0)) / x.std(0), (y - y.mean(0)) / y.std(0), 0, settings, where)
+    fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    estimate_joint(labels, "spectrum", x, y, v_emb["spectrum"], v_table[labels].to_numpy(),
+                   joint_settings({**shape, "joint": {**preset, "ensemble": 1, "epochs": 1}}), device=where)
+    out.put((fit / epochs, time.perf_counter() - t0 - fit / epochs, preset,
+             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def bench_joint(args: argparse.Namespace) -> list[tuple]:
+    """The joint posterior preset (posteriors.joint: the original's 10 flows x 25 epochs, both modalities) at the
+    property benchmark's size, extrapolated from one flow's measured epochs and the scoring of one modality (its
+    samples per row are split among the flows, so one flow's scoring stands for the ensemble's, less the other
+    flows' densities): its cost beside the 1-D posteriors' (the posteriors row)."""
+    epoch, scoring, preset, peak = in_child(_joint_child, args.properties_valid, args.properties_train,
+                                            args.joint_epochs, args.device)
+    flows = preset["ensemble"]
+    total = 2 * (flows * preset["epochs"] * epoch + scoring)  # the samples per row are shared among the flows
+    return [(
+        f"joint posterior, the preset ({flows} flows x {preset['epochs']} epochs x 2 modalities, 4 labels), "
+        f"{args.properties_valid:,} valid x {args.properties_train:,} train rows",
+        f"{total / 60:.0f} min by extrapolation: {epoch:.1f} s per epoch ({args.joint_epochs} measured), "
+        f"{scoring:.0f} s scoring per modality; peak {peak:,.0f} MiB",
+        "-", "-", "a GPU job, or a longer runtime than the rule's 30 min",
+    )]
+
+
 def _intervals_child(n_valid: int, draws: int, out) -> None:
     """The intervals the redshift and property steps add at the published size: 12 redshift rows (R^2, bias,
     sigma_NMAD, sigma68, outlier fraction) and 60 property R^2 rows (5 properties x 3 protocols x 4 pairs)."""
@@ -676,6 +722,7 @@ def main() -> None:
     parser.add_argument("--properties-valid", type=int, default=39_599, help="validation rows of the property benchmark")
     parser.add_argument("--properties-train", type=int, default=158_396, help="train rows of the property benchmark")
     parser.add_argument("--posteriors-ensemble", type=int, default=5, help="flows per label of the posterior benchmark")
+    parser.add_argument("--joint-epochs", type=int, default=2, help="epochs measured of the joint posterior's flow")
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples per interval of the intervals benchmark")
     parser.add_argument("--budget-repeats", type=int, default=3, help="repeats of the label-budget benchmark")
     parser.add_argument("--side-valid", type=int, default=4_950, help="validation rows of the side-by-side (1/8 size)")
@@ -683,7 +730,7 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="*",
         default=["embedding", "reproduction", "released", "valid", "chain", "knn", "explorer", "downstream", "properties",
-                 "second-k", "posteriors", "intervals", "budgets", "simulate",
+                 "second-k", "posteriors", "joint", "intervals", "budgets", "simulate",
                  "dry-run"],
     )
     args = parser.parse_args()
@@ -722,6 +769,8 @@ def main() -> None:
             rows += bench_second_k(args)
         if "posteriors" in args.only:
             rows += bench_posteriors(args)
+        if "joint" in args.only:
+            rows += bench_joint(args)
         if "intervals" in args.only:
             rows += bench_intervals(args)
         if "budgets" in args.only:

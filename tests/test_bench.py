@@ -15,14 +15,15 @@ def test_bench_table_on_tiny_inputs():
          "--knn-sample", "60", "--repeats", "1", "--device", "cpu", "--batch-size", "32", "--reproduction-rows", "8",
          "--released-rows", "2", "--image-size", "152", "--simulate-galaxies", "60",
          "--properties-valid", "200", "--properties-train", "400", "--side-valid", "150", "--side-train", "300",
-         "--explorer-rows", "300", "--posteriors-ensemble", "1", "--bootstrap", "100", "--budget-repeats", "1"],
+         "--explorer-rows", "300", "--posteriors-ensemble", "1", "--joint-epochs", "1", "--bootstrap", "100",
+         "--budget-repeats", "1"],
         capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     table = [line for line in run.stdout.splitlines() if line.startswith("| ")]
     measures = [line.split(" | ")[0].lstrip("| ") for line in table[2:]]
-    counted = ("simulate", "properties", "posteriors", "intervals", "budgets", "explorer", "zero_shot", "few_shot",
-               "second k")
+    counted = ("simulate", "properties", "posteriors", "joint posterior", "intervals", "budgets", "explorer", "zero_shot",
+               "few_shot", "second k")
     measures = [m.split(", ")[0] if m.startswith(counted) else m for m in measures]  # counts vary
     assert measures == [
         "embedding, reference model: read floor (crop band, to device)",
@@ -44,6 +45,7 @@ def test_bench_table_on_tiny_inputs():
         "properties: 5 x 3 protocols x 4 pairs",
         "second k: zero_shot at k = [16",
         "posteriors: 6 labels x 2 modalities x 1 flows",
+        "joint posterior",
         "intervals: 100 resamples of 200 rows",
         "budgets: 1 label x 6 fractions x 3 protocols x 2 modalities x 1 repeats",
         "simulate 60 galaxies (64px)",

@@ -87,7 +87,7 @@ def reference_table(config: dict[str, Any], section: str, table: pd.DataFrame, k
                     order = f"{metric}_lo" if kind_of(ref) == "bound" else metric
                     found, reason = mine.loc[mine[order].idxmax()], ""
                 rows.append(_row(label, name, ref, metric, model, found, reason))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"k": "Int64"})  # 16, not 16.0, beside rows without a k
 
 
 def all_references(config: dict[str, Any], frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
