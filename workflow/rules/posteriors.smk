@@ -68,9 +68,10 @@ rule posteriors_notebook:
     threads: 2
     resources:
         # make bench, published size (39,599 x 158,396, 128-d, redshift + 5 properties, 2 modalities, 5 flows each):
-        # 751 s and 1,266 MiB on 2 cores (2026-12-06)
+        # 751 s and 1,266 MiB on 2 cores (2026-12-06); the joint preset (posteriors.joint: 10 flows x 25 epochs x 2
+        # modalities) adds 92 min and peaks at 2,187 MiB on 2 cores (2026-12-07, extrapolated from one flow's epochs)
         mem_mb=lambda wc, attempt: 2500 * attempt,
-        runtime=lambda wc, attempt: 30 * attempt,
+        runtime=lambda wc, attempt: (30 + (120 if JOINT_LABELS else 0)) * attempt,
         gpu=DOWNSTREAM_GPUS,
     params:
         run=script_cmd("run_notebook.py"),
