@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks' own helpers (tiled.py) import as top-level modules
@@ -19,6 +20,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks' own helpers (til
 # cores spend a quarter of their CPU time contending (two tiny runs at once: 2 min 39 s of CPU at --cores 2, 2 min 2 s
 # at --cores 1). A serial pytest run keeps the demo's two cores.
 CORES = max(1, (os.cpu_count() or 2) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+# The tests that run torch in-process take the same share: a worker's two OpenMP threads beside the other worker's
+# workflow jobs made the joint-flow test take 206 s in the suite against 23 s alone (2026-12-07).
+torch.set_num_threads(CORES)
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 os.environ["SLURM_CONF"] = str(ROOT / "tests/config/no-controller-slurm.conf")  # why: in that file
 TINY_CONFIG = ROOT / "tests/config/config.yaml"
