@@ -29,6 +29,7 @@ from astroclip_eval.io.errors import UserError
 from astroclip_eval.report.plotting import use_style
 from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.downstream import MODALITIES, r2_score
+from astroclip_eval.tasks.protocols import standardiser
 
 SCORE_COLUMNS = ["label", "modality", "n", "nll", "nll_members_mean", "nll_members_std", "pit_ks", "coverage68",
                  "coverage68_lo", "coverage68_hi", "coverage95", "coverage95_lo", "coverage95_hi", "crps", "width68",
@@ -252,8 +253,7 @@ def estimate_joint(labels: list[str], modality: str, x_train: np.ndarray, y_trai
     if len(y_train) < settings.min_rows:
         raise UserError(f"posteriors.joint.labels: {len(y_train)} train rows have all of {', '.join(labels)} "
                         f"({modality}), fewer than {settings.min_rows}; nothing written")
-    mean, std = x_train.mean(axis=0), np.where(x_train.std(axis=0) > 0, x_train.std(axis=0), 1.0)
-    y_mean, y_std = y_train.mean(axis=0), np.where(y_train.std(axis=0) > 0, y_train.std(axis=0), 1.0)
+    (mean, std), (y_mean, y_std) = standardiser(x_train), standardiser(y_train)
     flows = [fit_member(name, (x_train - mean) / std, (y_train - y_mean) / y_std, seed + m, settings, device)
              for m in range(settings.ensemble)]
     x, z = (x_valid - mean) / std, (y_valid - y_mean) / y_std
