@@ -36,6 +36,8 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/promote.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/valid.smk"
+include: "workflow/rules/catalogues.smk"
+include: "workflow/rules/baselines.smk"
 
 
 for kind in KINDS:  # each running task kind's rule file, named as the kind (astroclip_eval/tasks/kinds.py)

@@ -13,7 +13,7 @@ import jsonschema
 import yaml
 
 from astroclip_eval.io.errors import UserError, short
-from astroclip_eval.io.plan import trained_run_dir
+from astroclip_eval.io.plan import fitted_on_train, trained_run_dir
 from astroclip_eval.tasks.labels import needed_columns
 
 
@@ -143,6 +143,12 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
     both = set(config["properties"]) & set(config["classifications"])
     if both:
         raise UserError(f"config: '{sorted(both)[0]}' is both in properties and in classifications; give them different names")
+    named = set(config["baselines"]) & set(config["models"])
+    if named:
+        raise UserError(f"config: 'baselines.{sorted(named)[0]}' has a model's name; the tables name both in one column")
+    if config["baselines"] and not fitted_on_train(config["redshift"]["protocols"]):
+        raise UserError(f"config: 'baselines' are scored by zero_shot or few_shot (fitted on the train split); "
+                        f"'redshift.protocols' has neither ({', '.join(config['redshift']['protocols'])})")
     try:  # catalogue references and expressions, before any file is read
         needed_columns(config)
     except UserError as error:

@@ -25,6 +25,7 @@ from PIL import Image
 
 from astroclip_eval.io.config import described
 from astroclip_eval.models import REGISTRY
+from astroclip_eval.tasks.baselines import label as baseline_label
 from astroclip_eval.tasks.downstream import PAIRS
 from astroclip_eval.tasks.kinds import Main, Table, enabled
 from astroclip_eval.tasks.references import how_measured
@@ -161,13 +162,14 @@ def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None =
             return _interval(scores[key], indexed.loc[key, f"{table.spread}_lo"], indexed.loc[key, f"{table.spread}_hi"])
 
         rows = []
+        present = [*PAIRS, *[p for p in dict.fromkeys(zip(frame["query"], frame["target"])) if p not in PAIRS]]
         for values in dict.fromkeys(frame[keys].itertuples(index=False, name=None)):
             row = dict(zip(keys, values))
-            pairs = {(q, t): scores.get((*values, q, t)) for q, t in PAIRS}
-            rows.append([f.format(**row) for f in formats] + [cell((*values, q, t)) for q, t in PAIRS])
+            pairs = {(q, t): scores.get((*values, q, t)) for q, t in present}
+            rows.append([f.format(**row) for f in formats] + [cell((*values, q, t)) for q, t in present])
             attrs.append({**{k: str(v) for k, v in row.items()},
                           **{f"{q}-{t}": repr(float(v)) for (q, t), v in pairs.items() if v is not None}})
-        header += [f"{q} -> {t}" for q, t in PAIRS]
+        header += [f"{q} -> {t}" for q, t in present]
     image = embedded_png(figure) if figure else ""
     header = header if rows else []
     return _section(table.title, table.anchor, Markup(table.note), header, rows, _numeric(rows), attrs, image)
@@ -196,12 +198,15 @@ BOARD_COLUMNS = 4  # score columns per scoreboard table (two labels, two modalit
 
 
 def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd.DataFrame,
-                       references: pd.DataFrame, figure: str | Path | None = None) -> dict[str, Any]:
+                       references: pd.DataFrame, figure: str | Path | None = None,
+                       baselines: pd.DataFrame | None = None, against: pd.DataFrame | None = None) -> dict[str, Any]:
     """The page's first section: the references at a glance (`figure`), then per table with main scores, models as
     rows and its main scores per label and query modality as columns (the best protocol's, with the 95% interval,
     shaded by rank in the column unless at the majority guesser's baseline), the configured references of that
-    score as their own rows with each model's like-for-like score beneath a published figure, and whether the best
-    model's lead over the next is resolved."""
+    score as their own rows with each model's like-for-like score beneath a published figure, each baseline's best
+    score (`baselines`, board rows of the feature sets) under every modality of its label with each model's paired
+    difference to it (`against`, `scoreboard.against_baselines`), and whether the best model's lead over the next
+    is resolved."""
     boards = []
     for table in (t for kind in enabled(config) for t in kind.tables if t.main):
         for main in table.main:
@@ -220,6 +225,8 @@ def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd
                         "style": style, "title": f"{how}{row.query} -> {row.target}"}
             dims = rows.drop_duplicates("model").set_index("model")["embedding_dim"]
             body = [[{"text": m}, {"text": str(int(dims[m]))}, *cells[m]] for m in cells]
+            if baselines is not None and len(baselines):
+                body += _baseline_rows(config, table.name, main, baselines, against, columns)
             if table.references and table.references[2] == main.score:
                 body += _reference_rows(references[references["metric"] == main.score], columns)
             mine = compared[(compared["table"] == table.name) & (compared["score"] == main.score)]
@@ -246,16 +253,58 @@ def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd
             "was (protocol, modality, k) and whether its interval holds it; a bound is what the data allow by any "
             "method (\"exceeded\" when a score's whole interval lies above it). \"best - next\": the best model's "
             "lead over the next (best minus next) and its paired bootstrap interval, both models resampled on the "
-            "same galaxies; not resolved when the interval holds zero.")
+            "same galaxies; not resolved when the interval holds zero. A baseline (a feature set from a "
+            "catalogue, such as the galaxies' magnitudes, scored by the protocols fitted on the train split) is a "
+            "row in italics with its best score under both modalities of each label, followed by each model's "
+            "paired difference to it (model minus baseline, each at its best protocol as the cells above, on the "
+            "galaxies both scored; summary/against_baselines.csv).")
     image = embedded_png(figure) if figure else ""
     return _section("Scoreboard", "scoreboard", note, boards=boards, image=image)
+
+
+def _baseline_rows(config: dict[str, Any], table: str, main: Main, baselines: pd.DataFrame, against: pd.DataFrame,
+                   columns: list[tuple[str, str]]) -> list[list[dict[str, str]]]:
+    """Per baseline: its best score of each label under both modalities' columns (in italics), then per model a row
+    of that model's paired difference to it, each at its best protocol, on the galaxies both scored."""
+    out = []
+    for name, group in baselines[(baselines["table"] == table) & (baselines["score"] == main.score)].groupby(
+            "model", sort=False):
+        best = {row.label: row for row in group.itertuples()}
+        row = [{"text": baseline_label(name, config["baselines"][name])}, {"text": str(int(group["embedding_dim"].iloc[0]))}]
+        for label, _ in columns:
+            found = best.get(label)
+            row.append({"text": _interval(found.value, found.lo, found.hi), "style": "font-style: italic",
+                        "title": f"{found.protocol}, {found.query} -> {found.target}"} if found else {"text": ""})
+        out.append(row)
+        mine = against[(against["table"] == table) & (against["score"] == main.score) & (against["baseline"] == name)]
+        for model, diffs in mine.groupby("model", sort=False):
+            cells = [{"text": f"{model} - {name}", "title": "the model's best protocol against the baseline's best, "
+                      "paired bootstrap on the galaxies both scored"}, {"text": ""}]
+            for label, query in columns:
+                found = diffs[(diffs["label"] == label) & (diffs["query"] == query)]
+                ok = len(found) and pd.notna(found.iloc[0]["difference"])
+                cells.append({"text": _difference(found.iloc[0]), "title": f"{found.iloc[0]['protocol']} against "
+                              f"{found.iloc[0]['baseline_protocol']}, {int(found.iloc[0]['n']):,} galaxies"} if ok
+                             else {"text": ""})
+            out.append(cells)
+    return out
+
+
+def _signed(found: pd.Series) -> str:
+    """A paired difference with its interval: '+0.123 [+0.101, +0.145]'."""
+    return f"{found['difference']:+.3f} [{found['lo']:+.3f}, {found['hi']:+.3f}]"
+
+
+def _difference(found: pd.Series) -> str:
+    """A paired difference, with 'not resolved' when its interval holds zero."""
+    return _signed(found) if found["resolved"] else f"{_signed(found)} not resolved"
 
 
 def _lead(found: pd.Series) -> str:
     """'dim128 leads: +0.023 [+0.010, +0.035]' or 'not resolved: ...'; without a per-galaxy form, who is ahead."""
     if pd.isna(found.get("difference")):
         return f"{found['best']} ahead (no paired interval)"
-    shown = f"{found['difference']:+.3f} [{found['lo']:+.3f}, {found['hi']:+.3f}]"
+    shown = _signed(found)
     return f"{found['best']} leads: {shown}" if found["resolved"] else f"not resolved: {shown}"
 
 

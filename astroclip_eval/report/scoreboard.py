@@ -116,27 +116,54 @@ def board(records: list[Mapping[str, Any]], dims: Mapping[str, int]) -> pd.DataF
     return out.sort_values(["embedding_dim", "model"], kind="stable").reset_index(drop=True)
 
 
-def compare(main: Main, best: pd.Series, runner_up: pd.Series, predictions: Mapping[str, pd.DataFrame],
+def compare(main: Main, first: pd.Series, second: pd.Series, predictions: Mapping[str, pd.DataFrame],
             draws: int = bootstrap.DRAWS) -> dict[str, Any] | None:
-    """The paired bootstrap of a main score between two models' best rows (best minus runner-up), on the galaxies
-    both scored, from their predictions files; None when the score has no per-galaxy form or the rows differ."""
+    """The paired bootstrap of a main score between two board rows (first minus second), on the galaxies both
+    scored (`n`; two models score the same rows, a baseline those of them that have its features), from their
+    predictions files; None when the score has no per-galaxy form or no galaxy is shared."""
     score = getattr(bootstrap, main.score, None)
     if score is None or main.ideal is not None:
         return None
     picked = []
-    for row in (best, runner_up):
+    for row in (first, second):
         p = predictions[row["model"]]
         p = p[(p["protocol"] == row["protocol"]) & (p["query"] == row["query"]) & (p["target"] == row["target"])]
         if row["label"]:
             p = p[p["label"].astype(str) == row["label"]]
-        picked.append(p.sort_values("row"))
-    if not len(picked[0]) or not np.array_equal(picked[0]["row"].to_numpy(), picked[1]["row"].to_numpy()):
+        picked.append(p)
+    shared = np.intersect1d(picked[0]["row"].to_numpy(), picked[1]["row"].to_numpy())
+    if not shared.size:
         return None
+    picked = [p[p["row"].isin(shared)].sort_values("row") for p in picked]
     arrays = [(p["true"].to_numpy(), p["predicted"].to_numpy()) for p in picked]
-    if arrays[0][0].dtype == object:  # class names: one code per name either model uses
+    if arrays[0][0].dtype == object:  # class names: one code per name either predictor uses
         names = np.unique(np.concatenate([a for pair in arrays for a in pair]).astype(str))
         arrays = [tuple(np.searchsorted(names, a.astype(str)) for a in pair) for pair in arrays]
-    return bootstrap.paired(score, arrays[0], arrays[1], draws)
+    return {**bootstrap.paired(score, arrays[0], arrays[1], draws), "n": int(shared.size)}
+
+
+AGAINST_COLUMNS = ["table", "score", "label", "model", "query", "protocol", "target", "value", "baseline",
+                   "baseline_protocol", "baseline_value", "n", "difference", "lo", "hi", "resolved"]
+
+
+def against_baselines(table: Table, scores: pd.DataFrame, baselines: pd.DataFrame,
+                      predictions: Mapping[str, pd.DataFrame], draws: int = bootstrap.DRAWS) -> list[dict[str, Any]]:
+    """Per main score, label, model and query modality: the model's best row against each baseline's best row
+    (`baselines`: the baselines' board rows), model minus baseline, by the paired bootstrap on the galaxies both
+    scored, the two cells of the scoreboard set side by side. `predictions`: every model's and baseline's
+    predictions of this table."""
+    out = []
+    for main in table.main:
+        mine = scores[(scores["table"] == table.name) & (scores["score"] == main.score)]
+        theirs = baselines[(baselines["table"] == table.name) & (baselines["score"] == main.score)]
+        for _, base in theirs.iterrows():
+            for _, row in mine[mine["label"] == base["label"]].iterrows():
+                found = compare(main, row, base, predictions, draws) or {}
+                out.append({"table": table.name, "score": main.score, "label": row["label"], "model": row["model"],
+                            "query": row["query"], "protocol": row["protocol"], "target": row["target"],
+                            "value": row["value"], "baseline": base["model"], "baseline_protocol": base["protocol"],
+                            "baseline_value": base["value"], **found})
+    return out
 
 
 def comparisons(table: Table, frame: pd.DataFrame, predictions: Mapping[str, pd.DataFrame],
@@ -151,6 +178,7 @@ def comparisons(table: Table, frame: pd.DataFrame, predictions: Mapping[str, pd.
             order = -main.goodness(group["value"])
             best, runner_up = (group.loc[i] for i in order.sort_values(kind="stable").index[:2])
             found = compare(main, best, runner_up, predictions, draws) if predictions else None
+            found = {k: v for k, v in (found or {}).items() if k != "n"}
             out.append({"table": table.name, "score": main.score, "label": label, "query": query,
-                        "best": best["model"], "next": runner_up["model"], **(found or {})})
+                        "best": best["model"], "next": runner_up["model"], **found})
     return out

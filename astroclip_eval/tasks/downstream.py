@@ -38,6 +38,7 @@ from astroclip_eval.tasks.protocols import (
 
 MODALITIES = ("spectrum", "image")
 PAIRS = [(q, t) for q in MODALITIES for t in MODALITIES]
+FEATURES = "features"  # the one modality of a baseline: a feature set read from a catalogue (tasks/baselines.py)
 PROPERTY_COLUMNS = ["protocol", "property", "query", "target", "n", "r2", "r2_lo", "r2_hi"]
 CLASS_SCORES = ("accuracy", "balanced_accuracy", "f1_weighted", "f1_macro")
 CLASS_COLUMNS = ["protocol", "question", "query", "target", "n",
@@ -66,6 +67,13 @@ class Labelled:
         for modality, emb in picked.items():
             require_finite(emb, f"{modality} embeddings", rows)
         return cls(picked, labels[rows], rows)
+
+
+def modality_pairs(embeddings: dict[str, np.ndarray]) -> list[tuple[str, str]]:
+    """The (query, target) pairs of the modalities present, query first: the four of a model's two embeddings, or
+    one for a baseline's features."""
+    present = [m for m in MODALITIES if m in embeddings] + [m for m in embeddings if m not in MODALITIES]
+    return [(q, t) for q in present for t in present]
 
 
 def labelled_rows(labels: np.ndarray, rows: np.ndarray, codes: bool) -> np.ndarray:
@@ -136,7 +144,7 @@ def reproduction(
     searches = {} if searches is None else searches
     out = {}
     for run, kk in runs:
-        for query, target in PAIRS:
+        for query, target in modality_pairs(on.embeddings):
             same = exclude_self and query == target
             key = ("reproduction", query, target, largest, same, on.digest)
             if key not in searches:
@@ -179,7 +187,8 @@ def fitted(
     else:  # standardised as in the paper's protocol for the properties; predictions scaled back
         scale = (train.labels.mean(), train.labels.std() or 1.0) if standardise_targets else (0.0, 1.0)
         targets = (train.labels - scale[0]) / scale[1]
-    for target in MODALITIES:
+    pairs = modality_pairs(valid.embeddings)
+    for target in dict.fromkeys(t for _, t in pairs):
         mean, std = standardiser(train.embeddings[target])
         x_train = (train.embeddings[target] - mean) / std
         if protocol == "few_shot":
@@ -191,7 +200,7 @@ def fitted(
                 single = fit_few_shot(x_train, train.labels if n_classes else targets, seed=seed, classes=n_classes,
                                       hidden=few_shot_hidden(recipe, name, target), recipe=recipe, device=device)
                 net = single if n_classes else lambda x, f=single: f(x) * scale[1] + scale[0]
-        for query in MODALITIES:
+        for query in dict.fromkeys(q for q, _ in pairs):
             x_query = (valid.embeddings[query] - mean) / std
             if protocol == "few_shot":
                 out[(protocol, query, target)] = net(x_query)
@@ -203,7 +212,7 @@ def fitted(
             for run, kk in runs:
                 pred = weighted_mean(dist[:, :kk], idx[:, :kk], targets)
                 out[(run, query, target)] = pred.argmax(axis=1) if n_classes else pred * scale[1] + scale[0]
-    return {(run, *pair): out[(run, *pair)] for run, _ in runs for pair in PAIRS}  # the tables' order: query first
+    return {(run, *pair): out[(run, *pair)] for run, _ in runs for pair in pairs}  # the tables' order: query first
 
 
 def fit_joint_few_shot(
@@ -223,7 +232,7 @@ def fit_joint_few_shot(
         y = table[members].to_numpy(np.float64)[have]
         y_mean, y_std = y.mean(axis=0), np.where(y.std(axis=0) > 0, y.std(axis=0), 1.0)
         digest = hashlib.sha1(have.tobytes()).hexdigest()
-        for target in MODALITIES:
+        for target in train_emb:
             mean, std = standardiser(train_emb[target][have])
             net = fit_few_shot((train_emb[target][have] - mean) / std, (y - y_mean) / y_std, seed=seed, recipe=recipe,
                                device=device)

@@ -89,6 +89,8 @@ def needed_columns(config: Mapping[str, Any]) -> dict[str, list[str]]:
     for name, entry in config.get("classifications", {}).items():
         require_answers(name, entry)
         need(entry["catalogue"], f"classifications.{name}.catalogue", classification_columns(entry))
+    for name, entry in config.get("baselines", {}).items():
+        need(entry["catalogue"], f"baselines.{name}.catalogue", entry["columns"])
     for name in list(needed):
         need(name, f"catalogues.{name}.valid", [c for cond in conditions(name, catalogues[name]) for c in cond.columns])
     for name in list(needed):
@@ -267,14 +269,49 @@ def answer_cut(name: str, entry: Mapping[str, Any], columns: Mapping[str, np.nda
     return int((have & ~keep).sum())
 
 
+def feature_columns(name: str, entry: Mapping[str, Any]) -> list[str]:
+    """The label table's columns holding a baseline's features, one per catalogue column: `baseline:{name}:{column}`."""
+    return [f"baseline:{name}:{column}" for column in entry["columns"]]
+
+
+def feature_values(name: str, entry: Mapping[str, Any], columns: Mapping[str, np.ndarray], usable: np.ndarray,
+                   sentinels: list[float]) -> tuple[np.ndarray, int]:
+    """A baseline's (rows, columns) features, NaN on rows the catalogue does not have or dropped and on rows holding
+    one of its sentinels in a feature column (a failed fit has no features); and how many kept rows those were. A
+    kept row with a feature that is not a finite number is refused: a baseline scored on invented values is no
+    baseline."""
+    values = []
+    for col in entry["columns"]:
+        raw = np.asarray(columns[col])
+        if raw.dtype.kind not in "iufb":
+            raise UserError(f"baselines.{name}.columns: column {short(col)} of catalogue {entry['catalogue']} holds "
+                            "text, expected numbers")
+        values.append(raw.astype(np.float64))
+    features = np.column_stack(values)
+    failed = np.isin(features, sentinels).any(axis=1) if sentinels else np.zeros(features.shape[0], dtype=bool)
+    keep = usable & ~failed
+    bad = keep & ~np.isfinite(features).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        col = entry["columns"][int(np.flatnonzero(~np.isfinite(features[row]))[0])]
+        raise UserError(f"baselines.{name}.columns: {int(bad.sum()):,} matched rows of catalogue {entry['catalogue']} "
+                        f"have a value of {short(col)} that is not a finite number (first at survey row {row}); "
+                        "expected finite features (or one of the catalogue's sentinels for a failed fit)")
+    if not keep.any():
+        raise UserError(f"baselines.{name}: no row of this split has features from catalogue {entry['catalogue']} "
+                        f"({', '.join(entry['columns'])}); nothing written")
+    return np.where(keep[:, None], features, np.nan), int((usable & failed).sum())
+
+
 def label_table(
     config: Mapping[str, Any], columns: Mapping[str, Mapping[str, np.ndarray]], matched: Mapping[str, np.ndarray],
     split: str = "valid",
 ) -> tuple[pd.DataFrame, dict[str, dict[str, int]], dict[str, int]]:
-    """One row per survey row of the split (`row`, then each property and each classification, and a question's
-    vote fractions when it trains on them); per catalogue, the rows each of its rules dropped (a question's
-    `min_answers` cut, on the validation split only, among them); per label, the rows its catalogue kept on which
-    it is undefined. `matched` says per catalogue which survey rows it has."""
+    """One row per survey row of the split (`row`, then each property and each classification, a question's vote
+    fractions when it trains on them, and each baseline's features); per catalogue, the rows each of its rules
+    dropped (a question's `min_answers` cut, on the validation split only, among them); per label, the rows its
+    catalogue kept on which it is undefined (and per baseline, `baseline:{name}`, the kept rows a sentinel left
+    without features). `matched` says per catalogue which survey rows it has."""
     n = len(next(iter(matched.values())))
     table: dict[str, np.ndarray] = {"row": np.arange(n)}
     usable, dropped = {}, {}
@@ -293,10 +330,16 @@ def label_table(
         table[name] = labels
         if entry.get("vote_fractions"):
             table.update(zip(fraction_columns(name, entry), vote_fractions(entry, columns[cat], labels).T))
+    failed = {}
+    for name, entry in config.get("baselines", {}).items():
+        cat = entry["catalogue"]
+        features, failed[f"baseline:{name}"] = feature_values(
+            name, entry, columns[cat], usable[cat], config["catalogues"][cat].get("sentinels", []))
+        table.update(zip(feature_columns(name, entry), features.T))
     frame = pd.DataFrame(table)
     undefined = {
         name: int((usable[entry["catalogue"]] & frame[name].isna().to_numpy()).sum())
         for kind in ("properties", "classifications")
         for name, entry in config.get(kind, {}).items()
     }
-    return frame, dropped, undefined
+    return frame, dropped, {**undefined, **failed}

@@ -23,12 +23,22 @@ SUMMARY_TABLES = tables(config)  # every kind's tables across models
 NOTEBOOKS = [kind.name for kind in KINDS if kind.notebook]  # shown as HTML pages by notebooks.smk
 RESULT_KINDS = {kind.name: kind for kind in KINDS if kind.tables}  # a results file per model each
 LABELLED = "properties" in ENABLED  # catalogues are joined: the explorer colours by their labels
+BASELINES = list(config["baselines"])  # feature sets scored as an embedding (workflow/rules/baselines.smk)
+# A baseline's tables (named as the summary's tables it joins) and the predictions file each one's paired
+# differences read
+BASELINE_OUTPUTS = {
+    "redshift_r2": "redshift_predictions",
+    "redshift_metrics": "redshift_predictions",
+    "properties_r2": "properties_predictions",
+    "classification": "classification_predictions",
+}
 # downstream.device other than cpu: the redshift and property notebooks ask SLURM for one GPU (sbatch --gpus=1)
 DOWNSTREAM_GPUS = 0 if config["downstream"]["device"] == "cpu" else 1
 
 
 wildcard_constraints:
     model="|".join(MODELS),
+    baseline="|".join(BASELINES) or "(?!)",  # none configured: matches nothing
     notebook="|".join(NOTEBOOKS),
     shard=r"\d+",
     split="|train_",
@@ -96,13 +106,14 @@ def catalogue_files(wildcards):
 
 
 def label_definitions():
-    """What the joins depend on, as JSON: the catalogues and the labels without their references (which only the
-    overview shows), so adding a reference does not join the catalogues again."""
+    """What the joins depend on, as JSON: the catalogues, the labels without their references (which only the
+    overview shows), so adding a reference does not join the catalogues again, and the baselines' columns."""
     labels = {
         kind: {name: {k: v for k, v in entry.items() if k != "references"} for name, entry in config[kind].items()}
         for kind in ("properties", "classifications")
     }
-    return json.dumps({"catalogues": config["catalogues"], **labels})
+    baselines = {name: {k: v for k, v in entry.items() if k != "label"} for name, entry in config["baselines"].items()}
+    return json.dumps({"catalogues": config["catalogues"], **labels, "baselines": baselines})
 
 
 def train_label_inputs(wildcards):
@@ -212,6 +223,16 @@ def summary_inputs(wildcards):
         for t in kind.tables
         if t.predictions
     }
+    baselines = {
+        f"baseline_{t.name}": expand(rules.baseline.output[t.name], baseline=BASELINES)
+        for t in SUMMARY_TABLES
+        if t.name in BASELINE_OUTPUTS
+    }
+    baseline_predictions = {
+        f"baselinepredictions_{t.name}": expand(rules.baseline.output[BASELINE_OUTPUTS[t.name]], baseline=BASELINES)
+        for t in SUMMARY_TABLES
+        if t.name in BASELINE_OUTPUTS
+    }
     shared = {
         f"shared_{key}": expand(getattr(rules, rule).output[output], split="")
         for kind in KINDS
@@ -220,6 +241,8 @@ def summary_inputs(wildcards):
     return {
         **results,
         **predictions,
+        **baselines,
+        **baseline_predictions,
         **shared,
         "embeddings": expand(rules.merge_embeddings.output.provenance, model=MODELS, split=""),
         "checkpoints": expand(rules.promote_checkpoint.output.meta, model=MODELS),
@@ -262,6 +285,12 @@ def summary_outputs():
             category="Summary",
             labels={"item": "5. against references (figure)"},
         ),
+        "against_baselines": report(
+            f"{RESULTS}/summary/against_baselines.csv",
+            caption="../report/summary_against_baselines.rst",
+            category="Summary",
+            labels={"item": "6. each model against the baselines (table)"},
+        ),
     }
     for t in SUMMARY_TABLES:
         items = [(t.name, f"{t.name}.csv", t.caption, f"{t.title} (table)")]
@@ -293,6 +322,9 @@ def summary_plan(wildcards, input, output):
             "models": MODELS,
             "results": named("results_"),
             "predictions": named("predictions_"),
+            "baselines": BASELINES,
+            "baseline_tables": named("baseline_"),
+            "baseline_predictions": named("baselinepredictions_"),
             "tables": tables,
             "shared": {k: v[0] for k, v in named("shared_").items()},
             "embeddings": list(input.embeddings),
@@ -305,5 +337,6 @@ def summary_plan(wildcards, input, output):
             "comparisons": output.comparisons,
             "references": output.references,
             "references_figure": output.references_figure,
+            "against_baselines": output.against_baselines,
         }
     )

@@ -1,27 +1,5 @@
-# Galaxy properties and classifications from catalogues joined to the data file, only when the config names some.
+# Galaxy properties and classifications from the joined catalogues (catalogues.smk), only when the config names some.
 import json
-
-
-rule join_catalogues:
-    input:
-        unpack(catalogue_files),
-        dataset=DATASET,
-    output:
-        labels=f"{CACHE}/catalogues/{{split}}labels.csv",
-        summary=f"{CACHE}/catalogues/{{split}}join.json",
-    log:
-        f"{LOGS}/{{split}}join_catalogues.log",
-    benchmark:
-        f"{BENCH}/{{split}}join_catalogues.tsv"
-    resources:
-        mem_mb=lambda wc, attempt: 2000 * attempt,
-    params:
-        cmd=script_cmd("join_catalogues.py"),
-        split=split_name,
-        config=label_definitions(),
-    shell:
-        "{params.cmd} --dataset {input.dataset:q} --split {params.split} --config {params.config:q} "
-        "--labels {output.labels:q} --summary {output.summary:q} --log {log:q}"
 
 
 rule properties_notebook:

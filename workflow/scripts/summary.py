@@ -22,7 +22,7 @@ from astroclip_eval.report.overview import (
     versions,
 )
 from astroclip_eval.report.plotting import empty_figure, reference_forest
-from astroclip_eval.report.scoreboard import board, comparisons, table_frame
+from astroclip_eval.report.scoreboard import AGAINST_COLUMNS, against_baselines, board, comparisons, main_scores, table_frame
 from astroclip_eval.report.summary import combine
 from astroclip_eval.tasks.kinds import enabled
 from astroclip_eval.tasks.references import all_references
@@ -39,27 +39,44 @@ def main(args: argparse.Namespace) -> None:
     dims = {m: int(e["dim"]) for m, e in embedded.items()}
     records = {kind: [_json(path) for path in paths] for kind, paths in plan["results"].items()}
     scores = board([r for rs in records.values() for r in rs], dims)
-    write_csv(plan["scoreboard"], scores)
-    frames, sections, compared, read = {}, [], [], {}
+    baselines = plan["baselines"]
+    widths = {b: len(config["baselines"][b]["columns"]) for b in baselines}  # a baseline's "dimension"
+    frames, sections, compared, against, theirs, read = {}, [], [], [], [pd.DataFrame(columns=scores.columns)], {}
+
+    def predictions_of(paths: dict[str, str]) -> dict[str, pd.DataFrame]:
+        for path in paths.values():  # a predictions file serves every table of its step: read once
+            if path not in read:
+                read[path] = pd.read_parquet(path)
+        return {name: read[path] for name, path in paths.items()}
+
     for kind in enabled(config):
         for table in kind.tables:
             files = plan["tables"][table.name]
             frame = frames[table.name] = combine(
                 {r["model"]: table_frame(r, table.name) for r in records[kind.name]}, dims)
-            write_csv(files["output"], frame)
+            extra = {b: pd.read_csv(path) for b, path in zip(baselines, plan["baseline_tables"].get(table.name, []))}
+            shown = pd.concat([frame, *[f.assign(model=b, embedding_dim=widths[b])[frame.columns] for b, f in extra.items()]],
+                              ignore_index=True)  # the baselines' rows after the models'; the figures show the models
+            write_csv(files["output"], shown)
             if table.figure:
                 module, function = table.figure.split(":")
                 draw = getattr(importlib.import_module(module), function)
                 save_figure(files["figure"], draw(frame) if len(frame) else empty_figure(f"no rows in {table.name}"),
                             bbox_inches="tight")
             if len(frame) or table.figure:  # a table no model has rows in (posteriors without a joint) is not shown
-                sections.append(table_section(table, frame, files.get("figure")))
-            paths = dict(zip(models, plan["predictions"].get(table.name, [])))
-            for path in paths.values():  # a predictions file serves every table of its step: read once
-                if path not in read:
-                    read[path] = pd.read_parquet(path)
-            predictions = {model: read[path] for model, path in paths.items()}
+                sections.append(table_section(table, shown, files.get("figure")))
+            predictions = predictions_of(dict(zip(models, plan["predictions"].get(table.name, []))))
             compared += comparisons(table, scores, predictions, config["downstream"]["bootstrap"])
+            if extra:
+                best = pd.DataFrame([{"model": b, "embedding_dim": widths[b], **row} for b, f in extra.items()
+                                     for row in main_scores(table, f)], columns=scores.columns)
+                theirs.append(best)
+                predictions.update(predictions_of(dict(zip(baselines, plan["baseline_predictions"][table.name]))))
+                against += against_baselines(table, scores, best, predictions, config["downstream"]["bootstrap"])
+    theirs = pd.concat(theirs, ignore_index=True)  # the baselines' best rows, after the models' on the scoreboard
+    write_csv(plan["scoreboard"], pd.concat([scores, theirs], ignore_index=True) if len(theirs) else scores)
+    against = pd.DataFrame(against, columns=AGAINST_COLUMNS)
+    write_csv(plan["against_baselines"], against)
     compared = pd.DataFrame(compared, columns=["table", "score", "label", "query", "best", "next", "difference", "lo",
                                                "hi", "resolved"])
     write_csv(plan["comparisons"], compared)
@@ -67,7 +84,8 @@ def main(args: argparse.Namespace) -> None:
     write_csv(plan["references"], references)
     save_figure(plan["references_figure"], reference_forest(references), bbox_inches="tight")
     listed = reference_section(references)
-    sections = [scoreboard_section(config, scores, compared, references, plan["references_figure"]),
+    sections = [scoreboard_section(config, scores, compared, references, plan["references_figure"],
+                                   theirs, against),
                 *([listed] if listed else []), *sections]
     sections += [shared_section(function, _json(plan["shared"][key]))
                  for kind in enabled(config) for key, (_, _, function) in kind.shared.items()]

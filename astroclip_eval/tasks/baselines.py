@@ -1,0 +1,100 @@
+"""Baselines: a feature set read from a catalogue (a galaxy's g, r, z magnitudes) scored as if it were an embedding
+of one modality, `features`, by the redshift's protocols fitted on the train split, on the valid rows that have it,
+for the redshift and every property and classification. The first question a referee asks of an embedding is
+whether it beats the galaxy's colours; the summary sets each model beside it by a paired bootstrap on the galaxies
+both scored.
+
+zero_shot on a feature set is scikit-learn's StandardScaler (fitted on the train split) and
+KNeighborsRegressor(k, weights="distance"); few_shot is the models' MLP on the same standardised features.
+reproduction is not run: its cosine similarity of the raw vectors ignores their length, which for three magnitudes
+is the galaxy's brightness (measured: redshift R^2 below zero on simulated magnitudes that carry it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.plan import fitted_on_train
+from astroclip_eval.tasks import redshift
+from astroclip_eval.tasks.downstream import FEATURES, PREDICTION_COLUMNS, evaluate_all, labelled_rows, prediction_table
+from astroclip_eval.tasks.labels import feature_columns
+
+
+def label(name: str, entry: Mapping[str, Any]) -> str:
+    """How the overview names a baseline: its `label`, else its name and columns ("photometry (MAG_G, MAG_R)")."""
+    return entry.get("label") or f"{name} ({', '.join(entry['columns'])})"
+
+
+def features(table: pd.DataFrame, name: str, entry: Mapping[str, Any], rows: np.ndarray,
+             where: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The baseline's features over every row of a split (its one modality) and those of `rows` that have them."""
+    columns = feature_columns(name, entry)
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise UserError(f"{where}: no column {missing[0]!r}; the catalogues were joined without baselines.{name} "
+                        "(rerun join_catalogues)")
+    values = table[columns].to_numpy(np.float64)
+    have = rows[np.isfinite(values[rows]).all(axis=1)]
+    if have.size == 0:
+        raise UserError(f"baselines.{name}: none of the {rows.size:,} valid rows of {where} has all of "
+                        f"{', '.join(entry['columns'])}; nothing to score")
+    return {FEATURES: values}, have
+
+
+def score(
+    name: str,
+    entry: Mapping[str, Any],
+    valid: tuple[pd.DataFrame, np.ndarray, np.ndarray],
+    train: tuple[pd.DataFrame, np.ndarray, np.ndarray],
+    properties: list[str],
+    questions: list[str],
+    settings: Mapping[str, Any],
+    vote_fractions: list[str] = (),
+    draws: int = 1000,
+    where: tuple[str, str] = ("labels.csv", "train_labels.csv"),
+) -> dict[str, pd.DataFrame]:
+    """The baseline's tables as a model's steps write them (`redshift_r2`, `redshift_metrics`, `properties_r2`,
+    `classification`) and its predictions (`redshift_predictions`, `properties_predictions`,
+    `classification_predictions`). `valid` and `train` are each split's (label table, redshifts, valid rows);
+    `settings` is the config's redshift section, whose protocols and k every label is scored by."""
+    protocols = fitted_on_train(settings["protocols"])
+    if not protocols:
+        raise UserError(f"baselines.{name}: a baseline is scored by zero_shot or few_shot, fitted on the train split; "
+                        f"redshift.protocols has neither ({', '.join(settings['protocols'])})")
+    table, redshifts, rows = valid
+    emb, have = features(table, name, entry, rows, where[0])
+    train_table, train_z, train_rows = train
+    train_emb, train_have = features(train_table, name, entry, train_rows, where[1])
+    common = dict(k=settings["n_neighbours"], exclude_self=settings["exclude_self"],
+                  zero_shot_k=settings["zero_shot_neighbours"], seed=settings["few_shot_seed"],
+                  recipe=settings["few_shot_recipe"], draws=draws)
+    ids = table["targetid"].to_numpy()
+    r2, metrics, z_pred = redshift.evaluate(
+        emb, redshifts, have, common["k"], common["exclude_self"], protocols, (train_emb, train_z, train_have),
+        **{k: common[k] for k in ("zero_shot_k", "seed", "recipe", "draws")},
+    )
+    out = {"redshift_r2": r2, "redshift_metrics": metrics,
+           "redshift_predictions": prediction_table("redshift", "redshift", have, ids, redshifts[have], z_pred)}
+    prop, cls, prop_pred, class_pred = evaluate_all(
+        properties, questions, emb, table, have, train_emb, train_table, train_have, protocols,
+        vote_fractions=vote_fractions, **common,
+    )
+    out.update(properties_r2=prop, classification=cls)
+    out["properties_predictions"] = _stacked([
+        prediction_table("properties", label_name, labelled_rows(table[label_name].to_numpy(float), have, codes=False),
+                         ids, truth, pred)
+        for label_name, (truth, pred) in prop_pred.items()])
+    out["classification_predictions"] = _stacked([
+        prediction_table("classifications", q, have[table[q].iloc[have].notna().to_numpy()], ids, truth, pred,
+                         classes=names)
+        for q, (names, truth, pred) in class_pred.items()])
+    return out
+
+
+def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PREDICTION_COLUMNS)
