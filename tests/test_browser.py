@@ -100,24 +100,33 @@ def test_nothing_leaves_the_machine(seen):
 
 
 def test_r2_shown_matches_the_csv(seen, demo):
+    """Each model's and the photometry baseline's redshift R^2 rows as the stacked CSV and their own files have them
+    (the baseline's in a features -> features column of its own, after the four pairs)."""
     (overview,) = [p for path, p in seen["report"]["pages"].items() if path.endswith("overview.html")]
     table = pd.read_csv(demo / "results/summary/redshift_r2.csv").set_index(["model", "protocol", "query", "target"])["r2"]
-    per_model = {m: pd.read_csv(demo / f"results/{m}/redshift_r2.csv").set_index(["protocol", "query", "target"])["r2"]
-                 for m in table.index.get_level_values(0).unique()}
+    files = {"dim16": "dim16", "dim128": "dim128", "photometry": "baselines/photometry"}
+    per_model = {m: pd.read_csv(demo / f"results/{path}/redshift_r2.csv").set_index(["protocol", "query", "target"])["r2"]
+                 for m, path in files.items()}
+    assert set(table.index.get_level_values(0)) == set(files)
     shown = {(row[1]["model"], row[1]["protocol"]) for row in overview["r2"]}
     assert shown == {(m, p) for m, frame in per_model.items() for p in frame.index.get_level_values(0)}
     for model, data, cells in overview["r2"]:
         protocol = data["protocol"]
         assert cells[2] == protocol
-        for i, (q, t) in enumerate(PAIRS):
+        pairs = [("features", "features")] if model == "photometry" else PAIRS
+        for q, t in pairs:
+            i = 4 if model == "photometry" else PAIRS.index((q, t))
             value = float(data[q + t.capitalize()])  # data-spectrum-image="..." reads back as dataset.spectrumImage
             assert value == table[(model, protocol, q, t)] == per_model[model][(protocol, q, t)]
             assert cells[3 + i].split(" [")[0] == f"{per_model[model][(protocol, q, t)]:.3f}"  # the number a reader sees
+        if model == "photometry":
+            assert cells[3:7] == ["", "", "", ""]  # a feature set has no spectrum or image
 
 
 def test_the_overview_opens_with_the_scoreboard(seen, demo):
-    """The first section is the scoreboard: both models' rows with intervals, the paper's figures as rows of their
-    own, and the best model's lead with its paired interval; each cell is the scoreboard.csv value."""
+    """The first section is the scoreboard: both models' rows with intervals, the photometry baseline and each
+    model's paired difference to it, the paper's figures as rows of their own, and the best model's lead with its
+    paired interval; each cell is the scoreboard.csv or against_baselines.csv value."""
     (overview,) = [p for path, p in seen["report"]["pages"].items() if path.endswith("overview.html")]
     assert overview["sections"][0] == "scoreboard"
     board = pd.read_csv(demo / "results/summary/scoreboard.csv", keep_default_na=False)
@@ -131,6 +140,15 @@ def test_the_overview_opens_with_the_scoreboard(seen, demo):
         for cell, query in zip(shown[model], ("spectrum", "image")):
             value, lo, hi = r2.loc[(model, query), ["value", "lo", "hi"]]
             assert cell == f"{value:.3f} [{lo:.3f}, {hi:.3f}]" and lo < value < hi
+    # the photometry baseline's best score under both modalities, each model's paired difference to it beneath
+    colours = board[(board["table"] == "redshift_r2") & (board["model"] == "photometry")].iloc[0]
+    assert shown["photometry (g, r, z)"] == [f"{colours['value']:.3f} [{colours['lo']:.3f}, {colours['hi']:.3f}]"] * 2
+    against = pd.read_csv(demo / "results/summary/against_baselines.csv")
+    for model in ("dim16", "dim128"):
+        mine = against[(against["table"] == "redshift_r2") & (against["model"] == model)].set_index("query")
+        assert shown[f"{model} - photometry"] == [
+            f"{mine.loc[q, 'difference']:+.3f} [{mine.loc[q, 'lo']:+.3f}, {mine.loc[q, 'hi']:+.3f}]"
+            + ("" if mine.loc[q, "resolved"] else " not resolved") for q in ("spectrum", "image")]
     papers = [row for t in tables for row in t[1:] if row[0] == "AstroCLIP spectrum (Multimodal Universe)"]
     assert papers and "0.879 (zero_shot, k = 16)" in papers[0]  # the paper's LOG_MSTAR from spectra, how it was measured
     beside = [row for t in tables for row in t[1:] if row[0] == "dim16 at zero_shot@16"]

@@ -223,6 +223,53 @@ def test_catalogue_entries_score_properties_and_morphology(published):
     assert (results / "dim128/properties_true_vs_predicted.png").stat().st_size > 10_000
 
 
+def test_the_photometry_baseline_equals_scikit_learn_on_the_rows_with_magnitudes(published):
+    """The template's photometry baseline (g, r, z magnitudes under the paper's row filter): its zero-shot R^2 of the
+    redshift and of the stellar mass equal scikit-learn's StandardScaler + distance-weighted kNN on the valid rows
+    whose magnitudes pass the filter, and the summary sets the model beside it, paired on those rows."""
+    from sklearn.metrics import r2_score
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    work, config, _, _ = published
+    cache, results = work / "cache/desi-edr", work / "results/desi-edr"
+    path = work / config["catalogues"]["provabgs"]["path"]
+    with Survey(work / config["dataset"]["path"]) as survey:
+        ids = {s: survey.read(s, "targetids") for s in ("valid", "train")}
+        z = {s: survey.read(s, "redshifts") for s in ("valid", "train")}
+    rows = {"valid": load_indices(str(cache / "valid_indices.pt")), "train": load_indices(str(cache / "train_valid_indices.pt"))}
+    mags, have = {}, {}
+    for split in ("valid", "train"):
+        paper = paper_labels(path, ids[split])
+        mags[split] = paper[["MAG_G", "MAG_R", "MAG_Z"]].to_numpy()
+        have[split] = rows[split][np.isfinite(mags[split][rows[split]]).all(axis=1)]
+        assert 0 < have[split].size < rows[split].size  # failed fits, filtered magnitudes and unlisted targets
+    scaler = StandardScaler().fit(mags["train"][have["train"]])
+    x_train, x_valid = scaler.transform(mags["train"][have["train"]]), scaler.transform(mags["valid"][have["valid"]])
+    r2 = pd.read_csv(results / "baselines/photometry/redshift_r2.csv").set_index("protocol")
+    props = pd.read_csv(results / "baselines/photometry/properties_r2.csv")
+    labels, train_labels = pd.read_csv(cache / "catalogues/labels.csv"), pd.read_csv(cache / "catalogues/train_labels.csv")
+    for k in (16, 64):
+        knn = KNeighborsRegressor(k, weights="distance").fit(x_train, z["train"][have["train"]])
+        assert r2.loc[f"zero_shot@{k}", "r2"] == pytest.approx(
+            r2_score(z["valid"][have["valid"]], knn.predict(x_valid)), abs=1e-9)
+        t = have["train"][train_labels["paper_LOG_MSTAR"].iloc[have["train"]].notna().to_numpy()]
+        v = have["valid"][labels["paper_LOG_MSTAR"].iloc[have["valid"]].notna().to_numpy()]
+        knn = KNeighborsRegressor(k, weights="distance").fit(scaler.transform(mags["train"][t]),
+                                                             train_labels["paper_LOG_MSTAR"].iloc[t])
+        got = props[(props["protocol"] == f"zero_shot@{k}") & (props["property"] == "paper_LOG_MSTAR")].iloc[0]
+        assert got["n"] == v.size and got["query"] == got["target"] == "features"
+        assert got["r2"] == pytest.approx(r2_score(labels["paper_LOG_MSTAR"].iloc[v],
+                                                   knn.predict(scaler.transform(mags["valid"][v]))), abs=1e-9)
+    assert "reproduction" not in r2.index  # cosine similarity would ignore the magnitudes' brightness
+    against = pd.read_csv(results / "summary/against_baselines.csv")
+    redshift = against[(against["table"] == "redshift_r2") & (against["model"] == "dim128")]
+    assert set(redshift["query"]) == {"spectrum", "image"} and (redshift["n"] == have["valid"].size).all()
+    board = pd.read_csv(results / "summary/scoreboard.csv")
+    assert set(board["model"]) == {"dim128", "photometry"}
+    assert set(board[board["model"] == "photometry"]["query"]) == {"features"}
+
+
 def test_predictions_reproduce_every_score(published):
     """Every R^2, accuracy, balanced accuracy, weighted and macro F1 and redshift metric in the tables, recomputed
     from the per-galaxy predictions files with scikit-learn and numpy; each prediction's TARGETID is its row's in the

@@ -66,8 +66,10 @@ def test_demo_outputs_and_values(demo):
     overall = pd.read_csv(demo / "results/summary/redshift_r2.csv")
     assert list(overall.columns) == ["model", "embedding_dim", "protocol", "query", "target", "r2", "r2_lo", "r2_hi"]
     assert (overall["r2_lo"] < overall["r2"]).all() and (overall["r2"] < overall["r2_hi"]).all()
-    assert len(overall) == 4 * len(columns) * len(models)
-    assert sorted(overall["embedding_dim"].unique()) == sorted(m["train"]["embedding_dim"] for m in cfg["models"].values())
+    colours = overall[overall["model"] == "photometry"]  # the baseline: the protocols fitted on the train split
+    assert len(overall) == 4 * len(columns) * len(models) + len(columns) - 1 and len(colours) == len(columns) - 1
+    assert (colours["query"] == "features").all() and (colours["target"] == "features").all()
+    assert sorted(overall["embedding_dim"].unique()) == sorted([3, *(m["train"]["embedding_dim"] for m in cfg["models"].values())])
     retrieval = pd.read_csv(demo / "results/summary/retrieval.csv")
     assert len(retrieval) == 2 * len(models) and set(retrieval["model"]) == set(models)
     # The demo's file holds secure redshifts only, and the landing page says so with the file's own numbers.
@@ -181,7 +183,7 @@ def test_demo_properties_and_morphology(demo):
     assert 'id="properties"' in overview and 'id="morphology"' in overview and "sigma_NMAD" in overview
     assert "<td>smooth-or-featured</td><td>ceiling: the votes&#39; own noise</td><td class=\"num\">0.936</td>" in overview
     summary = pd.read_csv(demo / "results/summary/properties_r2.csv")
-    assert len(summary) == 4 * len(cfg["properties"]) * 4 * len(cfg["models"])
+    assert len(summary) == (4 * 4 * len(cfg["models"]) + 3) * len(cfg["properties"])  # the photometry baseline: 3 protocols
     assert (demo / "results/summary/properties_r2_vs_embedding_dim.png").stat().st_size > 10_000
 
 
@@ -367,9 +369,12 @@ def test_demo_results_files_scoreboard_and_budgets(demo):
         assert (joint["nll"] <= joint["nll_members_mean"] + 1e-9).all()
         marginals = pd.read_csv(demo / f"results/{model}/posteriors_marginals.csv")
         assert marginals["label"].tolist() == names * 2 and ((marginals["coverage68"] - 0.68).abs() < 0.12).all()
-    assert len(board) == mains
+    colours = board[board["model"] == "photometry"]  # the baseline's best rows, after the models'
+    assert len(board) == mains + len(colours) and board["model"].tolist()[-len(colours):] == ["photometry"] * len(colours)
     assert set(board["table"]) == {"redshift_r2", "redshift_metrics", "retrieval", "properties_r2", "classification",
                                    "posteriors"}
+    assert set(colours["table"]) == {"redshift_r2", "redshift_metrics", "properties_r2", "classification"}
+    assert len(colours) == 2 + 8 + 3 and set(colours["query"]) == {"features"} and (colours["embedding_dim"] == 3).all()
     assert ((board["lo"] <= board["value"]) & (board["value"] <= board["hi"])).all()
     # Every shipped published figure beside its like-for-like score (zero_shot at k = 16), every verdict as the
     # interval says; the disk-edge-on question, where nothing is learnt, at its baseline on the board and the page.
@@ -382,10 +387,11 @@ def test_demo_results_files_scoreboard_and_budgets(demo):
         expected = (("exceeded" if r.score_lo > r.value else "holds") if r.kind == "bound" else
                     "within" if r.score_lo <= r.value <= r.score_hi else "above" if r.score_lo > r.value else "below")
         assert r.verdict == expected, r
-    edge = board[(board["table"] == "classification") & (board["label"] == "disk-edge-on")]
+    edge = board[(board["table"] == "classification") & (board["label"] == "disk-edge-on") & (board["model"] != "photometry")]
     baseline = pd.to_numeric(board["baseline"], errors="coerce")  # empty where a score has none
     assert len(edge) == 4 and (edge["score"] == "balanced_accuracy").all() and (baseline[edge.index] == 0.5).all()
     at_baseline = board[baseline.notna() & (board["lo"] <= baseline)]
     overview = (demo / "results/summary/overview.html").read_text()
-    assert overview.count(" at baseline (") == len(at_baseline) >= 1  # the README: disk-edge-on learns nothing
+    shown = len(at_baseline) + (at_baseline["model"] == "photometry").sum()  # a baseline's cell under both modalities
+    assert overview.count(" at baseline (") == shown and len(at_baseline) >= 1  # the README: disk-edge-on learns nothing
     assert (demo / "results/summary/budgets.png").stat().st_size > 10_000

@@ -269,11 +269,13 @@ def _baseline_rows(config: dict[str, Any], table: str, main: Main, baselines: pd
     out = []
     for name, group in baselines[(baselines["table"] == table) & (baselines["score"] == main.score)].groupby(
             "model", sort=False):
-        best = {row.label: row for row in group.itertuples()}
+        best = {row.label: (row, learnt) for row, learnt in zip(group.itertuples(), ~at_baseline(group))}
         row = [{"text": baseline_label(name, config["baselines"][name])}, {"text": str(int(group["embedding_dim"].iloc[0]))}]
         for label, _ in columns:
-            found = best.get(label)
-            row.append({"text": _interval(found.value, found.lo, found.hi), "style": "font-style: italic",
+            found, learnt = best.get(label, (None, True))
+            text = "" if found is None else _interval(found.value, found.lo, found.hi) + (
+                "" if learnt else f" at baseline ({found.baseline:.3f})")
+            row.append({"text": text, "style": "font-style: italic",
                         "title": f"{found.protocol}, {found.query} -> {found.target}"} if found else {"text": ""})
         out.append(row)
         mine = against[(against["table"] == table) & (against["score"] == main.score) & (against["baseline"] == name)]
