@@ -226,6 +226,27 @@ def test_bad_catalogues_end_in_one_line_and_write_nothing(tmp_path, frame, fragm
     assert "Traceback" not in run.stderr and not out.exists() and not (tmp_path / "join.json").exists()
 
 
+@pytest.mark.parametrize(
+    "mag_z, fragment",
+    [
+        (None, "catalogues.pv: column MAG_Z not in"),
+        ([18.0, np.inf], "baselines.colours.columns: 1 matched rows of catalogue pv have a value of MAG_Z that is not a "
+                         "finite number (first at survey row 1)"),
+    ],
+    ids=["missing column", "not finite"],
+)
+def test_a_bad_baseline_column_ends_in_one_line_and_writes_nothing(tmp_path, mag_z, fragment):
+    frame = pd.DataFrame({"TARGETID": [1008, 1009], "LOG_MSTAR": [10.0, 11.0], "MAG_G": [19.0, 18.5],
+                          **({"MAG_Z": mag_z} if mag_z else {})})
+    _write_join_inputs(tmp_path, frame)
+    config = {**_config(path=str(tmp_path / "cat.csv")),
+              "baselines": {"colours": {"catalogue": "pv", "columns": ["MAG_G", "MAG_Z"]}}}
+    run, out = _join(tmp_path, config)
+    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert run.returncode == 1 and len(errors) == 1 and fragment in errors[0], run.stderr
+    assert "Traceback" not in run.stderr and not out.exists() and not (tmp_path / "join.json").exists()
+
+
 def test_join_script_writes_labels_aligned_to_the_split(tmp_path):
     cols = _write_join_inputs(tmp_path, pd.DataFrame({"TARGETID": [1008, 1019, 1015], "LOG_MSTAR": [9.0, 11.0, -1.0]}))
     config = _config(path=str(tmp_path / "cat.csv"))
