@@ -111,6 +111,10 @@ def check_report(driver: webdriver.Chrome, report: Path, shots: Path) -> dict:
                     "Array.from(r.cells).map(c => c.innerText))")
                 page["forest"] = driver.execute_script(
                     "const i = document.querySelector('#scoreboard img'); return i ? i.naturalWidth : 0")
+                for where, name in (("#scoreboard table", "scoreboard"), ("#references", "references")):
+                    driver.execute_script(f"document.querySelector('{where}').scrollIntoView()")  # what a reader
+                    driver.save_screenshot(str(shots / f"report-overview-{name}.png"))  # scrolls to next
+                driver.execute_script("window.scrollTo(0, 0)")
                 driver.switch_to.default_content()
                 driver.save_screenshot(str(shots / "report-overview.png"))
             else:
