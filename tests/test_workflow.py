@@ -388,6 +388,12 @@ def test_demo_results_files_scoreboard_and_budgets(demo):
         expected = (("exceeded" if r.score_lo > r.value else "holds") if r.kind == "bound" else
                     "within" if r.score_lo <= r.value <= r.score_hi else "above" if r.score_lo > r.value else "below")
         assert r.verdict == expected, r
+    classes = pd.read_csv(demo / "results/summary/classification.csv").set_index(["model", "question", "protocol", "query",
+                                                                                 "target"])
+    for r in refs[refs["metric"] == "accuracy"].itertuples():  # beside a question's accuracy, the guesser's
+        protocol, pair = r.measured_by.split(", ")
+        assert float(r.majority) == classes.loc[(r.model, r.label, protocol, *pair.split(" -> ")), "majority"]
+    assert refs[refs["metric"] == "r2"]["majority"].eq("").all()  # none for a property
     edge = board[(board["table"] == "classification") & (board["label"] == "disk-edge-on") & (board["model"] != "photometry")]
     baseline = pd.to_numeric(board["baseline"], errors="coerce")  # empty where a score has none
     assert len(edge) == 4 and (edge["score"] == "balanced_accuracy").all() and (baseline[edge.index] == 0.5).all()

@@ -352,6 +352,7 @@ def reference_section(references: pd.DataFrame) -> dict[str, Any] | None:
     rows = []
     for _, r in references.iterrows():
         score = _interval(r["score"], r["score_lo"], r["score_hi"]) if r["measured_by"] else ""
+        score += f" (majority {r['majority']:.3f})" if score and pd.notna(r.get("majority")) else ""
         rows.append([r["label"], r["reference"], f"{r['value']:g}", how_measured(r), r["model"], r["measured_by"], score,
                      r["verdict"]])
     note = ("Each reference the config names, beside each model's score (with its 95% interval) read against it. A "
@@ -359,7 +360,9 @@ def reference_section(references: pd.DataFrame) -> dict[str, Any] | None:
             "\"within\" when the interval holds the figure, else the score is \"above\" or \"below\" it. A bound "
             "(what the data allow by any method) against the score whose interval reaches highest: \"exceeded\" when "
             "that whole interval lies above it, which says the bound is not one. Another method's score (a template "
-            "fit, a supervised model) against the model's best score. The rows are in summary/references.csv.")
+            "fit, a supervised model) against the model's best score. Beside a question's accuracy, what always "
+            "answering its most common class scores on the same rows (majority): a score near it learnt nothing. "
+            "The rows are in summary/references.csv.")
     return _section("Against references", "references", note,
                     ["label", "reference", "value", "measured by", "model", "this run's score by", "score", "verdict"],
                     rows, (2, 6))

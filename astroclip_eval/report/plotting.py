@@ -282,7 +282,8 @@ REFERENCE_MARKS = {"published": ("D", "black", "published figure"), "bound": ("|
 def reference_forest(references: pd.DataFrame) -> plt.Figure:
     """Every configured reference at a glance (`summary/references.csv`): a line per label and reference, each
     model's score read against it as a dot with its 95% interval, the reference's value as a mark (a bound in red
-    where a score's whole interval exceeds it); references without a score of this run are left out."""
+    where a score's whole interval exceeds it), and for a question what always guessing its most common class
+    scores (a cross); references without a score of this run are left out."""
     use_style()
     scored = references[references["measured_by"].astype(bool)]
     if scored.empty:
@@ -301,6 +302,8 @@ def reference_forest(references: pd.DataFrame) -> plt.Figure:
                 ax.errorbar(r["score"], offset, xerr=[[r["score"] - r["score_lo"]], [r["score_hi"] - r["score"]]],
                             fmt="o", color=f"C{m}", ms=4, capsize=2, label=model if y == 0 else None)
         r = rows.iloc[0]
+        if pd.notna(r.get("majority")):  # what guessing the most common class scores on the same rows
+            ax.plot(r["majority"], y, "x", color="tab:grey", ms=9, mew=2, zorder=5)
         marker, colour, what = REFERENCE_MARKS[r["kind"]]
         exceeded = (rows["verdict"] == "exceeded").any()
         ax.plot(r["value"], y, marker, color="tab:red" if exceeded else colour, ms=14 if marker == "|" else 7,
@@ -310,6 +313,8 @@ def reference_forest(references: pd.DataFrame) -> plt.Figure:
             ax.plot([], [], marker, color=colour, ls="", label=what)
     if (scored["verdict"] == "exceeded").any():
         ax.plot([], [], "|", color="tab:red", ls="", mew=2.5, ms=10, label="bound exceeded")
+    if scored.get("majority", pd.Series(dtype=float)).notna().any():
+        ax.plot([], [], "x", color="tab:grey", ls="", mew=1.5, label="majority guesser")
     ax.set_yticks(range(len(lines)), [f"{label}: {name}" for label, name in lines], fontsize=7)
     ax.invert_yaxis()
     metrics = " / ".join(dict.fromkeys(scored["metric"]))

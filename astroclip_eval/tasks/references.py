@@ -8,6 +8,9 @@
   highest lower end (any protocol and pair): "exceeded" when that whole interval lies above it, else "holds";
 - baseline (`{value, kind: baseline}`): another method's score on this label (a template fit, a supervised model),
   read against each model's best score as a published figure is.
+
+Beside a question's accuracy stands what always answering its most common class scores on the same rows
+(`majority`): a score near it learnt nothing, whatever reference it is read against.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from astroclip_eval.io.plan import base_protocol, protocol_k
 from astroclip_eval.tasks.kinds import enabled
 
 COLUMNS = ["label", "reference", "kind", "value", "metric", "protocol", "modality", "k", "model", "measured_by",
-           "score", "score_lo", "score_hi", "verdict"]
+           "score", "score_lo", "score_hi", "verdict", "majority"]
 
 
 def kind_of(reference: Any) -> str:
@@ -49,10 +52,11 @@ def _row(label: str, name: str, ref: Any, metric: str, model: str, found: pd.Ser
            "k": ref.get("neighbours") if kind == "published" else None, "model": model}
     if found is None:
         return {**out, "measured_by": "", "score": math.nan, "score_lo": math.nan, "score_hi": math.nan,
-                "verdict": f"not measured: {reason}"}
+                "verdict": f"not measured: {reason}", "majority": math.nan}
     lo, hi = float(found[f"{metric}_lo"]), float(found[f"{metric}_hi"])
     return {**out, "measured_by": f"{found['protocol']}, {found['query']} -> {found['target']}",
-            "score": float(found[metric]), "score_lo": lo, "score_hi": hi, "verdict": verdict(kind, value, lo, hi)}
+            "score": float(found[metric]), "score_lo": lo, "score_hi": hi, "verdict": verdict(kind, value, lo, hi),
+            "majority": float(found.get("majority", math.nan))}  # a classifier's score beside what guessing gets
 
 
 def _like_for_like(ref: dict, mine: pd.DataFrame, redshift: dict) -> tuple[pd.Series | None, str]:
