@@ -6,12 +6,15 @@ A job killed mid-write (preemption, out of disk, SIGKILL) then leaves no file th
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from astroclip_eval.io.errors import UserError
 
 
 @contextlib.contextmanager
@@ -28,6 +31,10 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, dest)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:  # one line for the user, not a writer's traceback
+            raise UserError(f"no space left on device while writing {dest}") from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -46,8 +53,8 @@ def write_json(dest: str | os.PathLike, obj: Any) -> None:
 def save_torch(dest: str | os.PathLike, obj: Any) -> None:
     import torch
 
-    with atomic_path(dest) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(dest) as tmp, open(tmp, "wb") as file:  # through Python's writes: a full disk is ENOSPC
+        torch.save(obj, file)  # (torch's own file writer says only "iostream error")
 
 
 def save_figure(dest: str | os.PathLike, fig: Any, **kwargs: Any) -> None:

@@ -5,6 +5,7 @@ traceback in that log for anything else (a plug-in's bug, CUDA out of memory), w
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Callable
@@ -27,6 +28,13 @@ def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentPar
         main(args)
     except UserError as exc:
         logging.getLogger(parser.prog).error("%s", exc)
+        sys.exit(1)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            logging.getLogger(parser.prog).exception("failed with an unexpected error")
+            sys.exit(1)
+        where = f" while writing {exc.filename}" if exc.filename else ""  # a write outside the atomic helpers
+        logging.getLogger(parser.prog).error("no space left on device%s", where)
         sys.exit(1)
     except Exception:
         logging.getLogger(parser.prog).exception("failed with an unexpected error")

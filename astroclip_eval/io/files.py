@@ -75,11 +75,32 @@ def load_embeddings(image_path: str, spectrum_path: str) -> dict[str, np.ndarray
     return out
 
 
-def load_indices(path: str) -> np.ndarray:
+def load_indices(path: str, rows: int | None = None) -> np.ndarray:
+    """A split's valid rows as the valid-indices step writes them: a 1-D tensor of increasing, distinct row numbers
+    from 0 (and below `rows`, the split's rows, when given). A boolean mask, a repeated or negative index or one past
+    the rows would be scored as something else without a word, so each is refused naming the file."""
     tensor = safe_load(path)
     if not isinstance(tensor, torch.Tensor) or tensor.ndim != 1:
         raise UserError(f"{path}: expected a 1-D tensor of row indices")
-    return tensor.numpy().astype(np.int64)
+    if tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex():
+        raise UserError(f"{path}: expected integer row indices, found {str(tensor.dtype).removeprefix('torch.')} "
+                        "values (a mask?)")
+    indices = tensor.numpy().astype(np.int64)
+    if indices.size and indices[0] < 0:
+        raise UserError(f"{path}: a negative row index ({indices[0]}); expected row numbers from 0")
+    steps = np.diff(indices)
+    if (steps <= 0).any():
+        at = int(np.flatnonzero(steps <= 0)[0])
+        raise UserError(f"{path}: row indices must increase, each once; {indices[at + 1]} follows {indices[at]}")
+    if rows is not None and indices.size and indices[-1] >= rows:
+        raise UserError(f"{path}: row index {indices[-1]} is past the split's {rows:,} rows (indices of another file?)")
+    return indices
+
+
+def load_split(image_path: str, spectrum_path: str, indices_path: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One split's embeddings and its valid rows, the rows checked to lie within the embeddings'."""
+    embeddings = load_embeddings(image_path, spectrum_path)
+    return embeddings, load_indices(indices_path, rows=len(embeddings["image"]))
 
 
 def read_labels(path: str, classes: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
@@ -97,9 +118,8 @@ def cached_splits(cache: str | os.PathLike, model: str) -> dict[str, tuple[dict[
     step in a benchmark or a test)."""
     cache = Path(cache)
     return {
-        split: (load_embeddings(str(cache / f"{model}/{prefix}image_embeddings.pt"),
-                                str(cache / f"{model}/{prefix}spectrum_embeddings.pt")),
-                load_indices(str(cache / f"{prefix}valid_indices.pt")))
+        split: load_split(str(cache / f"{model}/{prefix}image_embeddings.pt"),
+                          str(cache / f"{model}/{prefix}spectrum_embeddings.pt"), str(cache / f"{prefix}valid_indices.pt"))
         for split, prefix in SPLIT_PREFIXES.items()
     }
 

@@ -28,7 +28,7 @@ import torch
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.io.plan import base_protocol, protocol_runs
 from astroclip_eval.report.plotting import use_style
-from astroclip_eval.tasks.downstream import MODALITIES, labelled_rows, r2_score
+from astroclip_eval.tasks.downstream import MODALITIES, labelled_rows, r2_score, require_variance
 from astroclip_eval.tasks.protocols import fit_few_shot, nearest, standardiser, weighted_mean
 
 FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -118,6 +118,7 @@ def evaluate(label: str, valid_emb: dict[str, np.ndarray], valid_labels: np.ndar
         raise UserError(f"budgets.labels: {label} has {train.size} labelled train rows and {valid.size} validation "
                         f"rows; at least {MIN_ROWS} and 2 are needed")
     y_valid, y_train = valid_labels[valid].astype(np.float64), train_labels[train].astype(np.float64)
+    require_variance(f"budgets.labels: {label}", y_valid)  # R^2 divides by it
     drawn = subsets(train.size, fractions, repeats, seed)
     rows = []
     for modality in MODALITIES:

@@ -28,7 +28,7 @@ import torch
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.report.plotting import use_style
 from astroclip_eval.tasks import bootstrap
-from astroclip_eval.tasks.downstream import MODALITIES, r2_score
+from astroclip_eval.tasks.downstream import MODALITIES, r2_score, require_variance
 from astroclip_eval.tasks.protocols import standardiser
 
 SCORE_COLUMNS = ["label", "modality", "n", "nll", "nll_members_mean", "nll_members_std", "pit_ks", "coverage68",
@@ -229,6 +229,10 @@ def estimate(label: str, modality: str, x_train: np.ndarray, y_train: np.ndarray
     if y_train.size < settings.min_rows:
         raise UserError(f"posteriors.{label}: {y_train.size} train rows with the label ({modality}), fewer than "
                         f"{settings.min_rows}; nothing written")
+    if y_valid.size < 2:
+        raise UserError(f"posteriors.{label}: {y_valid.size} valid validation rows have the label; at least 2 are "
+                        "needed to score a posterior; nothing written")
+    require_variance(f"posteriors.{label}", y_valid)  # the posterior median's R^2 divides by it
     mean, std = x_train.mean(axis=0), np.where(x_train.std(axis=0) > 0, x_train.std(axis=0), 1.0)
     scale = (float(y_train.mean()), float(y_train.std()) or 1.0)
     flows = [fit_member(label, (x_train - mean) / std, (y_train - scale[0]) / scale[1], seed + m, settings, device)

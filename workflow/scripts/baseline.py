@@ -17,7 +17,8 @@ def split(plan: dict, name: str, questions: list[str]) -> tuple:
     with Survey(plan["dataset"]) as survey:
         redshifts = survey.read(name, "redshifts")
     prefix = "" if name == "valid" else "train_"
-    return read_labels(plan[f"{prefix}labels"], questions), redshifts, load_indices(plan[f"{prefix}valid"])
+    return (read_labels(plan[f"{prefix}labels"], questions), redshifts,
+            load_indices(plan[f"{prefix}valid"], rows=len(redshifts)))
 
 
 def main(args: argparse.Namespace) -> None:

@@ -8,14 +8,13 @@ import time
 from astroclip_eval.io.atomic import atomic_path
 from astroclip_eval.io.cli import run
 from astroclip_eval.io.data import Survey
-from astroclip_eval.io.files import load_embeddings, load_indices, read_labels
+from astroclip_eval.io.files import load_split, read_labels
 from astroclip_eval.tasks.explorer import EMBEDDED_PAGE_BYTES, build
 
 
 def main(args: argparse.Namespace) -> None:
     start = time.monotonic()
-    embeddings = load_embeddings(args.image, args.spectrum)
-    valid = load_indices(args.valid)
+    embeddings, valid = load_split(args.image, args.spectrum, args.valid)
     settings = json.loads(args.settings)
     labels = read_labels(args.labels, settings["classes"]) if args.labels else None
     with Survey(args.dataset) as survey:
