@@ -9,15 +9,20 @@ import pytest
 from conftest import ROOT
 
 from astroclip_eval.io.atomic import atomic_path, write_json
+from astroclip_eval.io.errors import UserError
 
 
 def test_failed_write_leaves_nothing(tmp_path):
     dest = tmp_path / "out" / "embeddings.pt"
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match=f"^no space left on device while writing {dest}$"):
         with atomic_path(dest) as tmp:
             tmp.write_bytes(b"half")
             raise OSError(28, "No space left on device")  # what a full disk raises mid-write
     assert not dest.exists() and list(dest.parent.iterdir()) == []
+    with pytest.raises(PermissionError):  # any other error passes as it is
+        with atomic_path(dest) as tmp:
+            raise PermissionError(13, "Permission denied")
+    assert list(dest.parent.iterdir()) == []
 
 
 def test_success_replaces_and_keeps_permissions(tmp_path):

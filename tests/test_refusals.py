@@ -134,3 +134,18 @@ def test_a_full_disk_ends_a_step_in_one_line_naming_the_file_and_leaves_nothing(
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert len(errors) == 1 and errors[0].endswith(f"no space left on device while writing {out / 'valid_indices.pt'}")
     assert sorted(p.name for p in out.iterdir()) == []  # no partial file, no temporary one
+
+
+def test_a_results_file_from_another_config_checkpoint_or_data_file_is_not_this_runs():
+    from astroclip_eval.report.scoreboard import config_hash, stale
+
+    config = _demo_config()
+    results = {"harness": {"config_sha256": config_hash(config)}, "checkpoint": {"sha256": "ab" * 32},
+               "dataset": {"bytes": 1000}}
+    assert stale(results, config, {"sha256": "ab" * 32}, 1000) is None  # this run's
+    other = {**config, "redshift": {**config["redshift"], "n_neighbours": 8}}
+    assert stale(results, other, {"sha256": "ab" * 32}, 1000).startswith("written under another config")
+    assert stale(results, config, {"sha256": "cd" * 32}, 1000) == (
+        "measured on checkpoint abababababab, not the promoted cdcdcdcdcdcd")
+    assert stale(results, config, {"sha256": "ab" * 32}, 999) == (
+        "measured on a data file of 1,000 bytes, not this run's 999")

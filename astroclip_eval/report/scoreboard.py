@@ -82,6 +82,21 @@ def record(model: str, kind: Kind, frames: dict[str, pd.DataFrame], checkpoint: 
     }
 
 
+def stale(results: Mapping[str, Any], config: Mapping[str, Any], checkpoint: Mapping[str, Any],
+          dataset_bytes: int) -> str | None:
+    """What makes a results file not this run's, or None: written under another config, from another checkpoint or
+    on another data file (a file left in a model's results/ from an earlier run, or copied from elsewhere)."""
+    if results["harness"]["config_sha256"] != config_hash(config):
+        return f"written under another config (config_sha256 {results['harness']['config_sha256'][:12]}, this run's " \
+               f"{config_hash(config)[:12]})"
+    if results["checkpoint"]["sha256"] != checkpoint.get("sha256"):
+        return f"measured on checkpoint {str(results['checkpoint']['sha256'])[:12]}, not the promoted " \
+               f"{str(checkpoint.get('sha256'))[:12]}"
+    if results["dataset"]["bytes"] != dataset_bytes:
+        return f"measured on a data file of {results['dataset']['bytes']:,} bytes, not this run's {dataset_bytes:,}"
+    return None
+
+
 def _not_finite(value: Any, where: str = "") -> str | None:
     """Where the first number that is not finite is (JSON has no NaN: a score must be a number)."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -13,6 +13,7 @@ import yaml
 
 from astroclip_eval.io.atomic import atomic_path, save_figure, write_csv
 from astroclip_eval.io.cli import run
+from astroclip_eval.io.errors import UserError
 from astroclip_eval.report.overview import (
     reference_section,
     render,
@@ -22,7 +23,15 @@ from astroclip_eval.report.overview import (
     versions,
 )
 from astroclip_eval.report.plotting import empty_figure, reference_forest
-from astroclip_eval.report.scoreboard import AGAINST_COLUMNS, against_baselines, board, comparisons, main_scores, table_frame
+from astroclip_eval.report.scoreboard import (
+    AGAINST_COLUMNS,
+    against_baselines,
+    board,
+    comparisons,
+    main_scores,
+    stale,
+    table_frame,
+)
 from astroclip_eval.report.summary import combine
 from astroclip_eval.tasks.kinds import enabled
 from astroclip_eval.tasks.references import all_references
@@ -38,6 +47,13 @@ def main(args: argparse.Namespace) -> None:
     embedded = {m: _json(e) for m, e in zip(models, plan["embeddings"])}
     dims = {m: int(e["dim"]) for m, e in embedded.items()}
     records = {kind: [_json(path) for path in paths] for kind, paths in plan["results"].items()}
+    checkpoints = {m: _json(c) for m, c in zip(models, plan["checkpoints"])}
+    data_bytes = Path(config["dataset"]["path"]).stat().st_size
+    for kind, paths in plan["results"].items():  # only this run's numbers reach the scoreboard
+        for path, results in zip(paths, records[kind]):
+            why = stale(results, config, checkpoints[results["model"]], data_bytes)
+            if why:
+                raise UserError(f"{path}: {why}; remove it, or rerun it with `snakemake -f {path}`")
     scores = board([r for rs in records.values() for r in rs], dims)
     baselines = plan["baselines"]
     widths = {b: len(config["baselines"][b]["columns"]) for b in baselines}  # a baseline's "dimension"
@@ -89,7 +105,6 @@ def main(args: argparse.Namespace) -> None:
                 *([listed] if listed else []), *sections]
     sections += [shared_section(function, _json(plan["shared"][key]))
                  for kind in enabled(config) for key, (_, _, function) in kind.shared.items()]
-    checkpoints = {m: _json(c) for m, c in zip(models, plan["checkpoints"])}
     page = render(config, _json(plan["valid"]), checkpoints, embedded, sections, versions(),
                   schema=yaml.safe_load(Path(plan["schema"]).read_text()))
     with atomic_path(plan["overview"]) as tmp:
