@@ -181,8 +181,9 @@ def embed_split(
 
 
 def merge_shards(paths: Sequence[str], n_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
-    """Concatenate shard files in order, checking that their row ranges tile [0, n) without gaps or overlaps; also
-    return each shard's rows and the device it was embedded on."""
+    """Concatenate shard files in order, checking that their row ranges tile [0, n) without gaps or overlaps and that
+    one checkpoint embedded them all; also return each shard's rows, the device it was embedded on and the sha256
+    of the checkpoint it loaded."""
     images, spectra, provenance, expected = [], [], [], 0
     for path in paths:
         shard = safe_load(path)
@@ -194,7 +195,12 @@ def merge_shards(paths: Sequence[str], n_rows: int | None = None) -> tuple[torch
         if hi > lo:  # an empty shard (more shards than batches) has no dimension to agree on
             images.append(shard["image"])
             spectra.append(shard["spectrum"])
-        provenance.append({"shard": str(path), "rows": [lo, hi], "device": shard.get("device", "unknown")})
+        provenance.append({"shard": str(path), "rows": [lo, hi], "device": shard.get("device", "unknown"),
+                           "checkpoint_sha256": shard.get("checkpoint_sha256")})
+        if provenance[-1]["checkpoint_sha256"] != provenance[0]["checkpoint_sha256"]:
+            raise UserError(f"{path}: embedded by checkpoint {str(provenance[-1]['checkpoint_sha256'])[:12]}, "
+                            f"{provenance[0]['shard']} by {str(provenance[0]['checkpoint_sha256'])[:12]}: shards of "
+                            "two checkpoints (rerun the embed step)")
         expected = hi
     if n_rows is not None and expected != n_rows:
         raise UserError(f"{paths[-1]}: the shards end at row {expected}, the split has {n_rows} rows")

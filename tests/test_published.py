@@ -19,6 +19,7 @@ import yaml
 from conftest import ROOT, snakemake
 from reproduction_recipe import recipe_state_dict, spec_image_embedding, spec_spectrum_embedding, write_published, write_run_dir
 
+from astroclip_eval.checkpoints import sha256
 from astroclip_eval.embed import shard_rows
 from astroclip_eval.io.data import Survey
 from astroclip_eval.io.files import load_embeddings, load_indices
@@ -331,6 +332,10 @@ def test_embeddings_match_the_spec(published):
     assert emb["image"].shape == emb["spectrum"].shape == (72, 128)
     record = json.loads((cache / "embeddings.json").read_text())  # where each shard ran, for the overview
     assert record["dim"] == 128 and [s["device"] for s in record["shards"]] == ["cpu"] * 4
+    promoted = json.loads((cache / "astroclip_model.json").read_text())
+    results = json.loads((work / "results/desi-edr/dim128/results/redshift.json").read_text())
+    assert record["checkpoint_sha256"] == promoted["sha256"] == sha256(cache / "astroclip_model.ckpt")  # as embedded
+    assert results["checkpoint"]["sha256"] == record["checkpoint_sha256"]
     assert [s["rows"] for s in record["shards"]] == [list(shard_rows(72, 512, i, 4)) for i in range(4)]
     state = recipe_state_dict(128, 128, seed=7)  # the weights of the epoch=07 file, the best
     with torch.no_grad():

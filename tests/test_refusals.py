@@ -149,3 +149,25 @@ def test_a_results_file_from_another_config_checkpoint_or_data_file_is_not_this_
         "measured on checkpoint abababababab, not the promoted cdcdcdcdcdcd")
     assert stale(results, config, {"sha256": "ab" * 32}, 999) == (
         "measured on a data file of 1,000 bytes, not this run's 999")
+
+
+def test_embeddings_of_another_data_file_are_refused_where_both_are_read(tmp_path):
+    """The data file replaced by one with another group in front (restored with an older modification time, so no
+    step reruns): the embeddings no longer cover its rows, and the step says so instead of scoring them."""
+    write_groups(tmp_path / "survey.h5", [30, 30], image_size=8)
+    from astroclip_eval.io.data import Survey
+
+    with Survey(tmp_path / "survey.h5") as survey:
+        rows = survey.n_rows("valid")
+    for name in ("image", "spectrum"):
+        torch.save(torch.zeros(rows, 4), tmp_path / f"{name}.pt")
+    torch.save(torch.arange(rows), tmp_path / "valid.pt")
+    paths = [str(tmp_path / f"{n}.pt") for n in ("image", "spectrum", "valid")]
+    assert load_split(*paths, str(tmp_path / "survey.h5"))[1].size == rows  # the good case
+    write_groups(tmp_path / "survey.h5", [20, 30, 30], image_size=8)  # another group in front
+    with Survey(tmp_path / "survey.h5") as survey:
+        now = survey.n_rows("valid")
+    with pytest.raises(UserError) as refused:
+        load_split(*paths, str(tmp_path / "survey.h5"))
+    assert str(refused.value) == (f"{paths[0]}: {rows:,} embedded rows, but the valid split of {tmp_path / 'survey.h5'} "
+                                  f"has {now:,}: embeddings of another data file (rerun the embed step)")

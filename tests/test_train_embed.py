@@ -210,7 +210,8 @@ def test_sharded_embeddings_are_bitwise_those_of_one_pass(trained, tmp_path):
             lo, hi = shard_rows(n, 7, i, 3)
             images, spectra = embed_split(model, survey, "valid", 7, cpu, start=lo, stop=hi, progress=False)
             paths.append(str(tmp_path / f"{i}-of-3.pt"))
-            torch.save({"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra, "device": "cpu"}, paths[-1])
+            torch.save({"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra, "device": "cpu",
+                        "checkpoint_sha256": "ab" * 32}, paths[-1])
     merged = merge_shards(paths, n)
     assert torch.equal(merged[0], whole[0]) and torch.equal(merged[1], whole[1])
     assert [s["rows"] for s in merged[2]] == [list(shard_rows(n, 7, i, 3)) for i in range(3)]
@@ -219,6 +220,11 @@ def test_sharded_embeddings_are_bitwise_those_of_one_pass(trained, tmp_path):
         merge_shards([paths[0], paths[2]], n)
     with pytest.raises(UserError, match=f"the split has {n} rows"):
         merge_shards(paths[:2], n)
+    assert {s["checkpoint_sha256"] for s in merged[2]} == {"ab" * 32}
+    torch.save({**torch.load(paths[1]), "checkpoint_sha256": "cd" * 32}, paths[1])  # a shard of another checkpoint
+    with pytest.raises(UserError, match=r"1-of-3\.pt: embedded by checkpoint cdcdcdcdcdcd, .*0-of-3\.pt by "
+                                        r"abababababab: shards of two checkpoints"):
+        merge_shards(paths, n)
 
 
 def test_bf16_embeddings_are_close_to_float32(trained):

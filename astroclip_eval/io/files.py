@@ -97,9 +97,20 @@ def load_indices(path: str, rows: int | None = None) -> np.ndarray:
     return indices
 
 
-def load_split(image_path: str, spectrum_path: str, indices_path: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """One split's embeddings and its valid rows, the rows checked to lie within the embeddings'."""
+def load_split(image_path: str, spectrum_path: str, indices_path: str, dataset: str | None = None,
+               split: str = "valid") -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One split's embeddings and its valid rows, the rows checked to lie within the embeddings'; with `dataset`,
+    the embeddings checked to cover that split of the data file row for row (a data file replaced under the cache,
+    say restored with an older modification time, is never scored against embeddings of another)."""
     embeddings = load_embeddings(image_path, spectrum_path)
+    if dataset:
+        from astroclip_eval.io.data import Survey
+
+        with Survey(dataset) as survey:
+            rows = survey.n_rows(split)
+        if rows != len(embeddings["image"]):
+            raise UserError(f"{image_path}: {len(embeddings['image']):,} embedded rows, but the {split} split of "
+                            f"{dataset} has {rows:,}: embeddings of another data file (rerun the embed step)")
     return embeddings, load_indices(indices_path, rows=len(embeddings["image"]))
 
 

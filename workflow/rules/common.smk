@@ -186,6 +186,7 @@ def results_inputs(wildcards):
     return {
         **{f"table_{t.name}": expand(outputs[t.output], model=wildcards.model) for t in kind.tables},
         "checkpoint": expand(rules.promote_checkpoint.output.meta, model=wildcards.model),
+        "embedded": expand(rules.merge_embeddings.output.provenance, model=wildcards.model, split=""),
         "valid": expand(rules.valid_indices.output.summary, split=""),
         "settings": rules.settings.output[0],
         "dataset": DATASET,
@@ -201,6 +202,7 @@ def results_plan(wildcards, input, output):
             "kind": kind.name,
             "tables": {t.name: input[f"table_{t.name}"][0] for t in kind.tables},
             "checkpoint": input.checkpoint[0],
+            "embedded": input.embedded[0],
             "valid": input.valid[0],
             "config": input.settings,
             "dataset": input.dataset,

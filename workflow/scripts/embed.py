@@ -6,6 +6,7 @@ import logging
 
 import torch
 
+from astroclip_eval.checkpoints import sha256
 from astroclip_eval.embed import describe, embed_split, prepare, shard_rows
 from astroclip_eval.io.atomic import save_torch
 from astroclip_eval.io.cli import run
@@ -46,7 +47,8 @@ def main(args: argparse.Namespace) -> None:
             raise UserError(f"model {args.model}: {error}") from None
     if images.shape[0]:
         check_dim(images.shape[1])
-    save_torch(args.out, {"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra, "device": describe(device)})
+    save_torch(args.out, {"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra, "device": describe(device),
+                          "checkpoint_sha256": sha256(args.checkpoint)})  # what was embedded, whatever the cache says
 
 
 parser = argparse.ArgumentParser(prog="embed", description=__doc__)

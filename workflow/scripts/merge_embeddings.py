@@ -15,7 +15,8 @@ def main(args: argparse.Namespace) -> None:
     images, spectra, shards = merge_shards(args.shards, n_rows)
     save_torch(args.image_out, images)
     save_torch(args.spectrum_out, spectra)
-    write_json(args.provenance_out, {"rows": n_rows, "dim": int(images.shape[1]), "shards": shards})
+    write_json(args.provenance_out, {"rows": n_rows, "dim": int(images.shape[1]), "shards": shards,
+                                     "checkpoint_sha256": shards[0]["checkpoint_sha256"]})  # the results files name it
 
 
 parser = argparse.ArgumentParser(prog="merge_embeddings", description=__doc__)

@@ -20,7 +20,12 @@ def main(args: argparse.Namespace) -> None:
     frames = {name: read_labels(path) for name, path in plan["tables"].items()}  # a label named NA stays NA
     bench = Path(plan["benchmark"])
     seconds = float(pd.read_csv(bench, sep="\t")["s"].iloc[0]) if bench.exists() else None
-    results = record(plan["model"], kind, frames, json.loads(Path(plan["checkpoint"]).read_text()), plan["dataset"],
+    promoted = json.loads(Path(plan["checkpoint"]).read_text())
+    embedded = json.loads(Path(plan["embedded"]).read_text()).get("checkpoint_sha256")  # not the cache's word for it
+    if not embedded:
+        raise UserError(f"{plan['embedded']}: names no checkpoint_sha256 (written before embeddings recorded their "
+                        "checkpoint); rerun the embed step")
+    results = record(plan["model"], kind, frames, {**promoted, "sha256": embedded}, plan["dataset"],
                      json.loads(Path(plan["valid"]).read_text()), json.loads(Path(plan["config"]).read_text()), seconds)
     try:
         validate(results, plan["schema"])
@@ -31,5 +36,6 @@ def main(args: argparse.Namespace) -> None:
 
 parser = argparse.ArgumentParser(prog="results_file", description=__doc__)
 parser.add_argument("--plan", required=True, help="JSON: model, kind, its tables' CSVs, the promotion record, "
-                    "valid_summary.json, config.json, the data file, the results schema, the step's benchmark, output")
+                    "embeddings.json (the checkpoint's sha256 as embedded), valid_summary.json, config.json, the data "
+                    "file, the results schema, the step's benchmark, output")
 run(main, parser)
