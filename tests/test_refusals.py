@@ -171,3 +171,27 @@ def test_embeddings_of_another_data_file_are_refused_where_both_are_read(tmp_pat
         load_split(*paths, str(tmp_path / "survey.h5"))
     assert str(refused.value) == (f"{paths[0]}: {rows:,} embedded rows, but the valid split of {tmp_path / 'survey.h5'} "
                                   f"has {now:,}: embeddings of another data file (rerun the embed step)")
+
+
+def test_a_question_with_hundreds_of_classes_draws_its_most_common_ones_in_bounded_memory():
+    import resource
+
+    from astroclip_eval.report.plotting import CONFUSION_CLASSES, confusion_panels
+
+    rng = np.random.default_rng(3)
+    names = [f"class {i}" for i in range(800)]
+    truth = np.minimum(rng.geometric(0.2, 4000) - 1, 799)
+    predictions = {("zero_shot", q, t): np.where(rng.uniform(size=4000) < 0.6, truth, rng.integers(0, 800, 4000))
+                   for q in ("spectrum", "image") for t in ("spectrum", "image")}
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fig = confusion_panels({"q": (names, truth, predictions)}, "zero_shot")
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    ax = fig.axes[0]
+    assert len(ax.texts) == CONFUSION_CLASSES**2 and ax.get_images()[0].get_array().shape == (12, 12)
+    assert [t.get_text() for t in ax.get_xticklabels()][:3] == ["class 0", "class 1", "class 2"]
+    assert ax.get_xticklabels()[-1].get_text() == "other" and "most common classes" in ax.get_title()
+    assert grown_mib < 200
+    assert ax.get_title().endswith(f"accuracy {np.mean(truth == predictions[('zero_shot', 'spectrum', 'spectrum')]):.2f}")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

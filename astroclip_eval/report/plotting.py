@@ -246,17 +246,28 @@ def property_panels(results: dict[str, tuple[np.ndarray, dict]], protocol: str, 
     return fig
 
 
+CONFUSION_CLASSES = 12  # a question with more classes shows its 11 most common and "other"
+
+
 def confusion_panels(results: dict[str, tuple[list[str], np.ndarray, dict]], protocol: str) -> plt.Figure:
     """Confusion matrices (rows: true class, normalised to 1; columns: predicted), one row per question, one column
-    per (query, target) pair, for one protocol."""
+    per (query, target) pair, for one protocol; above CONFUSION_CLASSES classes, the most common true classes and
+    the rest merged as "other" (said in the panel's title)."""
     use_style()
     pairs = PAIRS
     fig, axes = plt.subplots(len(results), 4, figsize=(13, 3.3 * len(results)), squeeze=False, constrained_layout=True)
     for i, (name, (names, truth, predictions)) in enumerate(results.items()):
+        names, shown, original = list(names), None, truth
+        if len(names) > CONFUSION_CLASSES:  # a readable matrix, and memory that does not grow with classes squared
+            kept = np.argsort(-np.bincount(truth, minlength=len(names)), kind="stable")[: CONFUSION_CLASSES - 1]
+            shown = np.full(len(names), len(kept))
+            shown[kept] = np.arange(len(kept))
+            names, truth = [names[k] for k in kept] + ["other"], shown[truth]
         n = len(names)
         for j, pair in enumerate(pairs):
             ax = axes[i, j]
-            pred = predictions[(protocol, *pair)]
+            accuracy = np.mean(original == predictions[(protocol, *pair)])  # of the classes, not of "other"
+            pred = predictions[(protocol, *pair)] if shown is None else shown[predictions[(protocol, *pair)]]
             counts = np.zeros((n, n))
             np.add.at(counts, (truth, pred), 1)
             share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -267,7 +278,8 @@ def confusion_panels(results: dict[str, tuple[list[str], np.ndarray, dict]], pro
                             color="black" if share[a, b] > 0.5 else "white")
             ax.set_xticks(range(n), names, rotation=30, ha="right", fontsize=8)
             ax.set_yticks(range(n), names if j == 0 else [""] * n, fontsize=8)
-            ax.set_title(f"{name}\n{pair[0]} -> {pair[1]}, accuracy {np.mean(truth == pred):.2f}", fontsize=9)
+            top = "" if shown is None else f" (its {n - 1} most common classes, the rest as other)"
+            ax.set_title(f"{name}{top}\n{pair[0]} -> {pair[1]}, accuracy {accuracy:.2f}", fontsize=9)
             ax.set_xlabel("predicted class")
             if j == 0:
                 ax.set_ylabel("true class (rows sum to 1)")
