@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from astroclip_eval.io.data import Survey
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.io.structural import checked_pickle
 
@@ -104,8 +105,6 @@ def load_split(image_path: str, spectrum_path: str, indices_path: str, dataset: 
     say restored with an older modification time, is never scored against embeddings of another)."""
     embeddings = load_embeddings(image_path, spectrum_path)
     if dataset:
-        from astroclip_eval.io.data import Survey
-
         with Survey(dataset) as survey:
             rows = survey.n_rows(split)
         if rows != len(embeddings["image"]):

@@ -193,7 +193,6 @@ def comparisons(table: Table, frame: pd.DataFrame, predictions: Mapping[str, pd.
             order = -main.goodness(group["value"])
             best, runner_up = (group.loc[i] for i in order.sort_values(kind="stable").index[:2])
             found = compare(main, best, runner_up, predictions, draws) if predictions else None
-            found = {k: v for k, v in (found or {}).items() if k != "n"}
             out.append({"table": table.name, "score": main.score, "label": label, "query": query,
-                        "best": best["model"], "next": runner_up["model"], **found})
+                        "best": best["model"], "next": runner_up["model"], **(found or {})})
     return out

@@ -21,7 +21,7 @@ import pandas as pd
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.io.plan import fitted_on_train
 from astroclip_eval.tasks import redshift
-from astroclip_eval.tasks.downstream import FEATURES, PREDICTION_COLUMNS, evaluate_all, labelled_rows, prediction_table
+from astroclip_eval.tasks.downstream import FEATURES, evaluate_all, label_predictions, prediction_table
 from astroclip_eval.tasks.labels import feature_columns
 
 
@@ -73,28 +73,15 @@ def score(
     common = dict(k=settings["n_neighbours"], exclude_self=settings["exclude_self"],
                   zero_shot_k=settings["zero_shot_neighbours"], seed=settings["few_shot_seed"],
                   recipe=settings["few_shot_recipe"], draws=draws)
-    ids = table["targetid"].to_numpy()
-    r2, metrics, z_pred = redshift.evaluate(
-        emb, redshifts, have, common["k"], common["exclude_self"], protocols, (train_emb, train_z, train_have),
-        **{k: common[k] for k in ("zero_shot_k", "seed", "recipe", "draws")},
-    )
-    out = {"redshift_r2": r2, "redshift_metrics": metrics,
-           "redshift_predictions": prediction_table("redshift", "redshift", have, ids, redshifts[have], z_pred)}
+    r2, metrics, z_pred = redshift.evaluate(emb, redshifts, have, protocols=protocols,
+                                            train=(train_emb, train_z, train_have), **common)
     prop, cls, prop_pred, class_pred = evaluate_all(
         properties, questions, emb, table, have, train_emb, train_table, train_have, protocols,
         vote_fractions=vote_fractions, **common,
     )
-    out.update(properties_r2=prop, classification=cls)
-    out["properties_predictions"] = _stacked([
-        prediction_table("properties", label_name, labelled_rows(table[label_name].to_numpy(float), have, codes=False),
-                         ids, truth, pred)
-        for label_name, (truth, pred) in prop_pred.items()])
-    out["classification_predictions"] = _stacked([
-        prediction_table("classifications", q, have[table[q].iloc[have].notna().to_numpy()], ids, truth, pred,
-                         classes=names)
-        for q, (names, truth, pred) in class_pred.items()])
-    return out
-
-
-def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PREDICTION_COLUMNS)
+    prop_frame, class_frame = label_predictions(table, have, prop_pred, class_pred)
+    return {"redshift_r2": r2, "redshift_metrics": metrics,
+            "redshift_predictions": prediction_table("redshift", "redshift", have, table["targetid"].to_numpy(),
+                                                     redshifts[have], z_pred),
+            "properties_r2": prop, "classification": cls,
+            "properties_predictions": prop_frame, "classification_predictions": class_frame}

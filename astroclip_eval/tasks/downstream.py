@@ -96,6 +96,19 @@ def prediction_table(
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PREDICTION_COLUMNS)
 
 
+def label_predictions(table: pd.DataFrame, rows: np.ndarray, prop_pred: dict, class_pred: dict
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The properties' and the questions' per-galaxy predictions (`evaluate_all`'s), each on the rows among `rows`
+    that have the label, named by the label table's TARGETIDs."""
+    ids = table["targetid"].to_numpy()
+    props = [prediction_table("properties", name, labelled_rows(table[name].to_numpy(float), rows, codes=False), ids,
+                              truth, pred) for name, (truth, pred) in prop_pred.items()]
+    classes = [prediction_table("classifications", name, rows[table[name].iloc[rows].notna().to_numpy()], ids, truth,
+                                pred, classes=names) for name, (names, truth, pred) in class_pred.items()]
+    return tuple(pd.concat(f, ignore_index=True) if f else pd.DataFrame(columns=PREDICTION_COLUMNS)
+                 for f in (props, classes))
+
+
 def require_variance(name: str, truth: np.ndarray) -> None:
     """R^2 divides by the label's spread on the scored rows: a label with one value there, or values whose squares
     overflow, has no R^2, and is refused in one line rather than written as NaN."""
