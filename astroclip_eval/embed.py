@@ -182,8 +182,8 @@ def embed_split(
 
 def merge_shards(paths: Sequence[str], n_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
     """Concatenate shard files in order, checking that their row ranges tile [0, n) without gaps or overlaps and that
-    one checkpoint embedded them all; also return each shard's rows, the device it was embedded on and the sha256
-    of the checkpoint it loaded."""
+    one checkpoint embedded them all from one data file; also return each shard's rows, the device it was embedded on,
+    the sha256 of the checkpoint it loaded and the split's fingerprint (`Survey.fingerprint`) as it read it."""
     images, spectra, provenance, expected = [], [], [], 0
     for path in paths:
         shard = safe_load(path)
@@ -196,11 +196,14 @@ def merge_shards(paths: Sequence[str], n_rows: int | None = None) -> tuple[torch
             images.append(shard["image"])
             spectra.append(shard["spectrum"])
         provenance.append({"shard": str(path), "rows": [lo, hi], "device": shard.get("device", "unknown"),
-                           "checkpoint_sha256": shard.get("checkpoint_sha256")})
+                           "checkpoint_sha256": shard.get("checkpoint_sha256"), "data": shard.get("data")})
         if provenance[-1]["checkpoint_sha256"] != provenance[0]["checkpoint_sha256"]:
             raise UserError(f"{path}: embedded by checkpoint {str(provenance[-1]['checkpoint_sha256'])[:12]}, "
                             f"{provenance[0]['shard']} by {str(provenance[0]['checkpoint_sha256'])[:12]}: shards of "
                             "two checkpoints (rerun the embed step)")
+        if provenance[-1]["data"] != provenance[0]["data"]:
+            raise UserError(f"{path}: embedded from other galaxies than {provenance[0]['shard']} (the split's "
+                            "targetids differ): shards of two data files (rerun the embed step)")
         expected = hi
     if n_rows is not None and expected != n_rows:
         raise UserError(f"{paths[-1]}: the shards end at row {expected}, the split has {n_rows} rows")

@@ -1,6 +1,7 @@
 """Cache files that no longer say what they should, scores that would not be numbers, names that would become options
 and a full disk: each refused in one line naming the file or key, nothing written, and the good case still runs."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -141,36 +142,116 @@ def test_a_results_file_from_another_config_checkpoint_or_data_file_is_not_this_
 
     config = _demo_config()
     results = {"harness": {"config_sha256": config_hash(config)}, "checkpoint": {"sha256": "ab" * 32},
-               "dataset": {"bytes": 1000}}
-    assert stale(results, config, {"sha256": "ab" * 32}, 1000) is None  # this run's
+               "dataset": {"bytes": 1000, "targetids_sha256": "ef" * 32}}
+    assert stale(results, config, {"sha256": "ab" * 32}, 1000, "ef" * 32) is None  # this run's
     other = {**config, "redshift": {**config["redshift"], "n_neighbours": 8}}
-    assert stale(results, other, {"sha256": "ab" * 32}, 1000).startswith("written under another config")
-    assert stale(results, config, {"sha256": "cd" * 32}, 1000) == (
+    assert stale(results, other, {"sha256": "ab" * 32}, 1000, "ef" * 32).startswith("written under another config")
+    assert stale(results, config, {"sha256": "cd" * 32}, 1000, "ef" * 32) == (
         "measured on checkpoint abababababab, not the promoted cdcdcdcdcdcd")
-    assert stale(results, config, {"sha256": "ab" * 32}, 999) == (
+    assert stale(results, config, {"sha256": "ab" * 32}, 999, "ef" * 32) == (
         "measured on a data file of 1,000 bytes, not this run's 999")
+    assert stale(results, config, {"sha256": "ab" * 32}, 1000, "01" * 32) == (
+        "measured on other galaxies than the validation split of this run's data file (their targetids differ)")
+
+
+def _cache_of(survey_path, cache) -> list[str]:
+    """A cache's validation embeddings, valid rows and record as the embed and merge steps write them for
+    `survey_path` (zeros for embeddings: only their rows matter here), and a labels.csv as the join writes it."""
+    import pandas as pd
+
+    from astroclip_eval.io.data import Survey
+
+    with Survey(survey_path) as survey:
+        data, targetids = survey.fingerprint("valid"), survey.read("valid", "targetids")
+    cache.mkdir(exist_ok=True)
+    for name in ("image", "spectrum"):
+        torch.save(torch.zeros(data["rows"], 4), cache / f"{name}_embeddings.pt")
+    torch.save(torch.arange(data["rows"]), cache / "valid_indices.pt")
+    (cache / "embeddings.json").write_text(json.dumps({"rows": data["rows"], "data": data}))
+    pd.DataFrame({"row": np.arange(data["rows"]), "targetid": targetids}).to_csv(cache / "labels.csv", index=False)
+    return [str(cache / n) for n in ("image_embeddings.pt", "spectrum_embeddings.pt", "valid_indices.pt")]
+
+
+def _restore(path, survey_path) -> None:
+    """Copy a file over the data file as `cp -p` or a restore does: its modification time older than the cache's, so
+    no step would rerun."""
+    shutil.copyfile(path, survey_path)
+    os.utime(survey_path, (1e9, 1e9))
 
 
 def test_embeddings_of_another_data_file_are_refused_where_both_are_read(tmp_path):
-    """The data file replaced by one with another group in front (restored with an older modification time, so no
-    step reruns): the embeddings no longer cover its rows, and the step says so instead of scoring them."""
-    write_groups(tmp_path / "survey.h5", [30, 30], image_size=8)
+    """The data file replaced by one with another group in front, or by one of as many rows with other galaxies
+    (restored with an older modification time, so no step reruns): each step that reads the embeddings beside it
+    says so instead of scoring them; so does one that reads labels joined to another data file."""
+    import h5py
+
+    survey = tmp_path / "survey.h5"
+    write_groups(survey, [30, 30], image_size=8)
+    paths = _cache_of(survey, tmp_path / "cache")
+    labels = str(tmp_path / "cache/labels.csv")
+    assert load_split(*paths, str(survey), labels=labels)[1].size == 12  # the good case
+    write_groups(tmp_path / "other.h5", [20, 30, 30], image_size=8)  # another group in front
+    _restore(tmp_path / "other.h5", survey)
+    with pytest.raises(UserError) as refused:
+        load_split(*paths, str(survey))
+    assert str(refused.value) == (f"{paths[0]}: 12 embedded rows, but the valid split of {survey} has 16: embeddings "
+                                  "of another data file (rerun the embed step)")
+    write_groups(tmp_path / "other.h5", [30, 30], image_size=8)
+    with h5py.File(tmp_path / "other.h5", "r+") as f:  # as many rows, one other galaxy
+        f["1/targetids"][-1] = 999_999
+    _restore(tmp_path / "other.h5", survey)
+    with pytest.raises(UserError) as refused:
+        load_split(*paths, str(survey))
+    assert str(refused.value) == (f"{paths[0]}: embedded from other galaxies than the valid split of {survey} holds (its "
+                                  "targetids differ): embeddings of another data file (rerun the embed step)")
+    _cache_of(survey, tmp_path / "joined")  # labels joined to the new file, beside embeddings of the old one
+    with pytest.raises(UserError) as refused:
+        load_split(*paths, labels=str(tmp_path / "joined/labels.csv"))
+    assert str(refused.value) == (f"{tmp_path / 'joined/labels.csv'}: its targetids are not those of the galaxies "
+                                  f"embedded in {paths[0]}, in their order: labels joined to another data file (rerun "
+                                  "the join_catalogues step)")
+    (tmp_path / "cache/embeddings.json").write_text(json.dumps({"rows": 12}))  # a cache from before the fingerprint
+    with pytest.raises(UserError, match=r"embeddings\.json: records no fingerprint of the data it embedded"):
+        load_split(*paths, str(survey))
+
+
+def test_shards_embedded_from_another_data_file_are_not_merged(tmp_path):
+    """A shard left from an earlier data file (or the merge rerun on a restored one) is not merged into embeddings
+    that would be recorded as this file's."""
+    from astroclip_eval.embed import merge_shards
     from astroclip_eval.io.data import Survey
 
-    with Survey(tmp_path / "survey.h5") as survey:
-        rows = survey.n_rows("valid")
-    for name in ("image", "spectrum"):
-        torch.save(torch.zeros(rows, 4), tmp_path / f"{name}.pt")
-    torch.save(torch.arange(rows), tmp_path / "valid.pt")
-    paths = [str(tmp_path / f"{n}.pt") for n in ("image", "spectrum", "valid")]
-    assert load_split(*paths, str(tmp_path / "survey.h5"))[1].size == rows  # the good case
-    write_groups(tmp_path / "survey.h5", [20, 30, 30], image_size=8)  # another group in front
-    with Survey(tmp_path / "survey.h5") as survey:
-        now = survey.n_rows("valid")
+    survey = tmp_path / "survey.h5"
+    write_groups(survey, [30, 30], image_size=8)
+    with Survey(survey) as opened:
+        data = opened.fingerprint("valid")
+    shards = []
+    for i, (lo, hi) in enumerate([(0, 6), (6, 12)]):
+        shards.append(tmp_path / f"{i}.pt")
+        torch.save({"rows": torch.tensor([lo, hi]), "image": torch.zeros(hi - lo, 4), "spectrum": torch.zeros(hi - lo, 4),
+                    "checkpoint_sha256": "ab" * 32, "data": data}, shards[-1])
+
+    def merge() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "workflow/scripts/merge_embeddings.py"), *map(str, shards), "--dataset",
+             str(survey), "--image-out", str(tmp_path / "out/image_embeddings.pt"), "--spectrum-out",
+             str(tmp_path / "out/spectrum_embeddings.pt"), "--provenance-out", str(tmp_path / "out/embeddings.json")],
+            capture_output=True, text=True, timeout=120)
+
+    assert merge().returncode == 0  # the good case
+    assert json.loads((tmp_path / "out/embeddings.json").read_text())["data"] == data
+    shutil.rmtree(tmp_path / "out")
+    torch.save({**torch.load(shards[1]), "data": {**data, "targetids_sha256": "cd" * 32}}, shards[1])
     with pytest.raises(UserError) as refused:
-        load_split(*paths, str(tmp_path / "survey.h5"))
-    assert str(refused.value) == (f"{paths[0]}: {rows:,} embedded rows, but the valid split of {tmp_path / 'survey.h5'} "
-                                  f"has {now:,}: embeddings of another data file (rerun the embed step)")
+        merge_shards([str(s) for s in shards])
+    assert str(refused.value) == (f"{shards[1]}: embedded from other galaxies than {shards[0]} (the split's targetids "
+                                  "differ): shards of two data files (rerun the embed step)")
+    torch.save({**torch.load(shards[0]), "data": {**data, "targetids_sha256": "cd" * 32}}, shards[0])
+    run = merge()
+    assert run.returncode == 1 and run.stderr.strip().splitlines()[-1].endswith(
+        f"{shards[0]}: embedded from other galaxies than the valid split of {survey} now holds (its targetids or "
+        "groups differ): rerun the embed step"), run.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_question_with_hundreds_of_classes_draws_its_most_common_ones_in_bounded_memory():

@@ -54,10 +54,12 @@ def test_a_results_file_validates_and_a_nan_does_not(tmp_path):
     config = {"redshift": {"protocols": ["reproduction", "zero_shot", "few_shot"]}}
     checkpoint = {"sha256": "a" * 64, "source": "out/run/astroclip-epoch=3-min.ckpt", "architecture": "reference",
                   "epoch": 3, "score": 1.0}
-    results = record("dim16", KIND["redshift"], frames, checkpoint, dataset, {"n_rows": 500, "n_valid": 480}, config, 12.5)
+    results = record("dim16", KIND["redshift"], frames, checkpoint, dataset, "c" * 64, {"n_rows": 500, "n_valid": 480},
+                     config, 12.5)
     validate(results, SCHEMA)
     json.dumps(results, allow_nan=False)  # plain JSON
-    assert results["dataset"] == {"name": "survey.h5", "bytes": 1234, "validation_rows": 500, "valid_rows": 480}
+    assert results["dataset"] == {"name": "survey.h5", "bytes": 1234, "targetids_sha256": "c" * 64, "validation_rows": 500,
+                                  "valid_rows": 480}
     assert results["harness"]["config_sha256"] == config_hash(config) != config_hash({"redshift": {}})
     r2 = frames["redshift_r2"]
     for modality in ("spectrum", "image"):

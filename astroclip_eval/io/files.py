@@ -3,6 +3,7 @@ cannot run code), and the embeddings and valid-row indices the workflow writes, 
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from astroclip_eval.io.data import Survey
+from astroclip_eval.io.data import Survey, targetids_sha256
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.io.structural import checked_pickle
 
@@ -98,19 +99,67 @@ def load_indices(path: str, rows: int | None = None) -> np.ndarray:
     return indices
 
 
+def embedding_record(image_path: str | os.PathLike) -> Path:
+    """The embedding step's record (`{split}embeddings.json`: checkpoint, devices, the split's fingerprint) that
+    the merge writes beside a split's `{split}image_embeddings.pt`."""
+    path = Path(image_path)
+    if not path.name.endswith("image_embeddings.pt"):
+        raise UserError(f"{path}: not named like the embedding step's output ({{split}}image_embeddings.pt), so its "
+                        "record (embeddings.json) cannot be found")
+    return path.with_name(path.name.removesuffix("image_embeddings.pt") + "embeddings.json")
+
+
+def _embedded_data(image_path: str) -> dict[str, Any]:
+    """The split's fingerprint as embedded, from the record beside the embeddings."""
+    record = embedding_record(image_path)
+    try:
+        data = json.loads(record.read_text()).get("data")
+    except FileNotFoundError:
+        raise UserError(f"{record}: not found beside {image_path} (rerun the embed step)") from None
+    except (ValueError, AttributeError):
+        raise UserError(f"{record}: not the embedding step's JSON record (rerun the embed step)") from None
+    if not isinstance(data, dict) or not {"rows", "groups", "targetids_sha256"} <= data.keys():
+        raise UserError(f"{record}: records no fingerprint of the data it embedded (written before embeddings "
+                        "recorded it); rerun the embed step")
+    return data
+
+
 def load_split(image_path: str, spectrum_path: str, indices_path: str, dataset: str | None = None,
-               split: str = "valid") -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """One split's embeddings and its valid rows, the rows checked to lie within the embeddings'; with `dataset`,
-    the embeddings checked to cover that split of the data file row for row (a data file replaced under the cache,
-    say restored with an older modification time, is never scored against embeddings of another)."""
+               split: str = "valid", labels: str | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One split's embeddings and its valid rows, the rows checked to lie within the embeddings'. With `dataset`,
+    the embeddings are checked to be of that split of the data file, row for row (its rows, groups and targetids as
+    the embed step recorded them: a data file replaced under the cache, say restored with an older modification
+    time, is never scored against embeddings of another); with `labels`, that the label table's targetids are the
+    embedded galaxies' in the same order."""
     embeddings = load_embeddings(image_path, spectrum_path)
+    n = len(embeddings["image"])
     if dataset:
         with Survey(dataset) as survey:
-            rows = survey.n_rows(split)
-        if rows != len(embeddings["image"]):
-            raise UserError(f"{image_path}: {len(embeddings['image']):,} embedded rows, but the {split} split of "
-                            f"{dataset} has {rows:,}: embeddings of another data file (rerun the embed step)")
-    return embeddings, load_indices(indices_path, rows=len(embeddings["image"]))
+            data = survey.fingerprint(split)
+        if data["rows"] != n:
+            raise UserError(f"{image_path}: {n:,} embedded rows, but the {split} split of {dataset} has "
+                            f"{data['rows']:,}: embeddings of another data file (rerun the embed step)")
+        embedded = _embedded_data(image_path)
+        if embedded != data:
+            what = "groups" if embedded["groups"] != data["groups"] else "targetids"
+            raise UserError(f"{image_path}: embedded from other galaxies than the {split} split of {dataset} holds "
+                            f"(its {what} differ): embeddings of another data file (rerun the embed step)")
+    if labels:
+        require_labels_of(labels, _embedded_data(image_path)["targetids_sha256"], f"the galaxies embedded in {image_path}")
+    return embeddings, load_indices(indices_path, rows=n)
+
+
+def require_labels_of(labels: str, targetids_hash: str, galaxies: str) -> None:
+    """Refuse a label table (the catalogue join's labels.csv) whose targetids are not, in order, those hashed to
+    `targetids_hash` (`galaxies` says whose, for the message): labels joined to another data file would otherwise
+    be scored against these galaxies row by row."""
+    try:
+        targetids = pd.read_csv(labels, usecols=["targetid"])["targetid"].to_numpy()
+    except ValueError:
+        raise UserError(f"{labels}: no targetid column (not the catalogue join's labels.csv)") from None
+    if targetids.dtype.kind not in "iu" or targetids_sha256(targetids) != targetids_hash:
+        raise UserError(f"{labels}: its targetids are not those of {galaxies}, in their order: labels joined to "
+                        "another data file (rerun the join_catalogues step)")
 
 
 def read_labels(path: str, classes: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
@@ -138,8 +187,6 @@ def split_labels(dataset: str | os.PathLike, label_files: dict[str, str], proper
                  redshift: bool) -> dict[str, dict[str, np.ndarray]]:
     """Both splits' numeric labels by name, float64 with NaN where missing: the redshift from the data file (when
     asked) and each property from that split's joined labels.csv (`label_files`: split -> path)."""
-    from astroclip_eval.io.data import Survey
-
     values: dict[str, dict[str, np.ndarray]] = {split: {} for split in label_files}
     if redshift:
         with Survey(dataset) as survey:

@@ -28,7 +28,7 @@ from astroclip_eval.io.config import first_error
 from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.kinds import Kind, Main, Table
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the dataset names its validation targetids' sha256
 BOARD_COLUMNS = ["model", "embedding_dim", "table", "score", "title", "label", "query", "protocol", "target", "value",
                  "lo", "hi", "baseline"]
 
@@ -63,14 +63,16 @@ def main_scores(table: Table, frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def record(model: str, kind: Kind, frames: dict[str, pd.DataFrame], checkpoint: Mapping[str, Any], dataset: str | Path,
-           valid_summary: Mapping[str, Any], config: Mapping[str, Any], seconds: float | None) -> dict[str, Any]:
-    """The results file of one model and task kind (`frames`: the kind's tables of this model, by name)."""
+           targetids: str, valid_summary: Mapping[str, Any], config: Mapping[str, Any],
+           seconds: float | None) -> dict[str, Any]:
+    """The results file of one model and task kind (`frames`: the kind's tables of this model, by name;
+    `targetids`: the sha256 of the validation split's targetids as embedded)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "model": model,
         "task": kind.name,
         "checkpoint": {k: checkpoint.get(k) for k in ("sha256", "source", "architecture", "epoch")},
-        "dataset": {"name": Path(dataset).name, "bytes": Path(dataset).stat().st_size,
+        "dataset": {"name": Path(dataset).name, "bytes": Path(dataset).stat().st_size, "targetids_sha256": targetids,
                     "validation_rows": int(valid_summary["n_rows"]), "valid_rows": int(valid_summary["n_valid"])},
         "harness": {"package": "astroclip-eval", "version": importlib.metadata.version("astroclip-eval"),
                     "config_sha256": config_hash(config)},
@@ -83,9 +85,10 @@ def record(model: str, kind: Kind, frames: dict[str, pd.DataFrame], checkpoint: 
 
 
 def stale(results: Mapping[str, Any], config: Mapping[str, Any], checkpoint: Mapping[str, Any],
-          dataset_bytes: int) -> str | None:
+          dataset_bytes: int, targetids: str) -> str | None:
     """What makes a results file not this run's, or None: written under another config, from another checkpoint or
-    on another data file (a file left in a model's results/ from an earlier run, or copied from elsewhere)."""
+    on another data file, by its size or its validation split's targetids (`targetids`: their sha256 in the run's
+    data file): a file left in a model's results/ from an earlier run, or copied from elsewhere."""
     if results["harness"]["config_sha256"] != config_hash(config):
         return f"written under another config (config_sha256 {results['harness']['config_sha256'][:12]}, this run's " \
                f"{config_hash(config)[:12]})"
@@ -94,6 +97,8 @@ def stale(results: Mapping[str, Any], config: Mapping[str, Any], checkpoint: Map
                f"{str(checkpoint.get('sha256'))[:12]}"
     if results["dataset"]["bytes"] != dataset_bytes:
         return f"measured on a data file of {results['dataset']['bytes']:,} bytes, not this run's {dataset_bytes:,}"
+    if results["dataset"]["targetids_sha256"] != targetids:
+        return "measured on other galaxies than the validation split of this run's data file (their targetids differ)"
     return None
 
 

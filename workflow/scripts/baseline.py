@@ -8,15 +8,17 @@ import logging
 from astroclip_eval.io.atomic import write_csv, write_parquet
 from astroclip_eval.io.cli import run
 from astroclip_eval.io.data import Survey
-from astroclip_eval.io.files import load_indices, read_labels
+from astroclip_eval.io.files import load_indices, read_labels, require_labels_of
 from astroclip_eval.tasks.baselines import score
 
 
 def split(plan: dict, name: str, questions: list[str]) -> tuple:
     """One split's (label table, redshifts, valid rows)."""
+    prefix = "" if name == "valid" else "train_"
     with Survey(plan["dataset"]) as survey:
         redshifts = survey.read(name, "redshifts")
-    prefix = "" if name == "valid" else "train_"
+        require_labels_of(plan[f"{prefix}labels"], survey.fingerprint(name)["targetids_sha256"],
+                          f"the {name} split of {plan['dataset']}")
     return (read_labels(plan[f"{prefix}labels"], questions), redshifts,
             load_indices(plan[f"{prefix}valid"], rows=len(redshifts)))
 

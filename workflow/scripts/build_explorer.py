@@ -14,7 +14,7 @@ from astroclip_eval.tasks.explorer import EMBEDDED_PAGE_BYTES, build
 
 def main(args: argparse.Namespace) -> None:
     start = time.monotonic()
-    embeddings, valid = load_split(args.image, args.spectrum, args.valid, args.dataset)
+    embeddings, valid = load_split(args.image, args.spectrum, args.valid, args.dataset, labels=args.labels)
     settings = json.loads(args.settings)
     labels = read_labels(args.labels, settings["classes"]) if args.labels else None
     with Survey(args.dataset) as survey:

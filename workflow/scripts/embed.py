@@ -34,6 +34,7 @@ def main(args: argparse.Namespace) -> None:
         check_dim(int(model.embedding_dim))  # before any row is read
     with Survey(args.dataset) as survey:
         n_rows = survey.n_rows(args.split)
+        data = survey.fingerprint(args.split)
         if n_rows == 0:
             needed = " (redshift.protocols zero_shot and few_shot are fitted on it)" if args.split == "train" else ""
             raise UserError(f"{args.dataset}: the {args.split} split has no rows; nothing to embed{needed}")
@@ -48,7 +49,7 @@ def main(args: argparse.Namespace) -> None:
     if images.shape[0]:
         check_dim(images.shape[1])
     save_torch(args.out, {"rows": torch.tensor([lo, hi]), "image": images, "spectrum": spectra, "device": describe(device),
-                          "checkpoint_sha256": sha256(args.checkpoint)})  # what was embedded, whatever the cache says
+                          "checkpoint_sha256": sha256(args.checkpoint), "data": data})  # what was embedded
 
 
 parser = argparse.ArgumentParser(prog="embed", description=__doc__)

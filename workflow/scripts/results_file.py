@@ -21,12 +21,13 @@ def main(args: argparse.Namespace) -> None:
     bench = Path(plan["benchmark"])
     seconds = float(pd.read_csv(bench, sep="\t")["s"].iloc[0]) if bench.exists() else None
     promoted = json.loads(Path(plan["checkpoint"]).read_text())
-    embedded = json.loads(Path(plan["embedded"]).read_text()).get("checkpoint_sha256")  # not the cache's word for it
-    if not embedded:
-        raise UserError(f"{plan['embedded']}: names no checkpoint_sha256 (written before embeddings recorded their "
-                        "checkpoint); rerun the embed step")
-    results = record(plan["model"], kind, frames, {**promoted, "sha256": embedded}, plan["dataset"],
-                     json.loads(Path(plan["valid"]).read_text()), json.loads(Path(plan["config"]).read_text()), seconds)
+    embedded = json.loads(Path(plan["embedded"]).read_text())  # the checkpoint and data as embedded, not the cache's word
+    if not embedded.get("checkpoint_sha256") or "targetids_sha256" not in embedded.get("data", {}):
+        raise UserError(f"{plan['embedded']}: names no checkpoint_sha256 or data fingerprint (written before "
+                        "embeddings recorded them); rerun the embed step")
+    results = record(plan["model"], kind, frames, {**promoted, "sha256": embedded["checkpoint_sha256"]}, plan["dataset"],
+                     embedded["data"]["targetids_sha256"], json.loads(Path(plan["valid"]).read_text()),
+                     json.loads(Path(plan["config"]).read_text()), seconds)
     try:
         validate(results, plan["schema"])
     except ValueError as error:

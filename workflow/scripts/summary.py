@@ -13,6 +13,7 @@ import yaml
 
 from astroclip_eval.io.atomic import atomic_path, save_figure, write_csv
 from astroclip_eval.io.cli import run
+from astroclip_eval.io.data import Survey
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.report.overview import (
     reference_section,
@@ -49,9 +50,11 @@ def main(args: argparse.Namespace) -> None:
     records = {kind: [_json(path) for path in paths] for kind, paths in plan["results"].items()}
     checkpoints = {m: _json(c) for m, c in zip(models, plan["checkpoints"])}
     data_bytes = Path(config["dataset"]["path"]).stat().st_size
+    with Survey(config["dataset"]["path"]) as survey:
+        targetids = survey.fingerprint("valid")["targetids_sha256"]
     for kind, paths in plan["results"].items():  # only this run's numbers reach the scoreboard
         for path, results in zip(paths, records[kind]):
-            why = stale(results, config, checkpoints[results["model"]], data_bytes)
+            why = stale(results, config, checkpoints[results["model"]], data_bytes, targetids)
             if why:
                 raise UserError(f"{path}: {why}; remove it, or rerun it with `snakemake -f {path}`")
     scores = board([r for rs in records.values() for r in rs], dims)
