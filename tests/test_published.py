@@ -17,12 +17,14 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT, snakemake
+from markupsafe import escape
 from reproduction_recipe import recipe_state_dict, spec_image_embedding, spec_spectrum_embedding, write_published, write_run_dir
 
 from astroclip_eval.checkpoints import sha256
 from astroclip_eval.embed import shard_rows
 from astroclip_eval.io.data import Survey
 from astroclip_eval.io.files import load_embeddings, load_indices
+from astroclip_eval.report.overview import SIMULATED_NOTE
 from astroclip_eval.tasks.redshift import evaluate
 
 SIZES = [38, 25, 47, 31, 22, 53, 29, 41, 35, 19]  # uneven groups: 72 validation rows, 268 train rows
@@ -438,6 +440,7 @@ def test_released_model_beside_the_reproduction(paper):
                            ("similarity.exclude_self", "False")):  # the template's settings, as the run used them
         assert f"<tr><td>{setting}</td><td>{value}</td><td>" in overview, setting
     assert 'id="selection"' not in overview  # a catalogue file: no simulator's selection to state
+    assert str(escape(SIMULATED_NOTE.strip())) not in overview  # nor a warning that its galaxies are simulated
     retrieval = pd.read_csv(results / "summary/retrieval.csv")
     assert retrieval[["model", "query"]].values.tolist() == [["paper", "spectrum"], ["paper", "image"],
                                                                ["dim128", "spectrum"], ["dim128", "image"]]

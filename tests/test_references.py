@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import pandas as pd
 import pytest
 
-from astroclip_eval.report.overview import at_baseline, reference_section, scoreboard_section
+from astroclip_eval.report.overview import SIMULATED_NOTE, at_baseline, reference_section, scoreboard_section
 from astroclip_eval.report.plotting import reference_forest
 from astroclip_eval.tasks.references import all_references, reference_table, verdict
 
@@ -105,6 +105,12 @@ def test_the_scoreboard_sets_each_model_s_like_for_like_score_under_a_published_
     listed = reference_section(references)
     assert ["mass", "ceiling", "0.9", "a bound", "dim16", "few_shot, spectrum -> spectrum", "0.950 [0.940, 0.960]",
             "exceeded"] in listed["rows"]
+    # on a simulated survey both notes first say the references are of other galaxies, and the figure's title
+    assert not section["note"].startswith(SIMULATED_NOTE) and not listed["note"].startswith(SIMULATED_NOTE)
+    simulated = (scoreboard_section(CONFIG, board, compared, references, simulated=True),
+                 reference_section(references, simulated=True))
+    assert all(s["note"] == SIMULATED_NOTE + n["note"] for s, n in zip(simulated, (section, listed)))
+    assert "real galaxies" in reference_forest(references, simulated=True).axes[0].get_title()
 
 
 def test_a_classifier_at_the_majority_baseline_is_never_shaded_as_a_lead():

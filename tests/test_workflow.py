@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT, snakemake
+from markupsafe import escape
 
 from astroclip_eval.io.data import Survey
 from astroclip_eval.io.files import cached_splits, load_embeddings, load_indices
+from astroclip_eval.report.overview import SIMULATED_NOTE
 from astroclip_eval.tasks.redshift import evaluate
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]  # one worker runs the demo once
@@ -183,6 +185,8 @@ def test_demo_properties_and_morphology(demo):
     overview = (demo / "results/summary/overview.html").read_text()
     assert 'id="properties"' in overview and 'id="morphology"' in overview and "sigma_NMAD" in overview
     assert "<td>smooth-or-featured</td><td>ceiling: the votes&#39; own noise</td><td class=\"num\">0.936</td>" in overview
+    # the demo's references are of real galaxies: both notes say so before any verdict
+    assert overview.count(str(escape(SIMULATED_NOTE.strip()))) == 2
     summary = pd.read_csv(demo / "results/summary/properties_r2.csv")
     assert len(summary) == (4 * 4 * len(cfg["models"]) + 3) * len(cfg["properties"])  # the photometry baseline: 3 protocols
     assert (demo / "results/summary/properties_r2_vs_embedding_dim.png").stat().st_size > 10_000

@@ -195,18 +195,24 @@ def at_baseline(rows: pd.DataFrame) -> pd.Series:
 
 
 BOARD_COLUMNS = 4  # score columns per scoreboard table (two labels, two modalities): a page's width
+# Before the references' notes when the data file is simulated (the demo's): its verdicts read against real galaxies.
+SIMULATED_NOTE = ("This data file is a simulated survey, and the references were measured on real galaxies (the "
+                  "published figures on DESI's): label, protocol, modality and k match, the galaxies do not, so a "
+                  "verdict here shows how a score is read against a reference, not how the model compares with the "
+                  "paper (for that, run config/desi-edr.yaml on the published file). ")
 
 
 def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd.DataFrame,
                        references: pd.DataFrame, figure: str | Path | None = None,
-                       baselines: pd.DataFrame | None = None, against: pd.DataFrame | None = None) -> dict[str, Any]:
+                       baselines: pd.DataFrame | None = None, against: pd.DataFrame | None = None,
+                       simulated: bool = False) -> dict[str, Any]:
     """The page's first section: the references at a glance (`figure`), then per table with main scores, models as
     rows and its main scores per label and query modality as columns (the best protocol's, with the 95% interval,
     shaded by rank in the column unless at the majority guesser's baseline), the configured references of that
     score as their own rows with each model's like-for-like score beneath a published figure, each baseline's best
     score (`baselines`, board rows of the feature sets) under every modality of its label with each model's paired
     difference to it (`against`, `scoreboard.against_baselines`), and whether the best model's lead over the next
-    is resolved."""
+    is resolved; on a `simulated` data file, the note first says that the references are of other galaxies."""
     boards = []
     for table in (t for kind in enabled(config) for t in kind.tables if t.main):
         for main in table.main:
@@ -258,6 +264,7 @@ def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd
             "row in italics with its best score under both modalities of each label, followed by each model's "
             "paired difference to it (model minus baseline, each at its best protocol as the cells above, on the "
             "galaxies both scored; summary/against_baselines.csv).")
+    note = (SIMULATED_NOTE if simulated and len(references) else "") + note
     image = embedded_png(figure) if figure else ""
     return _section("Scoreboard", "scoreboard", note, boards=boards, image=image)
 
@@ -344,9 +351,9 @@ def shared_section(function: str, data: Any) -> dict[str, Any]:
     return _section(title, anchor, note, header, rows, _numeric(rows))
 
 
-def reference_section(references: pd.DataFrame) -> dict[str, Any] | None:
+def reference_section(references: pd.DataFrame, simulated: bool = False) -> dict[str, Any] | None:
     """The published figures, bounds and baselines the config names, each beside every model's score read against
-    it (`summary/references.csv`), with the verdict."""
+    it (`summary/references.csv`), with the verdict (on a `simulated` data file, said to be of other galaxies)."""
     if references.empty:
         return None
     rows = []
@@ -363,6 +370,7 @@ def reference_section(references: pd.DataFrame) -> dict[str, Any] | None:
             "fit, a supervised model) against the model's best score. Beside a question's accuracy, what always "
             "answering its most common class scores on the same rows (majority): a score near it learnt nothing. "
             "The rows are in summary/references.csv.")
+    note = (SIMULATED_NOTE if simulated else "") + note
     return _section("Against references", "references", note,
                     ["label", "reference", "value", "measured by", "model", "this run's score by", "score", "verdict"],
                     rows, (2, 6))

@@ -291,11 +291,12 @@ REFERENCE_MARKS = {"published": ("D", "black", "published figure"), "bound": ("|
                    "baseline": ("^", "tab:purple", "another method")}
 
 
-def reference_forest(references: pd.DataFrame) -> plt.Figure:
+def reference_forest(references: pd.DataFrame, simulated: bool = False) -> plt.Figure:
     """Every configured reference at a glance (`summary/references.csv`): a line per label and reference, each
     model's score read against it as a dot with its 95% interval, the reference's value as a mark (a bound in red
     where a score's whole interval exceeds it), and for a question what always guessing its most common class
-    scores (a cross); references without a score of this run are left out."""
+    scores (a cross); references without a score of this run are left out. On a `simulated` data file the title
+    says that the references are of real galaxies and the scores of simulated ones."""
     use_style()
     scored = references[references["measured_by"].astype(bool)]
     if scored.empty:
@@ -333,6 +334,9 @@ def reference_forest(references: pd.DataFrame) -> plt.Figure:
     ax.set_xlabel(f"score ({metrics}); dots: this run's, with the 95% bootstrap interval")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.01, 0.0))
+    if simulated:
+        ax.set_title("references: real galaxies; scores: this simulated survey's (a reading, not a comparison)",
+                     fontsize=8)
     return fig
 
 

@@ -101,10 +101,11 @@ def main(args: argparse.Namespace) -> None:
     write_csv(plan["comparisons"], compared)
     references = all_references(config, frames)
     write_csv(plan["references"], references)
-    save_figure(plan["references_figure"], reference_forest(references), bbox_inches="tight")
-    listed = reference_section(references)
+    simulated = _json(plan["valid"]).get("selection") is not None  # the simulator records how it selected
+    save_figure(plan["references_figure"], reference_forest(references, simulated), bbox_inches="tight")
+    listed = reference_section(references, simulated)
     sections = [scoreboard_section(config, scores, compared, references, plan["references_figure"],
-                                   theirs, against),
+                                   theirs, against, simulated),
                 *([listed] if listed else []), *sections]
     sections += [shared_section(function, _json(plan["shared"][key]))
                  for kind in enabled(config) for key, (_, _, function) in kind.shared.items()]
