@@ -10,7 +10,7 @@ from conftest import ROOT
 
 BIN = Path(sys.executable).parent
 # Snakemake's linter asks every rule for a conda environment or a container. This workflow deliberately has
-# neither: jobs run with the interpreter of the submitting `snakemake` (README, "Running on a SLURM cluster"), and a
+# neither: jobs run with the interpreter of the submitting `snakemake` (docs/slurm.md), and a
 # conda environment nobody can build or test here would be a false promise. That lint, and only that one, is allowed.
 ALLOWED_LINTS = {"Specify a conda environment or container for each rule."}
 

@@ -40,7 +40,7 @@ def test_demo_outputs_and_values(demo):
         pd.testing.assert_frame_equal(table[table["protocol"] == "reproduction"].reset_index(drop=True), expected)
         columns = ["reproduction", "zero_shot@16", "zero_shot@64", "few_shot"]  # zero_shot_neighbours: [16, 64]
         assert table["protocol"].tolist() == [p for p in columns for _ in range(4)]
-        # measured on 2 cores (README): reproduction 0.63-0.70; in-modal zero-shot and few-shot 0.64-0.84. A few-shot
+        # measured on 2 cores (docs/redshift.md): reproduction 0.63-0.70; in-modal zero-shot and few-shot 0.64-0.84. A few-shot
         # MLP trained on one modality and applied to the other is far lower, so cross-modal few-shot is not bounded.
         assert (table.loc[table["protocol"] == "reproduction", "r2"] > 0.5).all()
         assert (table.loc[table["query"] == table["target"], "r2"] > 0.5).all()
@@ -223,7 +223,7 @@ def test_the_original_morphology_protocol_on_the_demo(demo):
         mine = classes[(classes["question"] == "paper_smooth-or-featured") & (classes["protocol"] == "few_shot")]
         valid = load_indices(str(demo / "cache/valid_indices.pt"))
         assert (mine["n"] == paper.iloc[valid].notna().sum()).all()
-        in_modal = mine[mine["query"] == mine["target"]]  # 0.907-0.916 (README); cross-modal lower
+        in_modal = mine[mine["query"] == mine["target"]]  # 0.907-0.916 (docs/properties.md); cross-modal lower
         assert len(in_modal) == 2 and (in_modal["accuracy_lo"] > in_modal["majority"] + 0.3).all(), in_modal
 
 
@@ -316,7 +316,7 @@ def test_demo_posteriors_are_calibrated(demo):
     """Both models, every configured label and modality: the rows scored are the valid validation rows with the
     label, the central 95% interval covers within 0.05 of its share and the 68% within 0.07 (measured on 2 cores,
     2026-12-06: dim16 0.68-0.72 and 0.95-0.97 everywhere; dim128's spectrum posteriors a little overconfident, 0.63-0.65
-    and 0.94, README), and every score is finite."""
+    and 0.94, docs/posteriors.md), and every score is finite."""
     cfg = __import__("yaml").safe_load((demo / "config/config.yaml").read_text())
     labels = cfg["posteriors"]["labels"]
     valid = load_indices(str(demo / "cache/valid_indices.pt"))
@@ -404,5 +404,5 @@ def test_demo_results_files_scoreboard_and_budgets(demo):
     at_baseline = board[baseline.notna() & (board["lo"] <= baseline)]
     overview = (demo / "results/summary/overview.html").read_text()
     shown = len(at_baseline) + (at_baseline["model"] == "photometry").sum()  # a baseline's cell under both modalities
-    assert overview.count(" at baseline (") == shown and len(at_baseline) >= 1  # the README: disk-edge-on learns nothing
+    assert overview.count(" at baseline (") == shown and len(at_baseline) >= 1  # docs/properties.md: disk-edge-on learns nothing
     assert (demo / "results/summary/budgets.png").stat().st_size > 10_000

@@ -25,7 +25,7 @@ def resolve_device(requested: str, key: str = "embedding.device") -> torch.devic
                      else f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU: check the node's driver")
             log.warning(
                 "this job was given GPU(s) %s but %s: running on the CPU, many times slower. Fix: install a CUDA "
-                "build of torch in the workflow's environment (README, Running on a SLURM cluster), or set "
+                "build of torch in the workflow's environment (docs/slurm.md), or set "
                 "%s: cpu and drop the GPU request", visible, cause, key)
         else:
             log.warning("%s is 'auto' and no GPU is visible: running on the CPU", key)

@@ -62,7 +62,7 @@ class Inert:
         return f"<inert {self.path}>"
 
 
-# Limits of what the reader builds, whatever the file claims (README, "Untrusted inputs"): the pickle's own length, its
+# Limits of what the reader builds, whatever the file claims (docs/reliability.md): the pickle's own length, its
 # nesting, and the size of any tuple or frozenset counted with shared members expanded (hashing one as a dictionary
 # key visits every member, so a few hundred bytes of shared tuples would otherwise take forever).
 MAX_PICKLE_BYTES = 64 * 2**20

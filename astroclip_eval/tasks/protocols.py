@@ -73,7 +73,7 @@ class Recipe:
 RECIPES = {
     # the project's: GELU, Adam 3e-3 on batches of 2,048, stopped by a held-out tenth of the train split (20 epochs
     # without improvement), keeping the best epoch; measured on the demo against its earlier full-batch recipe
-    # (200 steps): in-modal scores within the five seeds' spread, cross-modal ones higher (README)
+    # (200 steps): in-modal scores within the five seeds' spread, cross-modal ones higher (benchmarks/README.md)
     "project": Recipe(torch.nn.GELU, dropout=0.0, lr=3e-3, weight_decay=1e-4, batch=2048, epochs=400, holdout=0.1,
                       patience=20),
     # the AstroCLIP paper's code: ReLU, dropout 0.1, Adam 1e-3, shuffled batches of 64, 10 epochs
