@@ -89,7 +89,7 @@ def test_a_failing_notebook_cell_is_one_line_and_leaves_no_output(tmp_path):
     def run_with(mode: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
         out, failed = tmp_path / f"{mode}.ipynb", tmp_path / "logs" / f"{mode}.failed.ipynb"
         proc = subprocess.run(
-            [sys.executable, str(script), str(notebook), str(out), "--parameters", json.dumps({"mode": mode}),
+            [sys.executable, str(script), str(notebook), str(out), "--plan", json.dumps({"mode": mode}),
              "--failed-copy", str(failed)],
             capture_output=True, text=True, timeout=300, cwd=ROOT,
         )

@@ -178,7 +178,7 @@ def _join(tmp_path, config, time=False):
             str(tmp_path / "survey.h5"),
             "--split",
             "valid",
-            "--config",
+            "--plan",
             json.dumps(config),
             "--labels",
             str(out),

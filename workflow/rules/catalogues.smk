@@ -20,5 +20,5 @@ rule join_catalogues:
         split=split_name,
         config=label_definitions(),
     shell:
-        "{params.cmd} --dataset {input.dataset:q} --split {params.split} --config {params.config:q} "
+        "{params.cmd} --dataset {input.dataset:q} --split {params.split} --plan {params.config:q} "
         "--labels {output.labels:q} --summary {output.summary:q} --log {log:q}"

@@ -143,10 +143,10 @@ def all_outputs():
     ]
 
 
-# The one shell line that executes a notebook with papermill; its params are run, parameters (JSON) and failed
+# The one shell line that executes a notebook with papermill; its params are run, parameters (JSON, passed as --plan) and failed
 # (where a failing notebook is kept for reading), its input and output both named notebook.
 NOTEBOOK_SHELL = (
-    "{params.run} {input.notebook:q} {output.notebook:q} --parameters {params.parameters:q} "
+    "{params.run} {input.notebook:q} {output.notebook:q} --plan {params.parameters:q} "
     "--failed-copy {params.failed:q} --log {log:q}"
 )
 

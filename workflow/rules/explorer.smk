@@ -32,4 +32,4 @@ rule explorer:
     shell:
         "OMP_NUM_THREADS={threads} {params.cmd} --model {wildcards.model:q} --dataset {input.dataset:q} "
         "--image {input.image:q} --spectrum {input.spectrum:q} --valid {input.valid:q} {params.labels} "
-        "--settings {params.settings:q} --output {output:q} --log {log:q}"
+        "--plan {params.settings:q} --output {output:q} --log {log:q}"

@@ -18,4 +18,4 @@ if "simulate" in config:
             cmd=script_cmd("simulate_survey.py"),
             survey=json.dumps(config["simulate"]),
         shell:
-            "{params.cmd} --params {params.survey:q} --output {output.survey:q} --log {log:q}"
+            "{params.cmd} --plan {params.survey:q} --output {output.survey:q} --log {log:q}"

@@ -25,4 +25,4 @@ if TRAINED:
             train=train_params,
         shell:
             "{params.cmd} --dataset {input:q} --run-dir {output:q} "
-            "--params {params.train:q} --threads {threads} --log {log:q}"
+            "--plan {params.train:q} --threads {threads} --log {log:q}"

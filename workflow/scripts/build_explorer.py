@@ -15,7 +15,7 @@ from astroclip_eval.tasks.explorer import EMBEDDED_PAGE_BYTES, build
 def main(args: argparse.Namespace) -> None:
     start = time.monotonic()
     embeddings, valid = load_split(args.image, args.spectrum, args.valid, args.dataset, labels=args.labels)
-    settings = json.loads(args.settings)
+    settings = json.loads(args.plan)
     labels = read_labels(args.labels, settings["classes"]) if args.labels else None
     with Survey(args.dataset) as survey:
         html, summary = build(args.model, survey, embeddings, valid, settings, labels)
@@ -39,6 +39,6 @@ parser.add_argument("--image", required=True)
 parser.add_argument("--spectrum", required=True)
 parser.add_argument("--valid", required=True)
 parser.add_argument("--labels", help="the joined catalogues' labels.csv, to colour the map by them")
-parser.add_argument("--settings", required=True, help="JSON of the explorer and similarity settings")
+parser.add_argument("--plan", required=True, help="JSON of the explorer and similarity settings")
 parser.add_argument("--output", required=True)
 run(main, parser)

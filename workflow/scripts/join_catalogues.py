@@ -12,7 +12,7 @@ from astroclip_eval.tasks.labels import label_table, needed_columns
 
 
 def main(args: argparse.Namespace) -> None:
-    config = json.loads(args.config)
+    config = json.loads(args.plan)
     with Survey(args.dataset) as survey:
         targetids = survey.read(args.split, "targetids")
     columns, counts, matched = join(config["catalogues"], needed_columns(config), targetids)
@@ -39,7 +39,7 @@ def main(args: argparse.Namespace) -> None:
 parser = argparse.ArgumentParser(prog="join_catalogues", description=__doc__)
 parser.add_argument("--dataset", required=True)
 parser.add_argument("--split", required=True, choices=["train", "valid"])
-parser.add_argument("--config", required=True, help="JSON of the config's catalogues, properties and classifications")
+parser.add_argument("--plan", required=True, help="JSON of the config's catalogues, properties and classifications")
 parser.add_argument("--labels", required=True)
 parser.add_argument("--summary", required=True)
 run(main, parser)
