@@ -22,7 +22,7 @@ from PIL import Image
 from system import Unavailable, require_tools
 
 from astroclip_eval.io.data import WAVE_MAX, WAVE_MIN, Survey
-from astroclip_eval.report.plotting import SPECTRAL_LINES, to_rgb
+from astroclip_eval.style import SPECTRAL_LINES, to_rgb
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]  # one worker runs the demo once

@@ -16,7 +16,7 @@ from PIL import Image
 from sklearn.decomposition import PCA
 
 from astroclip_eval.io.data import Survey
-from astroclip_eval.report.plotting import to_rgb
+from astroclip_eval.style import to_rgb
 from astroclip_eval.tasks import explorer
 
 SETTINGS = {"max_galaxies": 2000, "projections": ["pca"], "thumbnail": 16, "spectrum_bins": 64, "seed": 0,

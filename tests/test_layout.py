@@ -111,3 +111,17 @@ def test_the_summary_and_the_overview_name_no_task():
     assert not set(included) & {kind.name for kind in KINDS}  # included by the loop over the table
     assert {kind.name for kind in KINDS} <= {f.stem for f in (ROOT / "workflow/rules").glob("*.smk")}
     assert {kind.name for kind in KINDS if kind.notebook} == {f.stem for f in (ROOT / "workflow/notebooks").glob("*.ipynb")}
+
+
+def _imports(path: Path) -> set[str]:
+    """The astroclip_eval modules a file imports, at the top or inside a function."""
+    found = re.findall(r"^\s*(?:from|import) (astroclip_eval[\w.]*)", path.read_text(), re.M)
+    return set(found)
+
+
+def test_tasks_import_no_report_and_the_demo_has_no_circle():
+    """Imports go down: a task draws with `astroclip_eval.style`, never the report above it; the demo's survey and
+    catalogues share `demo.universe` instead of importing each other."""
+    for path in sorted((PACKAGE / "tasks").glob("*.py")):
+        assert not {m for m in _imports(path) if m.startswith("astroclip_eval.report")}, path.name
+    assert "astroclip_eval.demo.simulate" not in _imports(PACKAGE / "demo/catalogues.py")

@@ -3,7 +3,7 @@
 import numpy as np
 
 from astroclip_eval.demo.simulate import SKY_SIGMA
-from astroclip_eval.report.plotting import LEGACY_RGB_OFFSET, LEGACY_RGB_Q, LEGACY_RGB_SCALES, to_rgb
+from astroclip_eval.style import LEGACY_RGB_OFFSET, LEGACY_RGB_Q, LEGACY_RGB_SCALES, to_rgb
 
 
 def test_colour_follows_the_scaled_flux_ratios():

@@ -21,6 +21,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from astroclip_eval.demo.universe import cosmology, kcorrect_templates
+
 PROVABGS_FILE = "provabgs.hdf5"
 GALAXY_ZOO_FILE = "gz_decals.csv"
 GZ_COVERAGE = 0.85  # share of galaxies with a Galaxy Zoo entry
@@ -30,12 +32,7 @@ N_FIELD_DECOYS = 200  # entries far from any galaxy
 
 @lru_cache(maxsize=1)
 def _template_quantities() -> dict[str, np.ndarray]:
-    import kcorrect
-    import kcorrect.template
-
-    from astroclip_eval.demo.simulate import TEMPLATE_FILE
-
-    t = kcorrect.template.Template(filename=os.path.join(kcorrect.KCORRECT_DIR, "data", "templates", TEMPLATE_FILE))
+    t = kcorrect_templates()
     wave, flux = np.asarray(t.wave, np.float64), np.asarray(t.flux, np.float64)
     return {
         "norm": flux[:, (wave > 5000) & (wave < 6000)].mean(axis=1),  # as simulate.templates() normalises
@@ -48,10 +45,8 @@ def _template_quantities() -> dict[str, np.ndarray]:
 
 def properties(pop: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """LOG_MSTAR (log10 solar masses), Z_MW, TAGE_MW (Gyr), AVG_SFR (solar masses per year, last 300 Myr)."""
-    from astroclip_eval.demo.simulate import _cosmology
-
     q = _template_quantities()
-    cosmo = _cosmology()
+    cosmo = cosmology()
     z = pop["redshift"]
     to_10pc = (cosmo.luminosity_distance(z).to("pc").value / 10.0) ** 2  # undo the dimming the weights carry
     formed = (pop["bulge"] + pop["disc"]) * to_10pc[:, None] / q["norm"]  # solar masses formed per template

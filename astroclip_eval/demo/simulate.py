@@ -31,6 +31,7 @@ import numpy as np
 
 from astroclip_eval.demo.catalogues import catalogues
 from astroclip_eval.demo.template_fit import fit_redshifts
+from astroclip_eval.demo.universe import cosmology, kcorrect_templates
 from astroclip_eval.io.atomic import atomic_path
 from astroclip_eval.io.data import COLUMNS, wavelength_grid
 
@@ -42,7 +43,6 @@ PSF_FWHM = {"r": 1.30}  # arcsec, typical DR9 seeing; one PSF for all bands (a s
 # Per-pixel sky noise in nanomaggies, from DR9-like 5-sigma point-source depths g 24.0, r 23.4, z 22.5.
 SKY_SIGMA = {"g": 0.0065, "r": 0.011, "z": 0.028}
 FIBRE_RADIUS = 0.75  # arcsec, DESI fibre
-TEMPLATE_FILE = "kcorrect-default-v4.fits"
 OLD, LINES, YOUNG, OLD2, MID = range(5)  # the five kcorrect-default-v4 components
 
 
@@ -78,19 +78,9 @@ FIT_ZGRID = np.round(np.arange(0.0, 1.3005, 0.001), 3)  # beyond the sample's de
 
 
 @lru_cache(maxsize=1)
-def _cosmology():
-    from astropy.cosmology import FlatLambdaCDM
-
-    return FlatLambdaCDM(H0=70.0, Om0=0.3)
-
-
-@lru_cache(maxsize=1)
 def templates() -> tuple[np.ndarray, np.ndarray]:
     """Rest-frame wavelength (Angstrom) and the five kcorrect templates, each scaled to unit mean at 5000-6000 A."""
-    import kcorrect
-    import kcorrect.template
-
-    t = kcorrect.template.Template(filename=os.path.join(kcorrect.KCORRECT_DIR, "data", "templates", TEMPLATE_FILE))
+    t = kcorrect_templates()
     wave = np.asarray(t.wave, dtype=np.float64)
     flux = np.asarray(t.flux, dtype=np.float64)
     norm = flux[:, (wave > 5000) & (wave < 6000)].mean(axis=1, keepdims=True)
@@ -165,7 +155,7 @@ def sample_population(cfg: SurveyConfig, n: int, stream: int = 0) -> dict[str, n
 
     Each `stream` is an independent draw of the same seed (the selection draws candidates in batches)."""
     rng = np.random.default_rng([cfg.seed, 0, stream])
-    cosmo = _cosmology()
+    cosmo = cosmology()
     zgrid = np.linspace(0.005, 1.3, 600)
     dvdz = cosmo.differential_comoving_volume(zgrid).value
     cdf = np.cumsum(dvdz)

@@ -8,20 +8,9 @@ import pandas as pd
 
 from astroclip_eval.io.data import wavelength_grid
 from astroclip_eval.io.plan import base_protocol
+from astroclip_eval.style import SPECTRAL_LINES, to_rgb, use_style
 from astroclip_eval.tasks.downstream import MODALITIES, PAIRS, r2_score
 
-STYLE = {
-    "figure.dpi": 110,
-    "savefig.dpi": 200,
-    "font.size": 10,
-    "axes.titlesize": 10,
-    "axes.labelsize": 10,
-    "image.cmap": "viridis",
-}
-# The Legacy Survey viewer's colour mapping for g, r, z (per-band scales, offset, arcsinh softening).
-LEGACY_RGB_SCALES = np.array([6.0, 3.4, 2.2])
-LEGACY_RGB_OFFSET = 0.03
-LEGACY_RGB_Q = 20.0
 PROTOCOL_TITLES = {
     "reproduction": "reproduction: kNN mean, validation set",
     "zero_shot": "zero-shot: weighted kNN fitted on train",
@@ -33,10 +22,6 @@ def protocol_title(name: str) -> str:
     """A protocol column's title, with its k when the name carries one ('zero_shot@16')."""
     base, _, k = name.partition("@")
     return PROTOCOL_TITLES.get(base, base) + (f", k = {k}" if k else "")
-
-
-def use_style() -> None:
-    plt.rcParams.update(STYLE)
 
 
 def redshift_panels(
@@ -62,19 +47,6 @@ def redshift_panels(
                 ax.set_ylabel("predicted redshift $z$ (kNN mean)")
     fig.colorbar(mesh, ax=axes, shrink=0.8, label="log$_{10}$(1 + galaxies per bin)")
     return fig
-
-
-def to_rgb(image: np.ndarray) -> np.ndarray:
-    """g/r/z image (H, W, 3) in nanomaggies -> RGB in [0, 1] as the Legacy Survey viewer maps it.
-
-    Each band is scaled (g x6.0 -> blue, r x3.4 -> green, z x2.2 -> red) and offset by 0.03; one arcsinh stretch of
-    the bands' mean intensity multiplies all three, so colour follows the flux ratios and the sky noise, which is
-    near that offset in every band, stays grey instead of becoming coloured speckle (Lupton et al. 2004).
-    """
-    scaled = image * LEGACY_RGB_SCALES + LEGACY_RGB_OFFSET
-    intensity = np.maximum(scaled, 0).mean(axis=-1, keepdims=True)
-    stretch = np.arcsinh(LEGACY_RGB_Q * intensity) / np.sqrt(LEGACY_RGB_Q) / np.maximum(intensity, 1e-6)
-    return np.clip(scaled * stretch, 0, 1)[..., ::-1]
 
 
 def retrieval_curves(ranks: dict[tuple[str, str], np.ndarray], title: str) -> plt.Figure:
@@ -114,15 +86,6 @@ def image_grid(queries: list[int], hits: dict[int, list[int]], images: dict[int,
     fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-# Strong rest-frame lines (Angstrom, air) marked at each galaxy's redshift: name shown on the query (Ca H and K once),
-# rest wavelength, emission (dashed) or absorption (dotted).
-SPECTRAL_LINES = [
-    ("[O II]", 3727.1, "emission"), ("Ca H&K", 3933.7, "absorption"), ("", 3968.5, "absorption"),
-    ("H\u03b2", 4861.3, "emission"), ("[O III]", 5006.8, "emission"), ("Mg b", 5175.3, "absorption"),
-    ("Na D", 5892.9, "absorption"), ("H\u03b1", 6562.8, "emission"),
-]
 
 
 def _pale(colour: str, share: float = 0.85) -> tuple[float, float, float]:

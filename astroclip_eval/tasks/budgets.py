@@ -27,7 +27,7 @@ import torch
 
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.io.plan import base_protocol, protocol_runs
-from astroclip_eval.report.plotting import use_style
+from astroclip_eval.style import use_style
 from astroclip_eval.tasks.downstream import MODALITIES, labelled_rows, r2_score, require_variance
 from astroclip_eval.tasks.protocols import fit_few_shot, nearest, standardiser, weighted_mean
 

@@ -24,7 +24,7 @@ from PIL import Image
 from astroclip_eval.io.data import WAVE_MAX, WAVE_MIN, Survey
 from astroclip_eval.io.errors import UserError
 from astroclip_eval.io.plan import SIMILARITY_MODES
-from astroclip_eval.report.plotting import SPECTRAL_LINES, to_rgb
+from astroclip_eval.style import SPECTRAL_LINES, to_rgb
 from astroclip_eval.tasks.downstream import MODALITIES
 from astroclip_eval.tasks.similarity import search
 
@@ -71,7 +71,7 @@ def project(embeddings: np.ndarray, method: str, seed: int) -> np.ndarray:
 
 
 def thumbnails(images: np.ndarray, size: int) -> np.ndarray:
-    """(n, size, size, 3) uint8 cut-outs in the report's colour mapping (`plotting.to_rgb`), box-averaged."""
+    """(n, size, size, 3) uint8 cut-outs in the report's colour mapping (`style.to_rgb`), box-averaged."""
     out = np.empty((len(images), size, size, 3), dtype=np.uint8)
     for i, image in enumerate(images):
         rgb = Image.fromarray(np.round(to_rgb(image) * 255).astype(np.uint8))

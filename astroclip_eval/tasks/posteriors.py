@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from astroclip_eval.io.errors import UserError
-from astroclip_eval.report.plotting import use_style
+from astroclip_eval.style import use_style
 from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.downstream import MODALITIES, r2_score, require_variance
 from astroclip_eval.tasks.protocols import standardiser
