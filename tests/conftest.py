@@ -65,6 +65,17 @@ def tiny(tmp_path_factory) -> Path:
     return work
 
 
+def png_size(path: Path) -> tuple[int, int]:
+    """A figure's width and height in pixels, read from the PNG, which must decode whole (a figure check reads what
+    was drawn, not how many bytes it took)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG", path
+        image.load()
+        return image.size
+
+
 def copy_run(source: Path, dest: Path, *parts: str) -> Path:
     """A new work directory holding the tiny config and copies of `parts` of a finished one (e.g. "data", "out"),
     modification times kept, so Snakemake sees them as made and plans only what lies downstream."""

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import ROOT, snakemake
+from conftest import ROOT, png_size, snakemake
 from markupsafe import escape
 from reproduction_recipe import recipe_state_dict, spec_image_embedding, spec_spectrum_embedding, write_published, write_run_dir
 
@@ -223,7 +223,8 @@ def test_catalogue_entries_score_properties_and_morphology(published):
                               "above" if mine["r2_lo"] > 0.879 else "below")
     assert f"<td>{row['verdict']}</td>" in overview
     assert (results / "summary/properties_r2.csv").exists()
-    assert (results / "dim128/properties_true_vs_predicted.png").stat().st_size > 10_000
+    width, height = png_size(results / "dim128/properties_true_vs_predicted.png")
+    assert width >= 1000 and height >= 400 * len(config["properties"])  # a row of panels per property
 
 
 def test_the_photometry_baseline_equals_scikit_learn_on_the_rows_with_magnitudes(published):
@@ -381,8 +382,10 @@ def test_valid_rows_redshift_and_similarity_reproduce_the_notebooks(published):
             np.testing.assert_allclose(got["cosine"], cosines[got["index"]], atol=1e-5)
             if qm == tm:
                 assert got["index"].iloc[0] == q  # the query is its own first in-modal match
-    for kind in ("images", "spectra"):
-        assert (results / f"dim128/similarity_{kind}_sp-im.png").stat().st_size > 10_000
+    width, height = png_size(results / "dim128/similarity_images_sp-im.png")
+    assert width >= 250 * (config["similarity"]["top_k"] + 1) and height >= 250 * len(queries)  # a row per query
+    width, height = png_size(results / "dim128/similarity_spectra_sp-im.png")
+    assert width >= 1000 and height >= 600 * len(queries)  # a panel per query
 
 
 def test_a_copied_run_directory_does_not_collide_with_training(tmp_path):

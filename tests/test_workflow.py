@@ -6,7 +6,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, snakemake
+from conftest import ROOT, png_size, snakemake
 from markupsafe import escape
 
 from astroclip_eval.io.data import Survey
@@ -48,8 +48,11 @@ def test_demo_outputs_and_values(demo):
         assert len(sim) == 4 * len(cfg["similarity"]["query_indices"]) * cfg["similarity"]["top_k"]
         assert set(sim["index"]) <= set(valid.tolist()) and (sim["cosine"] <= 1.0 + 1e-6).all()
         for mode in ("sp-sp", "im-im", "sp-im", "im-sp"):
-            for kind in ("images", "spectra"):
-                assert (demo / f"results/{model}/similarity_{kind}_{mode}.png").stat().st_size > 10_000
+            queries, top_k = len(cfg["similarity"]["query_indices"]), cfg["similarity"]["top_k"]
+            width, height = png_size(demo / f"results/{model}/similarity_images_{mode}.png")
+            assert width >= 250 * (top_k + 1) and height >= 250 * queries  # a row per query: it and its matches
+            width, height = png_size(demo / f"results/{model}/similarity_spectra_{mode}.png")
+            assert width >= 1000 and height >= 600 * queries  # a panel per query
         found = pd.read_csv(demo / f"results/{model}/retrieval.csv").set_index(["query", "target"])
         unit = {m: e[valid] / np.linalg.norm(e[valid], axis=1, keepdims=True) for m, e in emb.items()}
         for qm, tm in (("spectrum", "image"), ("image", "spectrum")):
@@ -61,7 +64,8 @@ def test_demo_outputs_and_values(demo):
             assert abs(row["top10"] - np.mean(ranks <= 10)) <= 2 / valid.size
             assert abs(row["median_rank"] - np.median(ranks)) <= 1
             assert row["top10"] > 20 * 10 / valid.size  # far above chance
-        assert (demo / f"results/{model}/retrieval.png").stat().st_size > 10_000
+        width, height = png_size(demo / f"results/{model}/retrieval.png")
+        assert width >= 800 and height >= 600
         executed = nbformat.read(demo / f"results/{model}/redshift.ipynb", as_version=4)
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
         assert "<html" in (demo / f"results/{model}/redshift.html").read_text()[:2000].lower()
@@ -189,7 +193,8 @@ def test_demo_properties_and_morphology(demo):
     assert overview.count(str(escape(SIMULATED_NOTE.strip()))) == 2
     summary = pd.read_csv(demo / "results/summary/properties_r2.csv")
     assert len(summary) == (4 * 4 * len(cfg["models"]) + 3) * len(cfg["properties"])  # the photometry baseline: 3 protocols
-    assert (demo / "results/summary/properties_r2_vs_embedding_dim.png").stat().st_size > 10_000
+    width, height = png_size(demo / "results/summary/properties_r2_vs_embedding_dim.png")
+    assert width >= 600 * len(cfg["properties"]) and height >= 600  # a panel per property
 
 
 def _demo_splits(demo, model: str = "dim16"):
@@ -405,4 +410,5 @@ def test_demo_results_files_scoreboard_and_budgets(demo):
     overview = (demo / "results/summary/overview.html").read_text()
     shown = len(at_baseline) + (at_baseline["model"] == "photometry").sum()  # a baseline's cell under both modalities
     assert overview.count(" at baseline (") == shown and len(at_baseline) >= 1  # docs/properties.md: disk-edge-on learns nothing
-    assert (demo / "results/summary/budgets.png").stat().st_size > 10_000
+    width, height = png_size(demo / "results/summary/budgets.png")
+    assert width >= 600 * 2 and height >= 500 * len(cfg["budgets"]["labels"])  # a row per label, a panel per modality
