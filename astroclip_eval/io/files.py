@@ -139,13 +139,14 @@ def load_split(image_path: str, spectrum_path: str, indices_path: str, dataset: 
         if data["rows"] != n:
             raise UserError(f"{image_path}: {n:,} embedded rows, but the {split} split of {dataset} has "
                             f"{data['rows']:,}: embeddings of another data file (rerun the embed step)")
-        embedded = _embedded_data(image_path)
+    embedded = _embedded_data(image_path) if dataset or labels else {}  # the record, read once
+    if dataset:
         if embedded != data:
             what = "groups" if embedded["groups"] != data["groups"] else "targetids"
             raise UserError(f"{image_path}: embedded from other galaxies than the {split} split of {dataset} holds "
                             f"(its {what} differ): embeddings of another data file (rerun the embed step)")
     if labels:
-        require_labels_of(labels, _embedded_data(image_path)["targetids_sha256"], f"the galaxies embedded in {image_path}")
+        require_labels_of(labels, embedded["targetids_sha256"], f"the galaxies embedded in {image_path}")
     return embeddings, load_indices(indices_path, rows=n)
 
 

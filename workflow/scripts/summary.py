@@ -101,7 +101,8 @@ def main(args: argparse.Namespace) -> None:
     write_csv(plan["comparisons"], compared)
     references = all_references(config, frames)
     write_csv(plan["references"], references)
-    simulated = _json(plan["valid"]).get("selection") is not None  # the simulator records how it selected
+    valid = _json(plan["valid"])
+    simulated = valid.get("selection") is not None  # the simulator records how it selected
     save_figure(plan["references_figure"], reference_forest(references, simulated), bbox_inches="tight")
     listed = reference_section(references, simulated)
     sections = [scoreboard_section(config, scores, compared, references, plan["references_figure"],
@@ -109,7 +110,7 @@ def main(args: argparse.Namespace) -> None:
                 *([listed] if listed else []), *sections]
     sections += [shared_section(function, _json(plan["shared"][key]))
                  for kind in enabled(config) for key, (_, _, function) in kind.shared.items()]
-    page = render(config, _json(plan["valid"]), checkpoints, embedded, sections, versions(),
+    page = render(config, valid, checkpoints, embedded, sections, versions(),
                   schema=yaml.safe_load(Path(plan["schema"]).read_text()))
     with atomic_path(plan["overview"]) as tmp:
         tmp.write_text(page, encoding="utf-8")
