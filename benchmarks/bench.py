@@ -30,8 +30,10 @@ import yaml
 from torch.utils.data import DataLoader
 
 from astroclip_eval.embed import PRECISIONS, embed_split, prepare
+from astroclip_eval.io.config import section_defaults
 from astroclip_eval.io.data import SPECTRUM_LENGTH, Survey
 from astroclip_eval.io.device import resolve_device
+from astroclip_eval.io.plan import Protocols
 from astroclip_eval.models.reference import ReferenceAstroCLIP
 from astroclip_eval.models.released import Architecture, ReleasedAstroCLIP
 from astroclip_eval.models.reproduction import ReproductionAstroCLIP
@@ -41,6 +43,12 @@ from astroclip_eval.tasks.redshift import evaluate
 from astroclip_eval.tasks.valid import valid_mask, valid_rows
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULTS = section_defaults(ROOT / "workflow/schemas/config.schema.yaml", "protocols")  # as a config leaving it out
+
+
+def protocols(**given) -> Protocols:
+    """The protocols section with `given` keys, the rest the schema's defaults."""
+    return Protocols.of({**DEFAULTS, **given})
 
 
 def best_of(repeats: int, fn: Callable[[], object], before: Callable[[], None] = lambda: None) -> float:
@@ -262,8 +270,9 @@ def bench_knn(args: argparse.Namespace) -> list[tuple]:
     emb = {m: (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32) for m, e in emb.items()}
     valid = np.arange(n)
     torch.set_num_threads(os.cpu_count() or 1)
-    t_ours = best_of(args.repeats, lambda: evaluate(emb, z, valid, k, exclude_self=True))
-    _, _, predictions = evaluate(emb, z, valid, k, exclude_self=True)
+    knn = protocols(reproduction_neighbours=k, exclude_self=True)
+    t_ours = best_of(args.repeats, lambda: evaluate(emb, z, valid, knn))
+    _, _, predictions = evaluate(emb, z, valid, knn)
     rows = np.random.default_rng(2).choice(n, min(args.knn_sample, n), replace=False)
     t_seed = 0.0
     for q in MODALITIES:
@@ -344,7 +353,8 @@ def _properties_child(n_valid: int, n_train: int, device: str, out) -> None:
     (v_emb, v_table), (t_emb, t_table) = synthetic_split(rng, n_valid), synthetic_split(rng, n_train)
     t0 = time.perf_counter()
     downstream.evaluate_all(PROPERTY_NAMES, [], v_emb, v_table, np.arange(n_valid), t_emb, t_table, np.arange(n_train),
-                            ["reproduction", "zero_shot", "few_shot"], device=resolve_device(device, "--device"))
+                            protocols(run=["reproduction", "zero_shot", "few_shot"]),
+                            device=resolve_device(device, "--device"))
     out.put((time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
@@ -356,8 +366,9 @@ def bench_downstream(args: argparse.Namespace) -> list[tuple]:
     from sklearn.neighbors import KNeighborsRegressor
     from sklearn.preprocessing import StandardScaler
 
-    from astroclip_eval.tasks import downstream, protocols
+    from astroclip_eval.tasks import downstream
     from astroclip_eval.tasks.neighbours import SCREEN_EXTRA
+    from astroclip_eval.tasks.protocols import RECIPES, Recipe
 
     device = resolve_device(args.device, "--device")
     rng = np.random.default_rng(3)
@@ -365,8 +376,9 @@ def bench_downstream(args: argparse.Namespace) -> list[tuple]:
     v_rows, t_rows = np.arange(args.side_valid), np.arange(args.side_train)
 
     def ours(protocol: str, recipe: str = "project", seed: int = 0) -> pd.DataFrame:
-        return downstream.evaluate_all(PROPERTY_NAMES, [], v_emb, v_table, v_rows, t_emb, t_table, t_rows, [protocol],
-                                       seed=seed, recipe=recipe, device=device)[0]
+        return downstream.evaluate_all(PROPERTY_NAMES, [], v_emb, v_table, v_rows, t_emb, t_table, t_rows,
+                                       protocols(run=[protocol], few_shot_seed=seed, few_shot_recipe=recipe),
+                                       device=device)[0]
 
     def theirs() -> pd.DataFrame:  # what a user of the original's code runs, at its best: one multi-output fit per
         out = []                   # row set (properties known on the same rows) and target, so the same 8 searches
@@ -403,7 +415,7 @@ def bench_downstream(args: argparse.Namespace) -> list[tuple]:
     gap = float((merged["r2"] - merged["r2_sk"]).abs().max())
     assert len(merged) == 20 and gap < 1e-6, f"zero_shot R^2 differ from scikit-learn's by {gap}"
 
-    protocols.RECIPES["before"] = protocols.Recipe(torch.nn.GELU, 0.0, 3e-3, 1e-4, batch=2**62, epochs=200)
+    RECIPES["before"] = Recipe(torch.nn.GELU, 0.0, 3e-3, 1e-4, batch=2**62, epochs=200)
     few: dict[str, list[tuple[float, float]]] = {"project": [], "before": []}
     for recipe in few:
         for seed in range(args.repeats):
@@ -441,7 +453,8 @@ def _second_k_child(n_valid: int, n_train: int, neighbours: int | list[int], dev
     (v_emb, v_table), (t_emb, t_table) = synthetic_split(rng, n_valid), synthetic_split(rng, n_train)
     t0 = time.perf_counter()
     downstream.evaluate_all(PROPERTY_NAMES, [], v_emb, v_table, np.arange(n_valid), t_emb, t_table, np.arange(n_train),
-                            ["zero_shot"], zero_shot_k=neighbours, device=resolve_device(device, "--device"))
+                            protocols(run=["zero_shot"], zero_shot_neighbours=neighbours),
+                            device=resolve_device(device, "--device"))
     out.put((time.perf_counter() - t0,))
 
 
@@ -621,7 +634,8 @@ def _budgets_child(n_valid: int, n_train: int, repeats: int, device: str, out) -
     (v_emb, v_table), (t_emb, t_table) = synthetic_split(rng, n_valid), synthetic_split(rng, n_train)
     t0 = time.perf_counter()
     evaluate("Z_MW", v_emb, v_table["Z_MW"].to_numpy(), np.arange(n_valid), t_emb, t_table["Z_MW"].to_numpy(),
-             np.arange(n_train), repeats=repeats, device=resolve_device(device, "--device"))
+             np.arange(n_train), repeats=repeats, device=resolve_device(device, "--device"),
+             zero_shot_neighbours=DEFAULTS["zero_shot_neighbours"], few_shot_recipe=DEFAULTS["few_shot_recipe"])
     out.put((time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 

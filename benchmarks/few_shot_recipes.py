@@ -18,8 +18,10 @@ import pandas as pd
 import torch
 import yaml
 
+from astroclip_eval.io.config import check
 from astroclip_eval.io.data import Survey
 from astroclip_eval.io.files import SPLIT_PREFIXES, cached_splits, read_labels
+from astroclip_eval.io.plan import Protocols
 from astroclip_eval.tasks.downstream import evaluate_all
 from astroclip_eval.tasks.protocols import RECIPES, Recipe
 from astroclip_eval.tasks.redshift import evaluate
@@ -36,9 +38,10 @@ def scores(work: Path, model: str, recipe: str, seed: int, config: dict) -> list
     tables = {split: read_labels(str(work / f"cache/catalogues/{prefix}labels.csv"), questions)
               for split, prefix in SPLIT_PREFIXES.items()}
     (v_emb, v_rows, v_z), (t_emb, t_rows, t_z) = splits["valid"], splits["train"]
-    r2, _, _ = evaluate(v_emb, v_z, v_rows, 16, True, ["few_shot"], (t_emb, t_z, t_rows), seed=seed, recipe=recipe)
+    few_shot = Protocols.of({**config["protocols"], "run": ["few_shot"], "few_shot_seed": seed, "few_shot_recipe": recipe})
+    r2, _, _ = evaluate(v_emb, v_z, v_rows, few_shot, (t_emb, t_z, t_rows))
     prop, cls, _, _ = evaluate_all(list(config.get("properties", {})), questions, v_emb, tables["valid"], v_rows, t_emb,
-                                   tables["train"], t_rows, ["few_shot"], seed=seed, recipe=recipe)
+                                   tables["train"], t_rows, few_shot)
     rows = [{"label": "redshift", **r} for r in r2.to_dict("records")]
     rows += [{"label": r["property"], **r} for r in prop.to_dict("records")]
     rows += [{"label": r["question"], **r, "r2": r["accuracy"]} for r in cls.to_dict("records")]
@@ -48,6 +51,7 @@ def scores(work: Path, model: str, recipe: str, seed: int, config: dict) -> list
 def main() -> None:
     work, seeds = Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 5
     config = yaml.safe_load((work / "config/config.yaml").read_text())
+    check(config, Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml")  # its defaults filled in
     RECIPES["earlier"] = EARLIER
     out = []
     for model in config["models"]:

@@ -115,7 +115,7 @@ def build(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]:
         "dataset": {"path": str(survey.resolve())},
         "models": {MODEL: {"checkpoint": str(Path(ckpt).resolve())}},
         "valid": {"z_min": 0.0, "z_max": 0.8},
-        "redshift": {"n_neighbours": 16, "exclude_self": False, "protocols": ["reproduction"]},
+        "protocols": {"run": ["reproduction"], "reproduction_neighbours": 16, "exclude_self": False},
         "similarity": {"query_indices": queries(args.valid_rows), "top_k": 3},
         "explorer": {"projections": args.explorer_projections},
         "embedding": {"batch_size": args.batch_size, "device": args.device, "shards": 1},

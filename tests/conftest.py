@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from astroclip_eval.io.config import section_defaults
+from astroclip_eval.io.plan import Protocols
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks' own helpers (tiled.py) import as top-level modules
 # Each pytest-xdist worker's workflows get its share of the machine: two workers each running two-thread jobs on two
@@ -63,6 +66,11 @@ def tiny(tmp_path_factory) -> Path:
     run = snakemake(work, cores=TINY_CORES)
     assert run.returncode == 0, run.stderr[-4000:]
     return work
+
+
+def protocols(**given) -> Protocols:
+    """The protocols section as a config giving only `given` gets it (the rest the schema's defaults)."""
+    return Protocols.of({**section_defaults(ROOT / "workflow/schemas/config.schema.yaml", "protocols"), **given})
 
 
 def png_size(path: Path) -> tuple[int, int]:

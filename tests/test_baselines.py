@@ -1,10 +1,12 @@
 """Baselines (a feature set from a catalogue scored as an embedding): the features in the label table, their scores
 against scikit-learn on the same rows, each model's paired difference to them, and one line per bad input."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, protocols
 from sklearn.metrics import r2_score
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
@@ -18,8 +20,8 @@ from astroclip_eval.tasks.kinds import KINDS
 
 TABLES = {t.name: t for kind in KINDS for t in kind.tables}
 ENTRY = {"catalogue": "pv", "columns": ["MAG_G", "MAG_R", "MAG_Z"]}
-SETTINGS = {"protocols": ["reproduction", "zero_shot", "few_shot"], "n_neighbours": 8, "exclude_self": True,
-            "zero_shot_neighbours": [8, 32], "few_shot_seed": 0, "few_shot_recipe": "project"}
+PROTOCOLS = protocols(run=["reproduction", "zero_shot", "few_shot"], reproduction_neighbours=8,
+                      zero_shot_neighbours=[8, 32])
 
 
 def _config(**catalogue) -> dict:
@@ -85,7 +87,7 @@ def test_the_config_refuses_a_baseline_named_as_a_model_and_an_unknown_catalogue
 def test_zero_shot_equals_scikit_learns_scaled_distance_weighted_knn_on_the_rows_with_features():
     rng = np.random.default_rng(5)
     valid, train = _split(rng, 300, unmatched=7), _split(rng, 900, unmatched=9)
-    found = baselines.score("photometry", ENTRY, valid, train, ["mass"], [], SETTINGS, draws=200)
+    found = baselines.score("photometry", ENTRY, valid, train, ["mass"], [], PROTOCOLS, draws=200)
     columns = labels.feature_columns("photometry", ENTRY)
     have = {}
     for name, (table, _, rows) in (("valid", valid), ("train", train)):
@@ -115,10 +117,10 @@ def test_without_features_on_any_valid_row_the_baseline_is_refused():
     table, z, rows = _split(rng, 50, unmatched=7)
     rows = rows[rows % 7 == 0]  # only rows the catalogue lacks
     with pytest.raises(UserError, match=r"^baselines\.photometry: none of the \d+ valid rows of labels\.csv"):
-        baselines.score("photometry", ENTRY, (table, z, rows), (table, z, rows), [], [], SETTINGS)
+        baselines.score("photometry", ENTRY, (table, z, rows), (table, z, rows), [], [], PROTOCOLS)
     with pytest.raises(UserError, match=r"^baselines\.photometry: a baseline is scored by zero_shot or few_shot"):
         baselines.score("photometry", ENTRY, (table, z, rows), (table, z, rows), [], [],
-                        {**SETTINGS, "protocols": ["reproduction"]})
+                        replace(PROTOCOLS, run=("reproduction",)))
 
 
 def test_each_models_paired_difference_to_a_baseline_is_on_the_galaxies_both_scored():

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import ROOT, write_groups
 
-from astroclip_eval.io.config import check, check_against_data, check_files
+from astroclip_eval.io.config import MOVED, check, check_against_data, check_files
 from astroclip_eval.io.errors import UserError
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
@@ -26,9 +26,9 @@ def _with(path: str, value) -> dict:
 
 
 CASES = [
-    (_with("redshift.n_neighbors", 16), "n_neighbors", "redshift"),
-    (_with("redshift.n_neighbours", "sixteen"), "redshift.n_neighbours", "integer"),
-    (_with("redshift.n_neighbours", 0), "redshift.n_neighbours", "minimum"),
+    (_with("protocols.n_neighbors", 16), "n_neighbors", "protocols"),
+    (_with("protocols.reproduction_neighbours", "sixteen"), "protocols.reproduction_neighbours", "integer"),
+    (_with("protocols.reproduction_neighbours", 0), "protocols.reproduction_neighbours", "minimum"),
     (_with("similarity.top_k", 0), "similarity.top_k", "minimum"),
     (_with("valid.z_min", 0.9), "valid.z_min", "larger than 'valid.z_max'"),
     (_with("similarity.query_indices", [3, -1]), "similarity.query_indices.1", "-1 is less than the minimum of 0"),
@@ -70,6 +70,20 @@ def test_check_names_the_key(cfg, key, fragment):
     assert key in message and fragment in message and "\n" not in message
 
 
+@pytest.mark.parametrize("old,new", list(MOVED.items()))
+def test_a_key_of_the_old_redshift_section_is_refused_naming_its_new_place(old, new):
+    """A config written before the protocols section (every label's protocols were under `redshift:`) is not read
+    with its settings silently dropped or defaulted: one line names the key's new place."""
+    cfg = _with(old, 1)  # refused before its value is looked at
+    with pytest.raises(UserError) as err:
+        check(cfg, SCHEMA)
+    assert str(err.value) == (f"config: '{old}' is now '{new}' (the protocols section sets how every label is scored); "
+                              "rename the key")
+    cfg = _with("redshift", {})  # the section alone, empty
+    with pytest.raises(UserError, match=r"^config: the 'redshift' section is now 'protocols'"):
+        check(cfg, SCHEMA)
+
+
 def test_demo_config_passes_and_gets_the_schemas_defaults():
     config = copy.deepcopy(DEMO)
     check(config, SCHEMA)
@@ -80,7 +94,8 @@ def test_demo_config_passes_and_gets_the_schemas_defaults():
 
 
 @pytest.mark.parametrize("key,value,line", [
-    ("redshift.n_neighbours", 0, "config: 'redshift.n_neighbours': 0 is less than the minimum of 1"),
+    ("protocols.reproduction_neighbours", 0, "config: 'protocols.reproduction_neighbours': 0 is less than the minimum of 1"),
+    ("redshift.n_neighbours", 16, "config: 'redshift.n_neighbours' is now 'protocols.reproduction_neighbours'"),
     # checked by the posteriors' rule file, when it is included
     ("posteriors.labels", ["redshift", "nope"], "config: 'posteriors.labels' names 'nope', which is neither redshift "
                                                 "nor a key of properties (redshift, LOG_MSTAR"),
@@ -118,7 +133,7 @@ BOMB = "".join(f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abc
 
 @pytest.mark.parametrize("text,fragment", [
     ("models: {m: {checkpoint: x.ckpt}}\na: &a [1, 2]\n" + BOMB, "line 3: YAML alias *a: aliases are not accepted"),
-    ("redshift: {n_neighbours: 8}\nmodels: {}\nredshift: {n_neighbours: 16}\n", "line 3: redshift is given twice"),
+    ("protocols: {run: [zero_shot]}\nmodels: {}\nprotocols: {run: [few_shot]}\n", "line 3: protocols is given twice"),
     ("models:\n  m: {checkpoint: a}\n  1: {checkpoint: b}\n", "line 3: key 1 under 'models' is not text"),
     ("models: [unclosed\n", "not valid YAML"),
 ])

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import protocols
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r2_score
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
@@ -35,10 +36,9 @@ def data():
 def test_zero_shot_property_and_class_match_scikit_learn(data):
     (t_emb, t_mass, t_cls), (v_emb, v_mass, v_cls) = data
     rows_t, rows_v = np.arange(500)[1:], np.arange(180)[2:]  # valid rows: a few invalid ones left out
-    reg, pred, truth = downstream.evaluate("p", v_emb, v_mass, rows_v, t_emb, t_mass, rows_t, ["zero_shot"], zero_shot_k=64)
-    cls, cpred, ctruth = downstream.evaluate(
-        "q", v_emb, v_cls, rows_v, t_emb, t_cls, rows_t, ["zero_shot"], n_classes=3, zero_shot_k=64
-    )
+    zero_shot = protocols(run=["zero_shot"], zero_shot_neighbours=64)
+    reg, pred, truth = downstream.evaluate("p", v_emb, v_mass, rows_v, t_emb, t_mass, rows_t, zero_shot)
+    cls, cpred, ctruth = downstream.evaluate("q", v_emb, v_cls, rows_v, t_emb, t_cls, rows_t, zero_shot, n_classes=3)
     tm, vm = rows_t[np.isfinite(t_mass[rows_t])], rows_v[np.isfinite(v_mass[rows_v])]
     tc, vc = rows_t[t_cls[rows_t] >= 0], rows_v[v_cls[rows_v] >= 0]
     assert np.array_equal(truth, v_mass[vm]) and np.array_equal(ctruth, v_cls[vc])
@@ -66,7 +66,8 @@ def test_zero_shot_property_and_class_match_scikit_learn(data):
 def test_reproduction_vote_matches_a_brute_force_cosine_knn(data):
     _, (v_emb, _, v_cls) = data
     rows = np.arange(180)
-    cls, pred, truth = downstream.evaluate("q", v_emb, v_cls, rows, None, None, None, ["reproduction"], n_classes=3, k=5)
+    cls, pred, truth = downstream.evaluate("q", v_emb, v_cls, rows, None, None, None, protocols(reproduction_neighbours=5),
+                                           n_classes=3)
     have = rows[v_cls >= 0]
     for query, target in downstream.PAIRS:
         same = query == target
@@ -82,8 +83,8 @@ def test_reproduction_vote_matches_a_brute_force_cosine_knn(data):
 def test_few_shot_classifier_and_regressor_learn(data):
     (t_emb, t_mass, t_cls), (v_emb, v_mass, v_cls) = data
     rows_t, rows_v = np.arange(500), np.arange(180)
-    reg, _, _ = downstream.evaluate("p", v_emb, v_mass, rows_v, t_emb, t_mass, rows_t, ["few_shot"])
-    cls, _, _ = downstream.evaluate("q", v_emb, v_cls, rows_v, t_emb, t_cls, rows_t, ["few_shot"], n_classes=3)
+    reg, _, _ = downstream.evaluate("p", v_emb, v_mass, rows_v, t_emb, t_mass, rows_t, protocols(run=["few_shot"]))
+    cls, _, _ = downstream.evaluate("q", v_emb, v_cls, rows_v, t_emb, t_cls, rows_t, protocols(run=["few_shot"]), n_classes=3)
     ss = next(r for r in reg if r["query"] == r["target"] == "spectrum")
     assert ss["r2"] > 0.3
     acc = next(r for r in cls if r["query"] == r["target"] == "spectrum")
@@ -97,7 +98,7 @@ def test_the_majority_guesser_scores_its_share_in_accuracy_and_one_over_the_clas
     rng = np.random.default_rng(5)
     t_cls, v_cls = (np.where(rng.uniform(size=n) < 0.93, 1, 0).astype(np.int64) for n in (500, 180))  # no signal
     cls, pred, truth = downstream.evaluate("q", v_emb, v_cls, np.arange(180), t_emb, t_cls, np.arange(500),
-                                           ["zero_shot"], n_classes=2, zero_shot_k=64)
+                                           protocols(run=["zero_shot"], zero_shot_neighbours=64), n_classes=2)
     for row in cls:
         guessed = pred[("zero_shot", row["query"], row["target"])]
         assert row["accuracy"] == accuracy_score(truth, guessed) and row["accuracy"] >= 0.85
@@ -116,12 +117,14 @@ def test_a_list_of_k_equals_separate_runs_at_each_k(data, protocol):
     ks = [64, 16, 5]
     for labels, classes in ((v_mass, 0), (v_cls, 3)):
         train_labels = t_mass if not classes else t_cls
-        both, pred, _ = downstream.evaluate("p", v_emb, labels, rows_v, t_emb, train_labels, rows_t, [protocol],
-                                            n_classes=classes, k=ks, zero_shot_k=ks)
+        both, pred, _ = downstream.evaluate("p", v_emb, labels, rows_v, t_emb, train_labels, rows_t,
+                                            protocols(run=[protocol], reproduction_neighbours=ks,
+                                                      zero_shot_neighbours=ks), n_classes=classes)
         assert [r["protocol"] for r in both] == [f"{protocol}@{k}" for k in (5, 16, 64) for _ in downstream.PAIRS]
         for k in ks:
-            one, alone, _ = downstream.evaluate("p", v_emb, labels, rows_v, t_emb, train_labels, rows_t, [protocol],
-                                                n_classes=classes, k=k, zero_shot_k=k)
+            one, alone, _ = downstream.evaluate("p", v_emb, labels, rows_v, t_emb, train_labels, rows_t,
+                                                protocols(run=[protocol], reproduction_neighbours=k,
+                                                          zero_shot_neighbours=k), n_classes=classes)
             for row, mine in zip(one, [r for r in both if r["protocol"] == f"{protocol}@{k}"]):
                 assert (row["query"], row["target"]) == (mine["query"], mine["target"])
                 score = "accuracy" if classes else "r2"
@@ -132,9 +135,9 @@ def test_a_list_of_k_equals_separate_runs_at_each_k(data, protocol):
 
 def test_a_k_larger_than_the_train_rows_names_the_key(data):
     (t_emb, t_mass, _), (v_emb, v_mass, _) = data
-    with pytest.raises(UserError, match=r"redshift.zero_shot_neighbours: 600 neighbours requested from 428 valid"):
-        downstream.evaluate("p", v_emb, v_mass, np.arange(180), t_emb, t_mass, np.arange(500), ["zero_shot"],
-                            zero_shot_k=[16, 600])
+    with pytest.raises(UserError, match=r"protocols.zero_shot_neighbours: 600 neighbours requested from 428 valid"):
+        downstream.evaluate("p", v_emb, v_mass, np.arange(180), t_emb, t_mass, np.arange(500),
+                            protocols(run=["zero_shot"], zero_shot_neighbours=[16, 600]))
 
 
 def test_redshift_metrics_against_direct_computations():
@@ -155,7 +158,7 @@ def test_non_finite_embeddings_are_refused(data):
     v_emb = {m: e.copy() for m, e in v_emb.items()}
     v_emb["image"][[4, 9]] = np.nan
     with pytest.raises(UserError, match=r"image embeddings: 2 rows are not finite \(first rows \[4, 9\]\)"):
-        downstream.evaluate("p", v_emb, np.ones(180), np.arange(180), None, None, None, ["reproduction"])
+        downstream.evaluate("p", v_emb, np.ones(180), np.arange(180), None, None, None, protocols())
 
 
 def test_class_codes_cover_both_splits():

@@ -7,7 +7,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, write_groups
+from conftest import ROOT, protocols, write_groups
 from docutils.core import publish_parts
 from test_browser import chromium  # noqa: F401  (the fixture: Chromium present, or skipped outside CI)
 
@@ -27,7 +27,7 @@ def test_a_dataset_path_cannot_add_a_directive_to_the_report(tmp_path):
 
     class Snakemake:
         config = {"models": {"m": {}}, "dataset": {"path": path}, "valid": {"z_min": 0, "z_max": 0.8},
-                  "redshift": {"n_neighbours": 16}, "similarity": {"top_k": 3}}
+                  "protocols": {"reproduction_neighbours": 16}, "similarity": {"top_k": 3}}
 
     text = jinja2.Environment().from_string((ROOT / "workflow/report/workflow.rst").read_text()).render(snakemake=Snakemake)
     html = publish_parts(text, writer="html")["html_body"]
@@ -65,7 +65,7 @@ def test_pages_with_hostile_names_run_no_script_in_chromium(tmp_path):
 
     class Snakemake:
         config = {"models": {"m": {}}, "dataset": {"path": path}, "valid": {"z_min": 0, "z_max": 0.8},
-                  "redshift": {"n_neighbours": 16}, "similarity": {"top_k": 3}}
+                  "protocols": {"reproduction_neighbours": 16}, "similarity": {"top_k": 3}}
 
     text = jinja2.Environment().from_string((ROOT / "workflow/report/workflow.rst").read_text()).render(snakemake=Snakemake)
     description = tmp_path / "description.html"
@@ -202,7 +202,7 @@ def test_a_label_without_variance_on_the_scored_rows_has_no_r2():
     for labels, fragment in ((np.full(50, 3.0), "the label has one value (3) on all 50 scored validation rows"),
                              (np.r_[1e200, -1e200, np.ones(48)], "values too large for a variance")):
         with pytest.raises(UserError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
-            evaluate("properties.flat", emb, labels, np.arange(50), None, None, None, ["reproduction"], k=4)
+            evaluate("properties.flat", emb, labels, np.arange(50), None, None, None, protocols(reproduction_neighbours=4))
 
 
 def test_coordinates_as_text_or_beyond_the_pole_are_refused(tmp_path):

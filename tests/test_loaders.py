@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import ROOT, TINY_CONFIG, copy_run, snakemake, write_groups
+from conftest import ROOT, TINY_CONFIG, copy_run, protocols, snakemake, write_groups
 
 from astroclip_eval.io.data import Survey
 from astroclip_eval.io.errors import UserError
@@ -114,7 +114,7 @@ def test_plugin_model_through_the_whole_workflow(tiny, tmp_path):
     np.testing.assert_allclose(emb["image"][rows], unit(direct_images), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(emb["spectrum"][rows], unit(direct_spectra), rtol=1e-5, atol=1e-6)
     valid = load_indices(str(cache / "valid_indices.pt"))
-    expected, _, _ = evaluate(emb, redshifts, valid, k=16, exclude_self=True)
+    expected, _, _ = evaluate(emb, redshifts, valid, protocols(reproduction_neighbours=16, exclude_self=True))
     pd.testing.assert_frame_equal(pd.read_csv(results / "toy/redshift_r2.csv"), expected)
     assert json.loads((cache / "toy/astroclip_model.json").read_text())["score"] is None  # not a Lightning run
     assert "n/a" in (results / "summary/overview.html").read_text()

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import protocols
 from sklearn.metrics import r2_score as sk_r2
 from sklearn.neighbors import NearestNeighbors
 
@@ -37,7 +38,7 @@ def test_knn_r2_matches_scikit_learn(emb, exclude_self, block_bytes, monkeypatch
         assert neighbours.block_rows(350) == 37
     embeddings, z = emb
     valid = np.sort(np.random.default_rng(0).choice(400, 350, replace=False))
-    table, _, predictions = evaluate(embeddings, z, valid, k=16, exclude_self=exclude_self)
+    table, _, predictions = evaluate(embeddings, z, valid, protocols(reproduction_neighbours=16, exclude_self=exclude_self))
     assert table[["query", "target"]].values.tolist() == [
         ["spectrum", "spectrum"], ["spectrum", "image"], ["image", "spectrum"], ["image", "image"]
     ]
@@ -57,17 +58,17 @@ def test_knn_r2_matches_scikit_learn(emb, exclude_self, block_bytes, monkeypatch
 
 def test_seed_behaviour_includes_self(emb):
     embeddings, z = emb
-    _, _, predictions = evaluate(embeddings, z, np.arange(z.size), k=1, exclude_self=False)
+    _, _, predictions = evaluate(embeddings, z, np.arange(z.size), protocols(reproduction_neighbours=1, exclude_self=False))
     # each query's nearest neighbour is itself
     np.testing.assert_allclose(predictions[("reproduction", "spectrum", "spectrum")], z)
 
 
 def test_k_bounds(emb):
     embeddings, z = emb
-    with pytest.raises(UserError, match="redshift.n_neighbours = 10 needs at least 11 labelled valid rows, there are 10"):
-        evaluate(embeddings, z, np.arange(10), k=10, exclude_self=True)
+    with pytest.raises(UserError, match="reproduction_neighbours = 10 needs at least 11 labelled valid rows, there are 10"):
+        evaluate(embeddings, z, np.arange(10), protocols(reproduction_neighbours=10, exclude_self=True))
     with pytest.raises(UserError, match="no valid rows"):
-        evaluate(embeddings, z, np.arange(0), k=3, exclude_self=True)
+        evaluate(embeddings, z, np.arange(0), protocols(reproduction_neighbours=3, exclude_self=True))
 
 
 def test_similarity_top_k_brute_force(emb):
@@ -140,8 +141,9 @@ def test_non_finite_rows_never_become_a_score(emb):
     with pytest.raises(UserError, match=r"query embeddings: 2 rows are not finite \(first rows \[4, 9\]\)"):
         own_ranks(broken["image"], broken["spectrum"])
     with pytest.raises(UserError, match=r"image embeddings: 2 rows are not finite \(first rows \[4, 9\]\)"):
-        evaluate(broken, z, np.arange(z.size), k=16, exclude_self=True)
-    table, _, _ = evaluate(broken, z, np.setdiff1d(np.arange(z.size), [4, 9]), k=16, exclude_self=True)
+        evaluate(broken, z, np.arange(z.size), protocols(reproduction_neighbours=16, exclude_self=True))
+    kept = np.setdiff1d(np.arange(z.size), [4, 9])
+    table, _, _ = evaluate(broken, z, kept, protocols(reproduction_neighbours=16, exclude_self=True))
     assert np.isfinite(table["r2"]).all()  # the same rows left out by the valid indices: scored
 
 

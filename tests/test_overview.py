@@ -28,10 +28,10 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
     fig.savefig(tmp_path / "fig.png")
     config = {
         "dataset": {"path": "data/demo/survey.h5"},
-        "redshift": {
-            "n_neighbours": 16,
+        "protocols": {
+            "run": ["reproduction", "zero_shot"],
+            "reproduction_neighbours": 16,
             "exclude_self": True,
-            "protocols": ["reproduction", "zero_shot"],
             "zero_shot_neighbours": 64,
         },
         "similarity": {"query_indices": [3, 300], "top_k": 3, "exclude_self": True, "rows": "valid"},

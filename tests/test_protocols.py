@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import protocols
 from sklearn.metrics import r2_score
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPRegressor
@@ -57,11 +58,11 @@ def test_few_shot_is_seeded_and_learns(split):
     assert 1 - np.sum((a - z_valid) ** 2) / np.sum((z_valid - z_valid.mean()) ** 2) > 0.7
 
 
-def _evaluate(split, protocols, seed=0, k=64):
+def _evaluate(split, run, seed=0, k=64):
     """The redshift task through the downstream core, every row valid."""
     (train, z_train), (valid, z_valid) = split
-    return evaluate(valid, z_valid, np.arange(z_valid.size), 16, True, protocols, (train, z_train, np.arange(z_train.size)),
-                    zero_shot_k=k, seed=seed)
+    return evaluate(valid, z_valid, np.arange(z_valid.size), protocols(run=run, zero_shot_neighbours=k, few_shot_seed=seed),
+                    (train, z_train, np.arange(z_train.size)))
 
 
 def test_table_has_a_row_per_protocol_and_pair(split):

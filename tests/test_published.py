@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import ROOT, png_size, snakemake
+from conftest import ROOT, png_size, protocols, snakemake
 from markupsafe import escape
 from reproduction_recipe import recipe_state_dict, spec_image_embedding, spec_spectrum_embedding, write_published, write_run_dir
 
@@ -363,7 +363,7 @@ def test_valid_rows_redshift_and_similarity_reproduce_the_notebooks(published):
     emb = load_embeddings(str(cache / "dim128/image_embeddings.pt"), str(cache / "dim128/spectrum_embeddings.pt"))
 
     table = pd.read_csv(results / "dim128/redshift_r2.csv")
-    r2, _, _ = evaluate(emb, z, indices, k=16, exclude_self=False)  # the reproduction's notebook
+    r2, _, _ = evaluate(emb, z, indices, protocols(exclude_self=False))  # the reproduction's notebook
     got = table[table["protocol"] == "reproduction"].reset_index(drop=True)
     np.testing.assert_allclose(got["r2"], r2["r2"], rtol=1e-6)
     assert set(table["protocol"]) == {"reproduction", "zero_shot@16", "zero_shot@64", "few_shot"}  # k = 16 and 64
@@ -439,8 +439,8 @@ def test_released_model_beside_the_reproduction(paper):
     assert dict(summary.drop_duplicates("model")[["model", "embedding_dim"]].values) == {"dim128": 128, "paper": 64}
     overview = (results / "summary/overview.html").read_text()
     assert "original AstroCLIP, released" in overview and "reproduction (ResNet-50 + spender)" in overview
-    for setting, value in (("redshift.n_neighbours", "16"), ("redshift.exclude_self", "False"), ("similarity.rows", "all"),
-                           ("similarity.exclude_self", "False")):  # the template's settings, as the run used them
+    for setting, value in (("protocols.reproduction_neighbours", "16"), ("protocols.exclude_self", "False"),
+                           ("similarity.rows", "all"), ("similarity.exclude_self", "False")):  # as the run used them
         assert f"<tr><td>{setting}</td><td>{value}</td><td>" in overview, setting
     assert 'id="selection"' not in overview  # a catalogue file: no simulator's selection to state
     assert str(escape(SIMULATED_NOTE.strip())) not in overview  # nor a warning that its galaxies are simulated

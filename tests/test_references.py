@@ -32,8 +32,8 @@ def _properties() -> pd.DataFrame:
 
 
 CONFIG = {
-    "redshift": {"n_neighbours": 16, "zero_shot_neighbours": [16, 64], "protocols": ["reproduction", "zero_shot",
-                                                                                       "few_shot"]},
+    "protocols": {"run": ["reproduction", "zero_shot", "few_shot"], "reproduction_neighbours": 16,
+                  "exclude_self": True, "zero_shot_neighbours": [16, 64], "few_shot_seed": 0, "few_shot_recipe": "project"},
     "properties": {"mass": {"references": {
         "paper spectrum": {"value": 0.875, "protocol": "zero_shot", "modality": "spectrum", "neighbours": 16},
         "paper image": {"value": 0.70, "protocol": "zero_shot", "modality": "image", "neighbours": 16},

@@ -95,7 +95,8 @@ def test_a_budget_on_a_label_with_one_value_on_the_validation_rows_is_refused():
     labels = np.full(200, 0.4)
     with pytest.raises(UserError, match=r"^budgets\.labels: redshift: the label has one value \(0\.4\)"):
         budgets.evaluate("redshift", emb, labels, np.arange(2), emb, rng.uniform(0, 1, 200), np.arange(200),
-                         fractions=[0.5, 1.0], repeats=1, protocols=["zero_shot"], k=8)
+                         fractions=[0.5, 1.0], repeats=1, protocols=["zero_shot"], zero_shot_neighbours=8,
+                         few_shot_recipe="project")
 
 
 @pytest.fixture
@@ -144,7 +145,7 @@ def test_a_results_file_from_another_config_checkpoint_or_data_file_is_not_this_
     results = {"harness": {"config_sha256": config_hash(config)}, "checkpoint": {"sha256": "ab" * 32},
                "dataset": {"bytes": 1000, "targetids_sha256": "ef" * 32}}
     assert stale(results, config, {"sha256": "ab" * 32}, 1000, "ef" * 32) is None  # this run's
-    other = {**config, "redshift": {**config["redshift"], "n_neighbours": 8}}
+    other = {**config, "protocols": {**config["protocols"], "reproduction_neighbours": 8}}
     assert stale(results, other, {"sha256": "ab" * 32}, 1000, "ef" * 32).startswith("written under another config")
     assert stale(results, config, {"sha256": "cd" * 32}, 1000, "ef" * 32) == (
         "measured on checkpoint abababababab, not the promoted cdcdcdcdcdcd")

@@ -179,7 +179,7 @@ def test_an_empty_split_stops_and_an_empty_shard_is_logged(trained, tmp_path):
                            timeout=300)
     errors = [line for line in empty.stderr.splitlines() if "ERROR" in line]
     assert empty.returncode == 1 and len(errors) == 1 and not (tmp_path / "t.pt").exists()
-    assert f"{flat}: the train split has no rows; nothing to embed (redshift.protocols zero_shot and few_shot" in errors[0]
+    assert f"{flat}: the train split has no rows; nothing to embed (protocols.run zero_shot and few_shot" in errors[0]
     # 40 rows, one batch of 64: shards are cut on batch boundaries, so the first of two is empty
     shard = subprocess.run([*base, "--batch-size", "64", "--shard", "0", "--shards", "2", "--out", str(tmp_path / "s.pt")],
                            capture_output=True, text=True, timeout=300)

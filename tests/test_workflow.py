@@ -6,7 +6,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, png_size, snakemake
+from conftest import ROOT, png_size, protocols, snakemake
 from markupsafe import escape
 
 from astroclip_eval.io.data import Survey
@@ -36,7 +36,7 @@ def test_demo_outputs_and_values(demo):
         assert emb["image"].shape == (1600, dim)
         np.testing.assert_allclose(np.linalg.norm(emb["spectrum"], axis=1), 1.0, rtol=1e-5)
         table = pd.read_csv(demo / f"results/{model}/redshift_r2.csv")
-        expected, _, _ = evaluate(emb, redshifts, valid, k=16, exclude_self=True)
+        expected, _, _ = evaluate(emb, redshifts, valid, protocols(reproduction_neighbours=16, exclude_self=True))
         pd.testing.assert_frame_equal(table[table["protocol"] == "reproduction"].reset_index(drop=True), expected)
         columns = ["reproduction", "zero_shot@16", "zero_shot@64", "few_shot"]  # zero_shot_neighbours: [16, 64]
         assert table["protocol"].tolist() == [p for p in columns for _ in range(4)]
@@ -179,7 +179,7 @@ def test_demo_properties_and_morphology(demo):
         assert abs(row["f1_weighted"] - f1_score(codes, pred, average="weighted")) <= 0.01
         assert row["accuracy"] > row["majority"] + 0.2  # bulge-dominated galaxies look smooth, and the embedding knows
         metrics = pd.read_csv(demo / f"results/{model}/redshift_metrics.csv").set_index(["protocol", "query", "target"])
-        _, _, predictions = evaluate(emb, redshifts, valid, k=16, exclude_self=True)
+        _, _, predictions = evaluate(emb, redshifts, valid, protocols(reproduction_neighbours=16, exclude_self=True))
         for (_, query, target), pred in predictions.items():
             expected = redshift_metrics(redshifts[valid], pred)
             for key, value in expected.items():
@@ -267,7 +267,7 @@ def test_failed_fits_leave_every_property_within_0_02_of_the_clean_catalogue(dem
                 assert dropped["provabgs"] == {"sentinel -999": n_failed} and n_failed > 10
         (emb, rows, _), (train_emb, train_rows, _) = splits["valid"], splits["train"]
         prop, *_ = evaluate_all(list(config["properties"]), [], emb, tables["valid"], rows, train_emb, tables["train"],
-                                train_rows, ["zero_shot"], zero_shot_k=64)
+                                train_rows, protocols(run=["zero_shot"], zero_shot_neighbours=64))
         scores[which] = prop.set_index(["property", "query", "target"])["r2"]
     assert np.isfinite(scores["failed"]).all()
     assert (scores["failed"] - scores["clean"]).abs().max() < 0.02, (scores["failed"] - scores["clean"]).abs().idxmax()

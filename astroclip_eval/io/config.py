@@ -105,9 +105,38 @@ def first_error(validator: jsonschema.protocols.Validator, document: Any) -> jso
     return jsonschema.exceptions.best_match(validator.iter_errors(document))
 
 
+def section_defaults(schema_path: str | Path, section: str) -> dict[str, Any]:
+    """A section as validation fills it in for a config that leaves it out (what the tests and benchmarks call a
+    task with, so their defaults are the schema's too)."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    keys = schema["properties"][section]["properties"]
+    return {key: copy.deepcopy(entry["default"]) for key, entry in keys.items() if "default" in entry}
+
+
 def described(schema: dict[str, Any], section: str, key: str) -> str:
     """What a setting means, in the schema's own words ('' when it says nothing)."""
     return schema.get("properties", {}).get(section, {}).get("properties", {}).get(key, {}).get("description", "")
+
+
+# Keys that moved (old place -> new place): a config written before the move is refused by a line naming the new key
+MOVED = {
+    "redshift.protocols": "protocols.run",
+    "redshift.n_neighbours": "protocols.reproduction_neighbours",
+    "redshift.exclude_self": "protocols.exclude_self",
+    "redshift.zero_shot_neighbours": "protocols.zero_shot_neighbours",
+    "redshift.few_shot_seed": "protocols.few_shot_seed",
+    "redshift.few_shot_recipe": "protocols.few_shot_recipe",
+}
+
+
+def _refuse_moved(config: dict[str, Any]) -> None:
+    for old, new in MOVED.items():
+        section, key = old.split(".")
+        if isinstance(config.get(section), dict) and key in config[section]:
+            raise UserError(f"config: '{old}' is now '{new}' (the protocols section sets how every label is scored); "
+                            "rename the key")
+    if "redshift" in config:
+        raise UserError("config: the 'redshift' section is now 'protocols' (how every label is scored); rename it")
 
 
 def check(config: dict[str, Any], schema_path: str | Path) -> None:
@@ -117,6 +146,7 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
     bad_key = next((k for k in _keys(config) if not isinstance(k, str)), None)
     if bad_key is not None:
         raise UserError(f"config: key {short(bad_key)} is not text; names are text (quote it: \"{short(bad_key)}\")")
+    _refuse_moved(config)
     _check_numbers(config, "")
     error = first_error(FillingValidator(schema), config)
     if error is not None:
@@ -146,9 +176,9 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
     named = set(config["baselines"]) & set(config["models"])
     if named:
         raise UserError(f"config: 'baselines.{sorted(named)[0]}' has a model's name; the tables name both in one column")
-    if config["baselines"] and not fitted_on_train(config["redshift"]["protocols"]):
+    if config["baselines"] and not fitted_on_train(config["protocols"]["run"]):
         raise UserError(f"config: 'baselines' are scored by zero_shot or few_shot (fitted on the train split); "
-                        f"'redshift.protocols' has neither ({', '.join(config['redshift']['protocols'])})")
+                        f"'protocols.run' has neither ({', '.join(config['protocols']['run'])})")
     try:  # catalogue references and expressions, before any file is read
         needed_columns(config)
     except UserError as error:

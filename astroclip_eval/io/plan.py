@@ -3,6 +3,9 @@ the Snakefile imports it for every `snakemake` call, dry runs included, so torch
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+from typing import Any
+
 # Similarity search modes: name -> (query modality, target modality)
 SIMILARITY_MODES = {
     "sp-sp": ("spectrum", "spectrum"),
@@ -13,13 +16,41 @@ SIMILARITY_MODES = {
 AUTO_LOADER = "auto"  # `models.<name>.loader`: the built-in model the checkpoint holds
 
 
-def fitted_on_train(protocols: list[str]) -> list[str]:
-    """The redshift protocols fitted on the train split (all but 'reproduction'): they need its embeddings."""
+def fitted_on_train(protocols: list[str] | tuple[str, ...]) -> list[str]:
+    """The protocols fitted on the train split (all but 'reproduction'): they need its embeddings."""
     return [p for p in protocols if p != "reproduction"]
 
 
-# The kNN protocols and the config key of their k (redshift.<key>): one number, or a list to run each k
-KNN_KEYS = {"reproduction": "n_neighbours", "zero_shot": "zero_shot_neighbours"}
+@dataclass(frozen=True)
+class Protocols:
+    """The config's `protocols` section, by which every label (the redshift, each property and question, the
+    baselines' and the budgets') is scored: its keys are these fields, named alike from the schema to the code that
+    reads them; the defaults live in the schema, so the section is read only after validation fills them in."""
+
+    run: tuple[str, ...]  # which protocols run, in order
+    reproduction_neighbours: int | list[int]  # k of the reproduction's kNN (a list: each k a protocol column)
+    exclude_self: bool  # leave a query out of its own in-modal neighbours (reproduction)
+    zero_shot_neighbours: int | list[int]  # k of zero_shot (a list: each k a protocol column)
+    few_shot_seed: int
+    few_shot_recipe: str  # 'project' or 'paper' (protocols.Recipe)
+
+    @classmethod
+    def of(cls, section: dict[str, Any]) -> Protocols:
+        """From the validated section (or its JSON in a plan): every key, none other."""
+        return cls(**{f.name: tuple(section[f.name]) if f.name == "run" else section[f.name] for f in fields(cls)})
+
+    @property
+    def trained(self) -> list[str]:
+        """The protocols fitted on the train split, which need its embeddings."""
+        return fitted_on_train(self.run)
+
+    def neighbours(self, protocol: str) -> int | list[int] | None:
+        """The k setting of a kNN protocol (None for one without neighbours)."""
+        return getattr(self, KNN_KEYS[protocol]) if protocol in KNN_KEYS else None
+
+
+# The kNN protocols and the config key of their k (protocols.<key>): one number, or a list to run each k
+KNN_KEYS = {"reproduction": "reproduction_neighbours", "zero_shot": "zero_shot_neighbours"}
 
 
 def protocol_runs(protocol: str, neighbours: int | list[int] | None = None) -> list[tuple[str, int | None]]:
@@ -35,13 +66,13 @@ def base_protocol(name: str) -> str:
     return name.partition("@")[0]
 
 
-def protocol_k(name: str, redshift: dict) -> int | None:
-    """The k a column name's kNN ran at (from its name, else from the config's redshift section); None for a
-    protocol without neighbours."""
+def protocol_k(name: str, protocols: Protocols) -> int | None:
+    """The k a column name's kNN ran at (from its name, else from the protocols' settings); None for a protocol
+    without neighbours."""
     base, _, k = name.partition("@")
     if k:
         return int(k)
-    value = redshift.get(KNN_KEYS.get(base, ""))
+    value = protocols.neighbours(base)
     return value if isinstance(value, int) else None
 
 

@@ -1,5 +1,5 @@
 """Baselines: a feature set read from a catalogue (a galaxy's g, r, z magnitudes) scored as if it were an embedding
-of one modality, `features`, by the redshift's protocols fitted on the train split, on the valid rows that have it,
+of one modality, `features`, by the protocols fitted on the train split, on the valid rows that have it,
 for the redshift and every property and classification. The first question a referee asks of an embedding is
 whether it beats the galaxy's colours; the summary sets each model beside it by a paired bootstrap on the galaxies
 both scored.
@@ -13,13 +13,14 @@ is the galaxy's brightness (measured: redshift R^2 below zero on simulated magni
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from astroclip_eval.io.errors import UserError
-from astroclip_eval.io.plan import fitted_on_train
+from astroclip_eval.io.plan import Protocols
 from astroclip_eval.tasks import redshift
 from astroclip_eval.tasks.downstream import FEATURES, evaluate_all, label_predictions, prediction_table
 from astroclip_eval.tasks.labels import feature_columns
@@ -53,7 +54,7 @@ def score(
     train: tuple[pd.DataFrame, np.ndarray, np.ndarray],
     properties: list[str],
     questions: list[str],
-    settings: Mapping[str, Any],
+    protocols: Protocols,
     vote_fractions: list[str] = (),
     draws: int = 1000,
     where: tuple[str, str] = ("labels.csv", "train_labels.csv"),
@@ -61,23 +62,20 @@ def score(
     """The baseline's tables as a model's steps write them (`redshift_r2`, `redshift_metrics`, `properties_r2`,
     `classification`) and its predictions (`redshift_predictions`, `properties_predictions`,
     `classification_predictions`). `valid` and `train` are each split's (label table, redshifts, valid rows);
-    `settings` is the config's redshift section, whose protocols and k every label is scored by."""
-    protocols = fitted_on_train(settings["protocols"])
-    if not protocols:
+    A baseline is scored by the `protocols` fitted on the train split (it has no embedding of its own to search)."""
+    if not protocols.trained:
         raise UserError(f"baselines.{name}: a baseline is scored by zero_shot or few_shot, fitted on the train split; "
-                        f"redshift.protocols has neither ({', '.join(settings['protocols'])})")
+                        f"protocols.run has neither ({', '.join(protocols.run)})")
+    protocols = replace(protocols, run=tuple(protocols.trained))
     table, redshifts, rows = valid
     emb, have = features(table, name, entry, rows, where[0])
     train_table, train_z, train_rows = train
     train_emb, train_have = features(train_table, name, entry, train_rows, where[1])
-    common = dict(k=settings["n_neighbours"], exclude_self=settings["exclude_self"],
-                  zero_shot_k=settings["zero_shot_neighbours"], seed=settings["few_shot_seed"],
-                  recipe=settings["few_shot_recipe"], draws=draws)
-    r2, metrics, z_pred = redshift.evaluate(emb, redshifts, have, protocols=protocols,
-                                            train=(train_emb, train_z, train_have), **common)
+    r2, metrics, z_pred = redshift.evaluate(emb, redshifts, have, protocols, (train_emb, train_z, train_have),
+                                            draws=draws)
     prop, cls, prop_pred, class_pred = evaluate_all(
         properties, questions, emb, table, have, train_emb, train_table, train_have, protocols,
-        vote_fractions=vote_fractions, **common,
+        vote_fractions=vote_fractions, draws=draws,
     )
     prop_frame, class_frame = label_predictions(table, have, prop_pred, class_pred)
     return {"redshift_r2": r2, "redshift_metrics": metrics,

@@ -105,12 +105,12 @@ def _predict(protocol: str, x_train: np.ndarray, y_train: np.ndarray, x_valid: n
 def evaluate(label: str, valid_emb: dict[str, np.ndarray], valid_labels: np.ndarray, valid_rows: np.ndarray,
              train_emb: dict[str, np.ndarray], train_labels: np.ndarray, train_rows: np.ndarray,
              fractions: tuple[float, ...] | list[float] = FRACTIONS, repeats: int = 5,
-             protocols: tuple[str, ...] | list[str] = PROTOCOLS, k: int | list[int] = 64, seed: int = 0,
-             recipe: str = "project",
+             protocols: tuple[str, ...] | list[str] = PROTOCOLS, seed: int = 0, *,
+             zero_shot_neighbours: int | list[int], few_shot_recipe: str,
              device: torch.device | str = "cpu") -> pd.DataFrame:
     """One label's budget table: per modality, protocol and fraction, the R^2 over the repeats (mean, spread as the
-    standard deviation, min, max) and the subset's size; zero_shot at each k of `k` (a list: a protocol column per
-    k, 'zero_shot@16')."""
+    standard deviation, min, max) and the subset's size; zero_shot at each k of `zero_shot_neighbours` (a list: a
+    protocol column per k, 'zero_shot@16') and few_shot by `few_shot_recipe`, as the protocols section sets them."""
     fractions = sorted(fractions)
     valid = labelled_rows(valid_labels, valid_rows, codes=False)
     train = labelled_rows(train_labels, train_rows, codes=False)
@@ -123,7 +123,8 @@ def evaluate(label: str, valid_emb: dict[str, np.ndarray], valid_labels: np.ndar
     rows = []
     for modality in MODALITIES:
         x_valid, x_all = valid_emb[modality][valid], train_emb[modality][train]
-        for protocol, kk in [run for p in protocols for run in protocol_runs(p, k if p == "zero_shot" else None)]:
+        runs = [run for p in protocols for run in protocol_runs(p, zero_shot_neighbours if p == "zero_shot" else None)]
+        for protocol, kk in runs:
             for j, fraction in enumerate(fractions):
                 scores, seen = [], {}
                 for repeat in range(repeats):
@@ -131,7 +132,7 @@ def evaluate(label: str, valid_emb: dict[str, np.ndarray], valid_labels: np.ndar
                     key = picked.tobytes()  # the kNN and the ridge give the same fit on the same rows
                     if protocol == "few_shot" or key not in seen:  # the MLP's seed differs by repeat
                         pred = _predict(base_protocol(protocol), x_all[picked], y_train[picked], x_valid, kk,
-                                        seed + repeat, recipe, device)
+                                        seed + repeat, few_shot_recipe, device)
                         seen[key] = r2_score(y_valid, pred)
                     scores.append(seen[key])
                 scores = np.array(scores)

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from astroclip_eval.io.errors import UserError
-from astroclip_eval.io.plan import protocol_runs
+from astroclip_eval.io.plan import Protocols, protocol_runs
 from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.neighbours import require_finite, top_k
 from astroclip_eval.tasks.protocols import (
@@ -144,21 +144,21 @@ Searches = dict[tuple, Any]  # neighbour searches made and networks fitted, by r
 
 
 def reproduction(
-    on: Labelled, k: int | list[int], exclude_self: bool, n_classes: int, name: str, searches: Searches | None = None,
+    on: Labelled, protocols: Protocols, n_classes: int, name: str, searches: Searches | None = None,
     device: torch.device | str = "cpu",
 ) -> dict[tuple[str, str, str], np.ndarray]:
     """Predictions per (protocol column, query, target) from the k nearest validation rows that have the label, for
-    each k of `k` (a list: one search at the largest, each smaller set its prefix)."""
-    n, runs = on.labels.size, protocol_runs("reproduction", k)
+    each k of `protocols.reproduction_neighbours` (a list: one search at the largest, each smaller set its prefix)."""
+    n, runs = on.labels.size, protocol_runs("reproduction", protocols.reproduction_neighbours)
     largest = max(kk for _, kk in runs)
     if largest > n - 1:
-        raise UserError(
-            f"{name}: redshift.n_neighbours = {largest} needs at least {largest + 1} labelled valid rows, there are {n}")
+        raise UserError(f"{name}: protocols.reproduction_neighbours = {largest} needs at least {largest + 1} labelled "
+                        f"valid rows, there are {n}")
     searches = {} if searches is None else searches
     out = {}
     for run, kk in runs:
         for query, target in modality_pairs(on.embeddings):
-            same = exclude_self and query == target
+            same = protocols.exclude_self and query == target
             key = ("reproduction", query, target, largest, same, on.digest)
             if key not in searches:
                 searches[key] = top_k(on.embeddings[query], on.embeddings[target], largest, exclude_diagonal=same,
@@ -172,27 +172,26 @@ def fitted(
     protocol: str,
     train: Labelled,
     valid: Labelled,
-    k: int | list[int],
-    seed: int,
+    protocols: Protocols,
     n_classes: int,
     name: str,
     searches: Searches | None = None,
     standardise_targets: bool = True,
-    recipe: str = "project",
     device: torch.device | str = "cpu",
     fractions: np.ndarray | None = None,
 ) -> dict[tuple[str, str, str], np.ndarray]:
     """zero_shot or few_shot predictions per (protocol column, query, target): fitted once per target modality on the
-    train split. zero_shot runs at each k of `k` from one search at the largest (each smaller set its prefix), and
-    its searches are kept in `searches`, so labels on the same rows of both splits share them. Without
-    `standardise_targets` the MLP learns the label as it is (the redshift under the project's recipe, whose
-    few-shot numbers were measured that way; zero_shot is the same either way). `recipe` trains the MLP; `device`
-    runs the searches and the MLP. `fractions` (a question's vote fractions per train split row, in class code
-    order) has few_shot learn them by the original's morphology recipe instead of the classes."""
+    train split. zero_shot runs at each k of `protocols.zero_shot_neighbours` from one search at the largest (each
+    smaller set its prefix), and its searches are kept in `searches`, so labels on the same rows of both splits share
+    them. Without `standardise_targets` the MLP learns the label as it is (the redshift under the project's recipe,
+    whose few-shot numbers were measured that way; zero_shot is the same either way). `device` runs the searches and
+    the MLP. `fractions` (a question's vote fractions per train split row, in class code order) has few_shot learn
+    them by the original's morphology recipe instead of the classes."""
     if train.labels.size < 2:
         raise UserError(f"{name}: {train.labels.size} labelled valid rows in the train split, too few to fit {protocol}")
     searches = {} if searches is None else searches
-    runs = protocol_runs(protocol, k if protocol == "zero_shot" else None)
+    runs = protocol_runs(protocol, protocols.neighbours(protocol))
+    seed, recipe = protocols.few_shot_seed, protocols.few_shot_recipe
     largest = max(kk or 0 for _, kk in runs)
     out = {}
     if n_classes:
@@ -220,7 +219,7 @@ def fitted(
                 continue
             key = ("zero_shot", query, target, largest, train.digest, valid.digest)
             if key not in searches:
-                searches[key] = nearest(x_train, x_query, largest, f"{name}: redshift.zero_shot_neighbours", device)
+                searches[key] = nearest(x_train, x_query, largest, f"{name}: protocols.zero_shot_neighbours", device)
             dist, idx = searches[key]
             for run, kk in runs:
                 pred = weighted_mean(dist[:, :kk], idx[:, :kk], targets)
@@ -229,8 +228,8 @@ def fitted(
 
 
 def fit_joint_few_shot(
-    names: list[str], train_emb: dict[str, np.ndarray], table: pd.DataFrame, rows: np.ndarray, seed: int,
-    searches: Searches, recipe: str = "project", device: torch.device | str = "cpu",
+    names: list[str], train_emb: dict[str, np.ndarray], table: pd.DataFrame, rows: np.ndarray, protocols: Protocols,
+    searches: Searches, device: torch.device | str = "cpu",
 ) -> None:
     """One MLP per target modality for all properties known on the same train rows (one standardised output each),
     put in `searches` for `fitted`: at the published size each fit takes minutes, and PROVABGS's properties share
@@ -247,8 +246,8 @@ def fit_joint_few_shot(
         digest = hashlib.sha1(have.tobytes()).hexdigest()
         for target in train_emb:
             mean, std = standardiser(train_emb[target][have])
-            net = fit_few_shot((train_emb[target][have] - mean) / std, (y - y_mean) / y_std, seed=seed, recipe=recipe,
-                               device=device)
+            net = fit_few_shot((train_emb[target][have] - mean) / std, (y - y_mean) / y_std,
+                               seed=protocols.few_shot_seed, recipe=protocols.few_shot_recipe, device=device)
             for j, name in enumerate(members):
                 searches[("few_shot", f"properties.{name}", target, digest)] = (
                     lambda x, f=net, j=j, a=y_mean[j], b=y_std[j]: f(x)[:, j] * b + a
@@ -263,15 +262,10 @@ def evaluate(
     train_emb: dict[str, np.ndarray] | None,
     train_labels: np.ndarray | None,
     train_rows: np.ndarray | None,
-    protocols: list[str],
+    protocols: Protocols,
     n_classes: int = 0,
-    k: int | list[int] = 16,
-    exclude_self: bool = True,
-    zero_shot_k: int | list[int] = 64,
-    seed: int = 0,
     searches: Searches | None = None,
     standardise_targets: bool = True,
-    recipe: str = "project",
     device: torch.device | str = "cpu",
     draws: int = bootstrap.DRAWS,
     fractions: np.ndarray | None = None,
@@ -288,15 +282,13 @@ def evaluate(
     if not codes:
         require_variance(name, valid.labels)
     predictions: dict[tuple[str, str, str], np.ndarray] = {}
-    if "reproduction" in protocols:
-        predictions.update(reproduction(valid, k, exclude_self, n_classes, name, searches, device))
-    trained = [p for p in protocols if p != "reproduction"]
-    if trained:
+    if "reproduction" in protocols.run:
+        predictions.update(reproduction(valid, protocols, n_classes, name, searches, device))
+    if protocols.trained:
         train = Labelled.select(train_emb, train_labels, train_rows, codes)
-        for protocol in trained:
+        for protocol in protocols.trained:
             predictions.update(fitted(
-                protocol, train, valid, zero_shot_k, seed, n_classes, name, searches, standardise_targets, recipe, device,
-                fractions,
+                protocol, train, valid, protocols, n_classes, name, searches, standardise_targets, device, fractions,
             ))
     rows = []
     for (protocol, query, target), pred in predictions.items():
@@ -330,9 +322,10 @@ def evaluate_all(
     train_emb: dict[str, np.ndarray] | None,
     train_table: pd.DataFrame | None,
     train_rows: np.ndarray | None,
-    protocols: list[str],
+    protocols: Protocols,
     vote_fractions: tuple[str, ...] | list[str] = (),
-    **settings,
+    device: torch.device | str = "cpu",
+    draws: int = bootstrap.DRAWS,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """The properties' R^2 table and the questions' classification table, with what the figures need:
     {property: (truth, predictions)} and {question: (class names, truth, predictions)}. Labels on the same rows
@@ -340,9 +333,8 @@ def evaluate_all(
     learn their vote fractions (the label tables' `{question}:{answer}` columns)."""
     prop_rows, class_rows, prop_pred, class_pred = [], [], {}, {}
     searches: Searches = {}
-    if "few_shot" in protocols and train_table is not None:
-        fit_joint_few_shot(properties, train_emb, train_table, train_rows, settings.get("seed", 0), searches,
-                           settings.get("recipe", "project"), settings.get("device", "cpu"))
+    if "few_shot" in protocols.run and train_table is not None:
+        fit_joint_few_shot(properties, train_emb, train_table, train_rows, protocols, searches, device)
     for name in properties:
         train_labels = train_table[name].to_numpy(np.float64) if train_table is not None else None
         rows, pred, truth = evaluate(
@@ -355,7 +347,8 @@ def evaluate_all(
             train_rows,
             protocols,
             searches=searches,
-            **settings,
+            device=device,
+            draws=draws,
         )
         prop_rows += [{"property": name, **r} for r in rows]
         prop_pred[name] = (truth, pred)
@@ -378,7 +371,8 @@ def evaluate_all(
             n_classes=len(names),
             searches=searches,
             fractions=fractions,
-            **settings,
+            device=device,
+            draws=draws,
         )
         class_rows += [{"question": name, **r} for r in rows]
         class_pred[name] = (names, truth, pred)

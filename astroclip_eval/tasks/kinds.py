@@ -99,7 +99,7 @@ def bounded(header: str, score: str, spec: str = ".3f") -> tuple[str, str]:
 
 KINDS: tuple[Kind, ...] = (
     Kind(
-        "redshift", "redshift_notebook", lambda config: True, notebook=True, settings=("redshift",),
+        "redshift", "redshift_notebook", lambda config: True, notebook=True, settings=("protocols",),
         tables=(
             Table(
                 "table", "redshift_r2", "Redshift R^2 across models", "redshift",

@@ -26,7 +26,7 @@ def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 0, std, 1.0)
 
 
-def nearest(train: np.ndarray, query: np.ndarray, k: int, key: str = "redshift.zero_shot_neighbours",
+def nearest(train: np.ndarray, query: np.ndarray, k: int, key: str = "protocols.zero_shot_neighbours",
             device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Euclidean distances (q, k) and indices (q, k) of the k nearest training rows per query row, as a float64
     search finds them (`neighbours.euclidean_knn`). Kept apart from the averaging so several labels on the same rows
@@ -48,7 +48,7 @@ def weighted_mean(dist: np.ndarray, idx: np.ndarray, z_train: np.ndarray) -> np.
 
 
 def weighted_knn(train: np.ndarray, z_train: np.ndarray, query: np.ndarray, k: int,
-                 key: str = "redshift.zero_shot_neighbours") -> np.ndarray:
+                 key: str = "protocols.zero_shot_neighbours") -> np.ndarray:
     """Inverse-distance-weighted mean of the k nearest training rows' targets (Euclidean), per query row."""
     return weighted_mean(*nearest(train, query, k, key), z_train)
 

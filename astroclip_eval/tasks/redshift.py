@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.plan import Protocols
 from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.downstream import evaluate as evaluate_label
 
@@ -38,13 +39,8 @@ def evaluate(
     embeddings: dict[str, np.ndarray],
     redshifts: np.ndarray,
     valid: np.ndarray,
-    k: int | list[int],
-    exclude_self: bool,
-    protocols: list[str] = ("reproduction",),
+    protocols: Protocols,
     train: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray] | None = None,
-    zero_shot_k: int | list[int] = 64,
-    seed: int = 0,
-    recipe: str = "project",
     device: torch.device | str = "cpu",
     draws: int = bootstrap.DRAWS,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[str, str, str], np.ndarray]]:
@@ -59,9 +55,8 @@ def evaluate(
     train_emb, train_z, train_valid = train if train is not None else (None, None, None)
     rows, predictions, truth = evaluate_label(
         "redshift", embeddings, np.asarray(redshifts, np.float64), valid, train_emb,
-        None if train_z is None else np.asarray(train_z, np.float64), train_valid, list(protocols),
-        k=k, exclude_self=exclude_self, zero_shot_k=zero_shot_k, seed=seed, recipe=recipe, device=device, draws=draws,
-        standardise_targets=recipe == "paper",  # the paper standardises the redshift too
+        None if train_z is None else np.asarray(train_z, np.float64), train_valid, protocols, device=device, draws=draws,
+        standardise_targets=protocols.few_shot_recipe == "paper",  # the paper standardises the redshift too
     )
     r2 = pd.DataFrame(rows, columns=R2_COLUMNS)
     metrics = pd.DataFrame(

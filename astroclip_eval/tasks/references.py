@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from astroclip_eval.io.plan import base_protocol, protocol_k
+from astroclip_eval.io.plan import Protocols, base_protocol, protocol_k
 from astroclip_eval.tasks.kinds import enabled
 
 COLUMNS = ["label", "reference", "kind", "value", "metric", "protocol", "modality", "k", "model", "measured_by",
@@ -59,14 +59,14 @@ def _row(label: str, name: str, ref: Any, metric: str, model: str, found: pd.Ser
             "majority": float(found.get("majority", math.nan))}  # a classifier's score beside what guessing gets
 
 
-def _like_for_like(ref: dict, mine: pd.DataFrame, redshift: dict) -> tuple[pd.Series | None, str]:
+def _like_for_like(ref: dict, mine: pd.DataFrame, protocols: Protocols) -> tuple[pd.Series | None, str]:
     """A model's row measured as a published figure was (protocol, in-modal pair, k), or why there is none."""
     protocol, modality, k = ref["protocol"], ref["modality"], ref.get("neighbours")
     same = mine[(mine["protocol"].map(base_protocol) == protocol) & (mine["query"] == modality)
                 & (mine["target"] == modality)]
     if not len(same):
         return None, f"this run has no {protocol} score"
-    ks = same["protocol"].map(lambda p: protocol_k(p, redshift))
+    ks = same["protocol"].map(lambda p: protocol_k(p, protocols))
     match = same[ks == k] if k is not None else same[ks.isna()]
     if len(match):
         return match.iloc[0], ""
@@ -79,12 +79,13 @@ def reference_table(config: dict[str, Any], section: str, table: pd.DataFrame, k
     """A row per configured reference of a section's labels and per model of the stacked `table`."""
     rows = []
     models = list(dict.fromkeys(table["model"]))
+    protocols = Protocols.of(config["protocols"])
     for label, entry in config[section].items():
         for name, ref in entry.get("references", {}).items():
             for model in models:
                 mine = table[(table["model"] == model) & (table[key].astype(str) == label)]
                 if kind_of(ref) == "published":
-                    found, reason = _like_for_like(ref, mine, config["redshift"])
+                    found, reason = _like_for_like(ref, mine, protocols)
                 elif not len(mine):
                     found, reason = None, "no score of this label"
                 else:  # the strongest claim against a bound; the best score against a baseline

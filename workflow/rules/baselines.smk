@@ -1,5 +1,5 @@
 # Baselines: feature sets from a catalogue (the config's baselines) scored as an embedding of one modality, by the
-# redshift's protocols fitted on the train split, for the redshift and every property and classification; rows of
+# protocols fitted on the train split, for the redshift and every property and classification; rows of
 # their own in the summary's tables and on its scoreboard.
 import json
 
@@ -28,7 +28,7 @@ rule baseline:
             {
                 "baseline": wc.baseline,
                 "entry": config["baselines"][wc.baseline],
-                "settings": config["redshift"],
+                "protocols": config["protocols"],
                 "properties": list(config["properties"]),
                 "questions": list(config["classifications"]),
                 "vote_fractions": [q for q, e in config["classifications"].items() if e["vote_fractions"]],

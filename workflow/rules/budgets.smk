@@ -49,7 +49,7 @@ rule budgets_notebook:
             {
                 "model": wc.model,
                 "settings": config["budgets"],
-                "redshift_settings": config["redshift"],
+                "protocols": config["protocols"],
                 "dataset": input.dataset,
                 "image_embeddings": input.image,
                 "spectrum_embeddings": input.spectrum,

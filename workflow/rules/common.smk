@@ -64,7 +64,7 @@ def embedding_shards(wildcards):
 
 def train_inputs(wildcards):
     """The train split's embeddings and valid rows, only when a protocol needs them."""
-    if not fitted_on_train(config["redshift"]["protocols"]):
+    if not fitted_on_train(config["protocols"]["run"]):
         return {}
     return {
         "train_image": f"{CACHE}/{wildcards.model}/train_image_embeddings.pt",

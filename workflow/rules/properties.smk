@@ -69,7 +69,7 @@ rule properties_notebook:
                 "properties": list(config["properties"]),
                 "questions": list(config["classifications"]),
                 "vote_fractions": [q for q, entry in config["classifications"].items() if entry["vote_fractions"]],
-                "settings": config["redshift"],  # the redshift's protocols, used for every label
+                "protocols": config["protocols"],
                 "bootstrap": config["downstream"]["bootstrap"],
                 "device": config["downstream"]["device"],
                 **{

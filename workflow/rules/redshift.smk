@@ -50,7 +50,7 @@ rule redshift_notebook:
                 "image_embeddings": input.image,
                 "spectrum_embeddings": input.spectrum,
                 "valid_indices": input.valid,
-                "settings": config["redshift"],
+                "protocols": config["protocols"],
                 "bootstrap": config["downstream"]["bootstrap"],
                 "device": config["downstream"]["device"],
                 "train_image_embeddings": input.get("train_image", ""),

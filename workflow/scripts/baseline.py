@@ -1,4 +1,4 @@
-"""Score one baseline (a feature set from a catalogue) by the redshift's protocols on the redshift and every
+"""Score one baseline (a feature set from a catalogue) by the protocols fitted on the train split, on the redshift and every
 configured property and classification, and write its tables and predictions as a model's steps write theirs."""
 
 import argparse
@@ -9,6 +9,7 @@ from astroclip_eval.io.atomic import write_csv, write_parquet
 from astroclip_eval.io.cli import run
 from astroclip_eval.io.data import Survey
 from astroclip_eval.io.files import load_indices, read_labels, require_labels_of
+from astroclip_eval.io.plan import Protocols
 from astroclip_eval.tasks.baselines import score
 
 
@@ -28,7 +29,7 @@ def main(args: argparse.Namespace) -> None:
     questions = plan["questions"]
     found = score(
         plan["baseline"], plan["entry"], split(plan, "valid", questions),
-        split(plan, "train", questions), plan["properties"], questions, plan["settings"],
+        split(plan, "train", questions), plan["properties"], questions, Protocols.of(plan["protocols"]),
         vote_fractions=plan["vote_fractions"], draws=plan["bootstrap"], where=(plan["labels"], plan["train_labels"]),
     )
     for key, frame in found.items():  # every table computed before the first is written
@@ -38,7 +39,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 parser = argparse.ArgumentParser(prog="baseline", description=__doc__)
-parser.add_argument("--plan", required=True, help="JSON: baseline (its name) and entry (its config), settings (the "
-                    "config's redshift section), properties, questions, vote_fractions (questions), bootstrap, dataset, "
+parser.add_argument("--plan", required=True, help="JSON: baseline (its name) and entry (its config), protocols (the "
+                    "config's protocols section), properties, questions, vote_fractions (questions), bootstrap, dataset, "
                     "labels, train_labels, valid, train_valid and outputs (table or predictions name -> path)")
 run(main, parser)

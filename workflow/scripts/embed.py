@@ -36,7 +36,7 @@ def main(args: argparse.Namespace) -> None:
         n_rows = survey.n_rows(args.split)
         data = survey.fingerprint(args.split)
         if n_rows == 0:
-            needed = " (redshift.protocols zero_shot and few_shot are fitted on it)" if args.split == "train" else ""
+            needed = " (protocols.run zero_shot and few_shot are fitted on it)" if args.split == "train" else ""
             raise UserError(f"{args.dataset}: the {args.split} split has no rows; nothing to embed{needed}")
         lo, hi = shard_rows(n_rows, args.batch_size, args.shard, args.shards)
         if lo == hi:
