@@ -111,10 +111,10 @@ KINDS: tuple[Kind, ...] = (
                 "embedding was compared with image embeddings.",
                 "summary_redshift_r2.rst", (*MODEL, ("protocol", "{protocol}")), spread="r2",
                 figure=f"{PLOTTING}:r2_vs_dim", figure_caption="summary_redshift_r2_figure.rst",
-                main=(Main("r2", "redshift R^2"),), predictions="predictions",
+                main=(Main("r2", "redshift R^2"),), predictions="predictions_table",
             ),
             Table(
-                "metrics", "redshift_metrics", "Redshift bias, scatter and outliers", "redshift-metrics",
+                "metrics_table", "redshift_metrics", "Redshift bias, scatter and outliers", "redshift-metrics",
                 "With dz = (predicted - true) / (1 + true) on the same predictions: the bias is the median of dz, "
                 "sigma_NMAD is 1.4826 times its median absolute deviation, sigma68 half the width of its central "
                 "68%, outliers have |dz| &gt; 0.15. In brackets: the 95% bootstrap interval over the rows.",
@@ -123,7 +123,7 @@ KINDS: tuple[Kind, ...] = (
                  bounded("sigma_NMAD", "sigma_nmad", ".4f"),
                  bounded("sigma68", "sigma68", ".4f"),
                  bounded("outliers", "outlier_fraction")),
-                main=(Main("sigma_nmad", "redshift sigma_NMAD", lower=True),), predictions="predictions",
+                main=(Main("sigma_nmad", "redshift sigma_NMAD", lower=True),), predictions="predictions_table",
             ),
         ),
     ),
@@ -131,7 +131,7 @@ KINDS: tuple[Kind, ...] = (
         "similarity", "similarity_notebook", lambda config: True, notebook=True, settings=("similarity",),
         tables=(
             Table(
-                "retrieval", "retrieval", "Cross-modal retrieval", "retrieval",
+                "retrieval_csv", "retrieval", "Cross-modal retrieval", "retrieval",
                 "For each valid galaxy's spectrum (image), the rank of its own image (spectrum) among all valid "
                 "galaxies' by cosine similarity: top-1 and top-10 accuracy and the median rank. Chance is 1/n, 10/n "
                 "and n/2.",

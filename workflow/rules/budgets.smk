@@ -1,6 +1,5 @@
 # Label budgets: each protocol's R^2 against the share of the train split's labels it is fitted on, only when the
 # config has a budgets section (seeded nested subsets, repeats, the redshift and the properties named).
-import json
 
 BUDGET_LABELS = named_labels("budgets")
 
@@ -8,14 +7,10 @@ BUDGET_LABELS = named_labels("budgets")
 rule budgets_notebook:
     input:
         **label_files(BUDGET_LABELS),
+        **EMBEDDED,
+        **TRAIN_EMBEDDED,
         notebook=f"{NOTEBOOK_DIR}/budgets.ipynb",
         dataset=DATASET,
-        image=f"{CACHE}/{{model}}/image_embeddings.pt",
-        spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
-        valid=f"{CACHE}/valid_indices.pt",
-        train_image=f"{CACHE}/{{model}}/train_image_embeddings.pt",
-        train_spectrum=f"{CACHE}/{{model}}/train_spectrum_embeddings.pt",
-        train_valid=f"{CACHE}/train_valid_indices.pt",
     output:
         notebook=f"{RESULTS}/{{model}}/budgets.ipynb",
         table=report(
@@ -45,26 +40,13 @@ rule budgets_notebook:
         gpu=DOWNSTREAM_GPUS,
     params:
         run=script_cmd("run_notebook.py"),
-        parameters=lambda wc, input, output: json.dumps(
-            {
-                "model": wc.model,
-                "settings": config["budgets"],
-                "protocols": config["protocols"],
-                "dataset": input.dataset,
-                "image_embeddings": input.image,
-                "spectrum_embeddings": input.spectrum,
-                "valid_indices": input.valid,
-                "train_image_embeddings": input.train_image,
-                "train_spectrum_embeddings": input.train_spectrum,
-                "train_valid_indices": input.train_valid,
-                "labels": input.get("labels", ""),
-                "train_labels": input.get("train_labels", ""),
-                "properties": [p for p in config["properties"] if p in BUDGET_LABELS],
-                "redshift": "redshift" in BUDGET_LABELS,
-                "device": config["downstream"]["device"],
-                "table": output.table,
-                "figure": output.figure,
-            }
+        parameters=notebook_plan(
+            optional=("labels", "train_labels"),
+            settings=config["budgets"],
+            protocols=config["protocols"],
+            properties=[p for p in config["properties"] if p in BUDGET_LABELS],
+            redshift="redshift" in BUDGET_LABELS,
+            device=config["downstream"]["device"],
         ),
         failed=f"{LOGS}/budgets_notebook/{{model}}.failed.ipynb",
     shell:

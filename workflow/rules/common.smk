@@ -62,15 +62,24 @@ def embedding_shards(wildcards):
     return [f"{CACHE}/{wildcards.model}/embedding_shards/{wildcards.split}{i}-of-{SHARDS}.pt" for i in range(SHARDS)]
 
 
+# A model's embeddings and valid rows of each split, by the names the notebooks' parameters give them
+EMBEDDED = {
+    "image_embeddings": f"{CACHE}/{{model}}/image_embeddings.pt",
+    "spectrum_embeddings": f"{CACHE}/{{model}}/spectrum_embeddings.pt",
+    "valid_indices": f"{CACHE}/valid_indices.pt",
+}
+TRAIN_EMBEDDED = {
+    "train_image_embeddings": f"{CACHE}/{{model}}/train_image_embeddings.pt",
+    "train_spectrum_embeddings": f"{CACHE}/{{model}}/train_spectrum_embeddings.pt",
+    "train_valid_indices": f"{CACHE}/train_valid_indices.pt",
+}
+
+
 def train_inputs(wildcards):
     """The train split's embeddings and valid rows, only when a protocol needs them."""
     if not fitted_on_train(config["protocols"]["run"]):
         return {}
-    return {
-        "train_image": f"{CACHE}/{wildcards.model}/train_image_embeddings.pt",
-        "train_spectrum": f"{CACHE}/{wildcards.model}/train_spectrum_embeddings.pt",
-        "train_valid": f"{CACHE}/train_valid_indices.pt",
-    }
+    return {name: path.format(model=wildcards.model) for name, path in TRAIN_EMBEDDED.items()}
 
 
 def named_labels(section, names=None):
@@ -141,6 +150,19 @@ def all_outputs():
         *expand(rules.notebook_html.output, model=MODELS, notebook=NOTEBOOKS),
         *rules.summary.output,
     ]
+
+
+def notebook_plan(optional=(), **settings):
+    """A notebook rule's parameters (JSON, the shell line's --plan): its model, every input and output but the
+    notebook by the rule's own name for it (the notebook's parameters cell uses the same names; outputs whose names
+    are not identifiers, such as a figure per search mode, are the notebook's own to name), "" for each `optional`
+    input the config does not need, and `settings` (config sections and values, by their config names)."""
+
+    def plan(wildcards, input, output):
+        files = {k: v for k, v in [*input.items(), *output.items()] if k != "notebook" and k.isidentifier()}
+        return json.dumps({"model": wildcards.model, **dict.fromkeys(optional, ""), **files, **settings})
+
+    return plan
 
 
 # The one shell line that executes a notebook with papermill; its params are run, parameters (JSON, passed as --plan) and failed

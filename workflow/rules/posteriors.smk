@@ -1,6 +1,5 @@
 # Posteriors of the redshift and of each property given each modality's embedding, only when the config has a
 # posteriors section: an ensemble of conditional neural spline flows per label and modality, scored for calibration.
-import json
 
 POSTERIOR_LABELS = named_labels("posteriors")
 JOINT_LABELS = named_labels("posteriors.joint", config["posteriors"].get("joint", {}).get("labels", []))
@@ -9,14 +8,10 @@ JOINT_LABELS = named_labels("posteriors.joint", config["posteriors"].get("joint"
 rule posteriors_notebook:
     input:
         **label_files([*POSTERIOR_LABELS, *JOINT_LABELS]),
+        **EMBEDDED,
+        **TRAIN_EMBEDDED,
         notebook=f"{NOTEBOOK_DIR}/posteriors.ipynb",
         dataset=DATASET,
-        image=f"{CACHE}/{{model}}/image_embeddings.pt",
-        spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
-        valid=f"{CACHE}/valid_indices.pt",
-        train_image=f"{CACHE}/{{model}}/train_image_embeddings.pt",
-        train_spectrum=f"{CACHE}/{{model}}/train_spectrum_embeddings.pt",
-        train_valid=f"{CACHE}/train_valid_indices.pt",
     output:
         notebook=f"{RESULTS}/{{model}}/posteriors.ipynb",
         table=report(
@@ -75,35 +70,13 @@ rule posteriors_notebook:
         gpu=DOWNSTREAM_GPUS,
     params:
         run=script_cmd("run_notebook.py"),
-        parameters=lambda wc, input, output: json.dumps(
-            {
-                "model": wc.model,
-                "dataset": input.dataset,
-                "image_embeddings": input.image,
-                "spectrum_embeddings": input.spectrum,
-                "valid_indices": input.valid,
-                "train_image_embeddings": input.train_image,
-                "train_spectrum_embeddings": input.train_spectrum,
-                "train_valid_indices": input.train_valid,
-                "labels": input.get("labels", ""),
-                "train_labels": input.get("train_labels", ""),
-                "properties": [p for p in config["properties"] if p in POSTERIOR_LABELS],
-                "redshift": "redshift" in POSTERIOR_LABELS,
-                "joint_labels": JOINT_LABELS,
-                "settings": config["posteriors"],
-                "device": config["downstream"]["device"],
-                **{
-                    k: output[k]
-                    for k in (
-                        "table",
-                        "pit_figure",
-                        "coverage_figure",
-                        "examples_figure",
-                        "joint_table",
-                        "marginals_table",
-                    )
-                },
-            }
+        parameters=notebook_plan(
+            optional=("labels", "train_labels"),
+            properties=[p for p in config["properties"] if p in POSTERIOR_LABELS],
+            redshift="redshift" in POSTERIOR_LABELS,
+            joint_labels=JOINT_LABELS,
+            settings=config["posteriors"],
+            device=config["downstream"]["device"],
         ),
         failed=f"{LOGS}/posteriors_notebook/{{model}}.failed.ipynb",
     shell:

@@ -1,14 +1,11 @@
 # Galaxy properties and classifications from the joined catalogues (catalogues.smk), only when the config names some.
-import json
 
 
 rule properties_notebook:
     input:
         unpack(train_label_inputs),
+        **EMBEDDED,
         notebook=f"{NOTEBOOK_DIR}/properties.ipynb",
-        image=f"{CACHE}/{{model}}/image_embeddings.pt",
-        spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
-        valid=f"{CACHE}/valid_indices.pt",
         labels=f"{CACHE}/catalogues/labels.csv",
     output:
         notebook=f"{RESULTS}/{{model}}/properties.ipynb",
@@ -55,35 +52,14 @@ rule properties_notebook:
         gpu=DOWNSTREAM_GPUS,
     params:
         run=script_cmd("run_notebook.py"),
-        parameters=lambda wc, input, output: json.dumps(
-            {
-                "model": wc.model,
-                "image_embeddings": input.image,
-                "spectrum_embeddings": input.spectrum,
-                "valid_indices": input.valid,
-                "labels": input.labels,
-                "train_image_embeddings": input.get("train_image", ""),
-                "train_spectrum_embeddings": input.get("train_spectrum", ""),
-                "train_valid_indices": input.get("train_valid", ""),
-                "train_labels": input.get("train_labels", ""),
-                "properties": list(config["properties"]),
-                "questions": list(config["classifications"]),
-                "vote_fractions": [q for q, entry in config["classifications"].items() if entry["vote_fractions"]],
-                "protocols": config["protocols"],
-                "bootstrap": config["downstream"]["bootstrap"],
-                "device": config["downstream"]["device"],
-                **{
-                    k: output[k]
-                    for k in (
-                        "property_table",
-                        "class_table",
-                        "property_figure",
-                        "confusion_figure",
-                        "property_predictions",
-                        "class_predictions",
-                    )
-                },
-            }
+        parameters=notebook_plan(
+            optional=(*TRAIN_EMBEDDED, "train_labels"),
+            properties=list(config["properties"]),
+            questions=list(config["classifications"]),
+            vote_fractions=[q for q, entry in config["classifications"].items() if entry["vote_fractions"]],
+            protocols=config["protocols"],
+            bootstrap=config["downstream"]["bootstrap"],
+            device=config["downstream"]["device"],
         ),
         failed=f"{LOGS}/properties_notebook/{{model}}.failed.ipynb",
     shell:

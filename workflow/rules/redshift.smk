@@ -1,15 +1,12 @@
 # Zero-shot kNN redshift, as a parameterised notebook executed with papermill.
-import json
 
 
 rule redshift_notebook:
     input:
         unpack(train_inputs),
+        **EMBEDDED,
         notebook=f"{NOTEBOOK_DIR}/redshift.ipynb",
         dataset=DATASET,
-        image=f"{CACHE}/{{model}}/image_embeddings.pt",
-        spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
-        valid=f"{CACHE}/valid_indices.pt",
     output:
         notebook=f"{RESULTS}/{{model}}/redshift.ipynb",
         figure=report(
@@ -26,14 +23,14 @@ rule redshift_notebook:
             subcategory="Redshift",
             labels={"model": "{model}", "table": "R^2"},
         ),
-        metrics=report(
+        metrics_table=report(
             f"{RESULTS}/{{model}}/redshift_metrics.csv",
             caption="../report/redshift_metrics.rst",
             category="{model}",
             subcategory="Redshift",
             labels={"model": "{model}", "table": "bias, sigma_NMAD, outliers"},
         ),
-        predictions=f"{RESULTS}/{{model}}/redshift_predictions.parquet",
+        predictions_table=f"{RESULTS}/{{model}}/redshift_predictions.parquet",
     log:
         f"{LOGS}/redshift_notebook/{{model}}.log",
     benchmark:
@@ -43,25 +40,12 @@ rule redshift_notebook:
         gpu=DOWNSTREAM_GPUS,
     params:
         run=script_cmd("run_notebook.py"),
-        parameters=lambda wc, input, output: json.dumps(
-            {
-                "model": wc.model,
-                "dataset": input.dataset,
-                "image_embeddings": input.image,
-                "spectrum_embeddings": input.spectrum,
-                "valid_indices": input.valid,
-                "protocols": config["protocols"],
-                "bootstrap": config["downstream"]["bootstrap"],
-                "device": config["downstream"]["device"],
-                "train_image_embeddings": input.get("train_image", ""),
-                "train_spectrum_embeddings": input.get("train_spectrum", ""),
-                "train_valid_indices": input.get("train_valid", ""),
-                "z_max": config["valid"]["z_max"],
-                "figure": output.figure,
-                "table": output.table,
-                "metrics_table": output.metrics,
-                "predictions_table": output.predictions,
-            }
+        parameters=notebook_plan(
+            optional=TRAIN_EMBEDDED,
+            protocols=config["protocols"],
+            bootstrap=config["downstream"]["bootstrap"],
+            device=config["downstream"]["device"],
+            z_max=config["valid"]["z_max"],
         ),
         failed=f"{LOGS}/redshift_notebook/{{model}}.failed.ipynb",
     shell:

@@ -1,14 +1,11 @@
 # Similarity search (four modes) and cross-modal retrieval, as a parameterised notebook executed with papermill.
-import json
 
 
 rule similarity_notebook:
     input:
+        **EMBEDDED,
         notebook=f"{NOTEBOOK_DIR}/similarity.ipynb",
         dataset=DATASET,
-        image=f"{CACHE}/{{model}}/image_embeddings.pt",
-        spectrum=f"{CACHE}/{{model}}/spectrum_embeddings.pt",
-        valid=f"{CACHE}/valid_indices.pt",
     output:
         **{
             f"{kind}_{mode}": report(
@@ -29,14 +26,14 @@ rule similarity_notebook:
             subcategory="Similarity",
             labels={"model": "{model}", "figure": "matches (table)"},
         ),
-        retrieval=report(
+        retrieval_csv=report(
             f"{RESULTS}/{{model}}/retrieval.csv",
             caption="../report/retrieval_table.rst",
             category="{model}",
             subcategory="Similarity",
             labels={"model": "{model}", "figure": "retrieval (table)"},
         ),
-        retrieval_figure=report(
+        retrieval_png=report(
             f"{RESULTS}/{{model}}/retrieval.png",
             caption="../report/retrieval_figure.rst",
             category="{model}",
@@ -51,21 +48,11 @@ rule similarity_notebook:
         mem_mb=lambda wc, attempt: 2000 * attempt,  # make fullsize: peak under 900 MiB at the published size
     params:
         run=script_cmd("run_notebook.py"),
-        parameters=lambda wc, input, output: json.dumps(
-            {
-                "model": wc.model,
-                "dataset": input.dataset,
-                "image_embeddings": input.image,
-                "spectrum_embeddings": input.spectrum,
-                "valid_indices": input.valid,
-                "settings": config["similarity"],
-                "bootstrap": config["downstream"]["bootstrap"],
-                "table": output.table,
-                "retrieval_csv": output.retrieval,
-                "retrieval_png": output.retrieval_figure,
-                "figure_dir": f"{RESULTS}/{wc.model}",
-            }
-        ),
+        parameters=lambda wc, input, output: notebook_plan(
+            settings=config["similarity"],
+            bootstrap=config["downstream"]["bootstrap"],
+            figure_dir=f"{RESULTS}/{wc.model}",
+        )(wc, input, output),
         failed=f"{LOGS}/similarity_notebook/{{model}}.failed.ipynb",
     shell:
         NOTEBOOK_SHELL
