@@ -38,6 +38,8 @@ CASES = [
     (_with("models", {"m": {"checkpoint": "a.ckpt", "embedding_dim": 0}}), "models.m.embedding_dim", "minimum"),
     (_with("embedding.device", "gpu"), "embedding.device", "does not match"),
     (_with("similarity.rows", "some"), "similarity.rows", "is not one of"),
+    (_with("budgets.labels", ["redshift", "mass"]), "budgets.labels", "'mass', which is neither redshift nor a key of"),
+    (_with("posteriors.joint.labels", ["LOG_MSTAR", "z"]), "posteriors.joint.labels", "'z', which is neither"),
     (_with("cache_dir", ""), "cache_dir", "does not match"),  # would write into the filesystem root
     (_with("results_dir", " "), "results_dir", "does not match"),
     (_with("models", {"..": {"checkpoint": "a.ckpt"}}), "models", "'..'"),  # would write into the working directory
@@ -96,7 +98,6 @@ def test_demo_config_passes_and_gets_the_schemas_defaults():
 @pytest.mark.parametrize("key,value,line", [
     ("protocols.reproduction_neighbours", 0, "config: 'protocols.reproduction_neighbours': 0 is less than the minimum of 1"),
     ("redshift.n_neighbours", 16, "config: 'redshift.n_neighbours' is now 'protocols.reproduction_neighbours'"),
-    # checked by the posteriors' rule file, when it is included
     ("posteriors.labels", ["redshift", "nope"], "config: 'posteriors.labels' names 'nope', which is neither redshift "
                                                 "nor a key of properties (redshift, LOG_MSTAR"),
 ])

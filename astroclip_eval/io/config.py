@@ -179,10 +179,26 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
     if config["baselines"] and not fitted_on_train(config["protocols"]["run"]):
         raise UserError(f"config: 'baselines' are scored by zero_shot or few_shot (fitted on the train split); "
                         f"'protocols.run' has neither ({', '.join(config['protocols']['run'])})")
+    _check_label_lists(config)
     try:  # catalogue references and expressions, before any file is read
         needed_columns(config)
     except UserError as error:
         raise UserError(f"config: {error}") from None
+
+
+def _check_label_lists(config: dict[str, Any]) -> None:
+    """The label lists of the posteriors and budgets sections name the redshift or configured properties."""
+    lists = {
+        "posteriors.labels": config.get("posteriors", {}).get("labels", []),
+        "posteriors.joint.labels": config.get("posteriors", {}).get("joint", {}).get("labels", []),
+        "budgets.labels": config.get("budgets", {}).get("labels", []),
+    }
+    known = ["redshift", *config["properties"]]
+    for key, names in lists.items():
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise UserError(f"config: '{key}' names {unknown[0]!r}, which is neither redshift nor a key of properties "
+                            f"({', '.join(known)})")
 
 
 def _check_no_collision(config: dict[str, Any]) -> None:

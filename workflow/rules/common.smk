@@ -1,9 +1,7 @@
-# Paths, input functions and config checks shared by the rules.
+# Paths and input functions shared by the rules (every config check is in astroclip_eval/io/config.py).
 import json
 import os
 import shlex
-
-from snakemake.exceptions import WorkflowError
 
 from astroclip_eval.tasks.kinds import enabled, tables
 from astroclip_eval.tasks.labels import needed_columns
@@ -84,15 +82,8 @@ def train_inputs(wildcards):
 
 def named_labels(section, names=None):
     """The numeric labels a task section names (its `labels`: the redshift and any property; all of them when it
-    names none; or `names`, a list under another key of it), each checked to exist."""
-    names = config[section].get("labels", ["redshift", *config["properties"]]) if names is None else names
-    unknown = [name for name in names if name != "redshift" and name not in config["properties"]]
-    if unknown:
-        raise WorkflowError(
-            f"config: '{section}.labels' names {unknown[0]!r}, which is neither redshift nor a key of properties "
-            f"({', '.join(['redshift', *config['properties']])})"
-        )
-    return names
+    names none; or `names`, a list under another key of it; io/config.py checked each exists)."""
+    return config[section].get("labels", ["redshift", *config["properties"]]) if names is None else names
 
 
 def label_files(names):
