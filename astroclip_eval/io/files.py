@@ -52,13 +52,15 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
+    lightning = True  # whether the file may name Lightning's saved settings (importing Lightning takes seconds)
     if zipfile.is_zipfile(path):  # torch's archive: its pickle is walked before torch builds it (structural's bounds)
         with zipfile.ZipFile(path) as archive:
             pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
             if len(pickles) == 1:
                 checked_pickle(archive, pickles[0], path)
+                lightning = b"pytorch_lightning" in archive.read(pickles[0])  # embeddings and indices never do
     try:
-        with torch.serialization.safe_globals(_allowed_globals()):
+        with torch.serialization.safe_globals(_allowed_globals() if lightning else []):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         raise Refused(
