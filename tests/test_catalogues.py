@@ -12,9 +12,10 @@ from astropy.coordinates import SkyCoord, match_coordinates_sky
 from astropy.table import Table
 from conftest import ROOT, write_groups
 
+from astroclip_eval.io import definitions
 from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.expressions import Expression
 from astroclip_eval.tasks import catalogues, labels
-from astroclip_eval.tasks.expressions import Expression
 
 
 @pytest.mark.parametrize(
@@ -157,7 +158,7 @@ def test_an_answer_cut_that_leaves_nothing_and_a_class_column_trained_on_fractio
     column = {"catalogues": {"gz": {"path": "", "key": "ID"}}, "properties": {},
               "classifications": {"q": {"catalogue": "gz", "column": "class", "vote_fractions": True}}}
     with pytest.raises(UserError, match=r"^classifications.q.vote_fractions: needs the question's answers"):
-        labels.needed_columns(column)
+        definitions.needed_columns(column)
 
 
 def _write_join_inputs(tmp_path, catalogue: pd.DataFrame, name="cat.csv"):
@@ -264,12 +265,12 @@ def test_join_script_writes_labels_aligned_to_the_split(tmp_path):
 def test_config_refuses_unknown_catalogues_and_bad_expressions():
     base = {"catalogues": {"pv": {"path": "x.csv", "key": "TARGETID"}}, "classifications": {}}
     with pytest.raises(UserError, match=r"properties.m.catalogue: catalogue 'nope' is not in catalogues \(pv\)"):
-        labels.needed_columns({**base, "properties": {"m": {"catalogue": "nope", "column": "A"}}})
+        definitions.needed_columns({**base, "properties": {"m": {"catalogue": "nope", "column": "A"}}})
     with pytest.raises(UserError, match=r"properties.m.expression: 'os.system\(1\)' in .* is not allowed"):
-        labels.needed_columns({**base, "properties": {"m": {"catalogue": "pv", "expression": "os.system(1)"}}})
+        definitions.needed_columns({**base, "properties": {"m": {"catalogue": "pv", "expression": "os.system(1)"}}})
     gz = {"path": "g.csv", "match": {"ra": "ra", "dec": "dec", "radius_arcsec": 0.5, "coordinates": "gz"}}
     with pytest.raises(UserError, match="catalogues.gz.match.coordinates: 'gz' must be a catalogue joined by key"):
-        labels.needed_columns(
+        definitions.needed_columns(
             {"catalogues": {"gz": gz}, "properties": {}, "classifications": {"q": {"catalogue": "gz", "column": "c"}}}
         )
 
@@ -321,7 +322,7 @@ def test_a_row_filter_drops_rows_for_every_label_rule_by_rule():
     assert dropped == {"pv": {"LOG_MSTAR > 0": 1, "MAG_G > 0": 2}}  # a missing magnitude fails the filter
     for name in ("mass", "ssfr", "ln_z"):
         assert table[name].notna().tolist() == [True, False, False, False, True]
-    assert labels.needed_columns({**config, "catalogues": {"pv": {"key": "TARGETID", **config["catalogues"]["pv"]}}})[
+    assert definitions.needed_columns({**config, "catalogues": {"pv": {"key": "TARGETID", **config["catalogues"]["pv"]}}})[
         "pv"
     ] == ["LOG_MSTAR", "AVG_SFR", "Z_MW", "MAG_G"]
 
@@ -333,18 +334,18 @@ def test_a_constant_expression_is_refused_in_the_config_check(text):
     config = {"catalogues": {"pv": {"path": "", "key": "TARGETID"}}, "classifications": {},
               "properties": {"two": {"catalogue": "pv", "expression": text}}}
     with pytest.raises(UserError, match=r"^properties\.two\.expression: '.*' reads no catalogue column"):
-        labels.needed_columns(config)
+        definitions.needed_columns(config)
     config["properties"]["two"] = {"catalogue": "pv", "column": "A"}
     config["catalogues"]["pv"]["valid"] = [f"{text} < 7"]
     with pytest.raises(UserError, match=r"^catalogues\.pv\.valid\[0\]: '.*' reads no catalogue column"):
-        labels.needed_columns(config)
+        definitions.needed_columns(config)
 
 
 @pytest.mark.parametrize("text", ["LOG_MSTAR", "LOG_MSTAR == 0", "LOG_MSTAR > 0 and MAG_G > 0", "open(f) > 0"])
 def test_row_filters_are_comparisons_only(text):
     config = _provabgs_config(valid=[text])
     with pytest.raises(UserError, match=r"^catalogues\.pv\.valid\[0\]: "):
-        labels.needed_columns(config)
+        definitions.needed_columns(config)
 
 
 def test_a_number_too_large_for_a_float_is_refused():

@@ -139,7 +139,8 @@ def test_text_in_a_numeric_column_names_the_value_and_row(tmp_path, value, shown
 def test_column_names_are_compared_as_stored(tmp_path):
     """A catalogue with both 'ﬁber' (U+FB01) and 'fiber': each property reads its own column; 'µ' (U+00B5), which
     Python would read as 'μ' (U+03BC), is read as it is; an expression that Python would normalise is refused."""
-    from astroclip_eval.tasks.labels import label_table, needed_columns
+    from astroclip_eval.io.definitions import needed_columns
+    from astroclip_eval.tasks.labels import label_table
 
     catalogue = {"\ufb01ber": np.array([1.0, 2.0]), "fiber": np.array([5.0, 6.0]), "\u00b5": np.array([7.0, 8.0])}
     config = {"catalogues": {"pv": {"path": "", "key": "TARGETID"}}, "classifications": {},

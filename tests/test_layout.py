@@ -119,9 +119,11 @@ def _imports(path: Path) -> set[str]:
     return set(found)
 
 
-def test_tasks_import_no_report_and_the_demo_has_no_circle():
-    """Imports go down: a task draws with `astroclip_eval.style`, never the report above it; the demo's survey and
-    catalogues share `demo.universe` instead of importing each other."""
+def test_tasks_import_no_report_io_no_task_and_the_demo_has_no_circle():
+    """Imports go down: a task draws with `astroclip_eval.style`, never the report above it; `io/` (the config check
+    included) imports no task; the demo's survey and catalogues share `demo.universe` instead of importing each other."""
     for path in sorted((PACKAGE / "tasks").glob("*.py")):
         assert not {m for m in _imports(path) if m.startswith("astroclip_eval.report")}, path.name
+    for path in sorted((PACKAGE / "io").glob("*.py")):
+        assert not {m for m in _imports(path) if m.startswith(("astroclip_eval.tasks", "astroclip_eval.report"))}, path.name
     assert "astroclip_eval.demo.simulate" not in _imports(PACKAGE / "demo/catalogues.py")

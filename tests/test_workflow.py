@@ -239,9 +239,10 @@ def test_failed_fits_leave_every_property_within_0_02_of_the_clean_catalogue(dem
     from astropy.table import Table
 
     from astroclip_eval.io.config import check
+    from astroclip_eval.io.definitions import needed_columns
     from astroclip_eval.tasks.catalogues import join
     from astroclip_eval.tasks.downstream import evaluate_all
-    from astroclip_eval.tasks.labels import label_table, needed_columns
+    from astroclip_eval.tasks.labels import label_table
 
     cfg = __import__("yaml").safe_load((demo / "config/config.yaml").read_text())
     check(cfg, ROOT / "workflow/schemas/config.schema.yaml")  # the shipped config as the workflow reads it: defaults in

@@ -12,9 +12,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from astroclip_eval.io.definitions import needed_columns
 from astroclip_eval.io.errors import UserError, short
 from astroclip_eval.io.plan import fitted_on_train, trained_run_dir
-from astroclip_eval.tasks.labels import needed_columns
 
 
 def _where(error: jsonschema.ValidationError) -> str:

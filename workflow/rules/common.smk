@@ -4,7 +4,7 @@ import os
 import shlex
 
 from astroclip_eval.tasks.kinds import enabled, tables
-from astroclip_eval.tasks.labels import needed_columns
+from astroclip_eval.io.definitions import needed_columns
 from astroclip_eval.io.plan import SIMILARITY_MODES, fitted_on_train, trained_run_dir
 
 CACHE = config["cache_dir"]

@@ -7,8 +7,9 @@ import logging
 from astroclip_eval.io.atomic import write_csv, write_json
 from astroclip_eval.io.cli import run
 from astroclip_eval.io.data import Survey
+from astroclip_eval.io.definitions import needed_columns
 from astroclip_eval.tasks.catalogues import join
-from astroclip_eval.tasks.labels import label_table, needed_columns
+from astroclip_eval.tasks.labels import label_table
 
 
 def main(args: argparse.Namespace) -> None:
