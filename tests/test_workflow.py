@@ -1,6 +1,7 @@
 """The demo workflow end to end through Snakemake: outputs, values, a no-op rerun, a forced single job, the report."""
 
 import json
+import re
 
 import nbformat
 import numpy as np
@@ -97,6 +98,30 @@ def test_rerun_plans_nothing_and_force_reruns_one_job(demo):
     assert "similarity_notebook    1" in out.replace("\t", " ") or "similarity_notebook        1" in out
     assert "1 of 1 steps (100%) done" in out
     assert before == {p: p.stat().st_mtime_ns for p in (demo / "cache").rglob("*.pt")}
+
+
+def _captioned_tables() -> dict[str, str]:
+    """Each CSV the report shows (its path under results_dir, `{model}` for every model's) -> its caption file, as
+    the rule files and the table of kinds name them."""
+    from astroclip_eval.tasks.kinds import KINDS
+
+    rules = "\n".join(path.read_text() for path in (ROOT / "workflow/rules").glob("*.smk"))
+    found = dict(re.findall(r'f"\{RESULTS\}/((?:\{\{model\}\}|summary)/\w+\.csv)",\s*caption="\.\./report/(\w+\.rst)"', rules))
+    found.update({f"summary/{t.name}.csv": t.caption for kind in KINDS for t in kind.tables})
+    return {path.replace("{{model}}", "{model}"): caption for path, caption in found.items()}
+
+
+def test_every_tables_caption_names_its_columns(demo):
+    """A caption lists its table's header as the CSV has it (the first literal with a comma), so no column, such as
+    an interval added later, goes unexplained."""
+    tables = _captioned_tables()
+    assert len(tables) >= 20, tables  # the per-model tables and the summary's
+    for path, caption in tables.items():
+        text = (ROOT / "workflow/report" / caption).read_text()
+        named = next(lit for lit in re.findall(r"``([^`]*)``", text) if "," in lit)
+        for model in ("dim16", "dim128"):
+            header = (demo / "results" / path.format(model=model)).read_text().split("\n", 1)[0]
+            assert named == header, (caption, path, set(header.split(",")) ^ set(named.split(",")))
 
 
 def test_report_is_written(demo_report):
