@@ -114,7 +114,7 @@ def build(args: argparse.Namespace, work: Path) -> tuple[Path, Path, int]:
         "results_dir": "results",
         "dataset": {"path": str(survey.resolve())},
         "models": {MODEL: {"checkpoint": str(Path(ckpt).resolve())}},
-        "valid": {"z_min": 0.0, "z_max": 0.8},
+        "row_filter": {"z_min": 0.0, "z_max": 0.8},
         "protocols": {"run": ["reproduction"], "reproduction_neighbours": 16, "exclude_self": False},
         "similarity": {"query_indices": queries(args.valid_rows), "top_k": 3},
         "explorer": {"projections": args.explorer_projections},

@@ -251,7 +251,7 @@ def test_a_bad_baseline_column_ends_in_one_line_and_writes_nothing(tmp_path, mag
 def test_join_script_writes_labels_aligned_to_the_split(tmp_path):
     cols = _write_join_inputs(tmp_path, pd.DataFrame({"TARGETID": [1008, 1019, 1015], "LOG_MSTAR": [9.0, 11.0, -1.0]}))
     config = _config(path=str(tmp_path / "cat.csv"))
-    config["properties"]["mass"]["valid"] = {"min": 0}
+    config["properties"]["mass"]["range"] = {"min": 0}
     run, out = _join(tmp_path, config)
     assert run.returncode == 0, run.stderr
     table = pd.read_csv(out)
@@ -279,7 +279,7 @@ def _provabgs_config(**catalogue) -> dict:
     return {
         "catalogues": {"pv": {"path": "", "key": "TARGETID", **catalogue}},
         "properties": {
-            "mass": {"catalogue": "pv", "column": "LOG_MSTAR", "valid": {"min": 0}},
+            "mass": {"catalogue": "pv", "column": "LOG_MSTAR", "range": {"min": 0}},
             "ssfr": {"catalogue": "pv", "expression": "log10(AVG_SFR) - LOG_MSTAR"},
             "ln_z": {"catalogue": "pv", "expression": "log(Z_MW)"},
         },
@@ -317,7 +317,7 @@ def test_a_row_filter_drops_rows_for_every_label_rule_by_rule():
         "AVG_SFR": np.array([1.0, 1.0, 1.0, 1.0, 1.0]),
         "Z_MW": np.array([0.02, 0.02, 0.02, 0.02, 0.02]),
     }
-    config = _provabgs_config(valid=["LOG_MSTAR > 0", "MAG_G > 0"])
+    config = _provabgs_config(where=["LOG_MSTAR > 0", "MAG_G > 0"])
     table, dropped, _ = labels.label_table(config, {"pv": cols}, {"pv": np.ones(5, dtype=bool)})
     assert dropped == {"pv": {"LOG_MSTAR > 0": 1, "MAG_G > 0": 2}}  # a missing magnitude fails the filter
     for name in ("mass", "ssfr", "ln_z"):
@@ -336,15 +336,15 @@ def test_a_constant_expression_is_refused_in_the_config_check(text):
     with pytest.raises(UserError, match=r"^properties\.two\.expression: '.*' reads no catalogue column"):
         definitions.needed_columns(config)
     config["properties"]["two"] = {"catalogue": "pv", "column": "A"}
-    config["catalogues"]["pv"]["valid"] = [f"{text} < 7"]
-    with pytest.raises(UserError, match=r"^catalogues\.pv\.valid\[0\]: '.*' reads no catalogue column"):
+    config["catalogues"]["pv"]["where"] = [f"{text} < 7"]
+    with pytest.raises(UserError, match=r"^catalogues\.pv\.where\[0\]: '.*' reads no catalogue column"):
         definitions.needed_columns(config)
 
 
 @pytest.mark.parametrize("text", ["LOG_MSTAR", "LOG_MSTAR == 0", "LOG_MSTAR > 0 and MAG_G > 0", "open(f) > 0"])
 def test_row_filters_are_comparisons_only(text):
-    config = _provabgs_config(valid=[text])
-    with pytest.raises(UserError, match=r"^catalogues\.pv\.valid\[0\]: "):
+    config = _provabgs_config(where=[text])
+    with pytest.raises(UserError, match=r"^catalogues\.pv\.where\[0\]: "):
         definitions.needed_columns(config)
 
 

@@ -30,7 +30,7 @@ CASES = [
     (_with("protocols.reproduction_neighbours", "sixteen"), "protocols.reproduction_neighbours", "integer"),
     (_with("protocols.reproduction_neighbours", 0), "protocols.reproduction_neighbours", "minimum"),
     (_with("similarity.top_k", 0), "similarity.top_k", "minimum"),
-    (_with("valid.z_min", 0.9), "valid.z_min", "larger than 'valid.z_max'"),
+    (_with("row_filter.z_min", 0.9), "row_filter.z_min", "larger than 'row_filter.z_max'"),
     (_with("similarity.query_indices", [3, -1]), "similarity.query_indices.1", "-1 is less than the minimum of 0"),
     (_with("models", {"m": {}}), "models.m", "exactly one of"),
     (_with("models", {"m": {"checkpoint": "a.ckpt", "checkpoint_dir": "out"}}), "models.m", "exactly one of"),
@@ -50,8 +50,8 @@ CASES = [
         "where model 't' is trained",
     ),
     (_with("catalogues.galaxy_zoo.match.radius_arcsec", float("nan")), "catalogues.galaxy_zoo.match.radius_arcsec", "nan"),
-    (_with("valid.z_max", float("nan")), "valid.z_max", "a finite number"),
-    (_with("properties.LOG_MSTAR.valid.min", float("nan")), "properties.LOG_MSTAR.valid.min", "a finite number"),
+    (_with("row_filter.z_max", float("nan")), "row_filter.z_max", "a finite number"),
+    (_with("properties.LOG_MSTAR.range.min", float("nan")), "properties.LOG_MSTAR.range.min", "a finite number"),
     (_with("classifications.smooth-or-featured.min_votes.value", float("inf")), "min_votes.value", "inf"),
     (_with("models", {1: {"checkpoint": "a.ckpt"}}), "key 1", "not text"),
     (_with("similarity.query_indices", [3, 10**30]), "similarity.query_indices.1", "is greater than the maximum"),
@@ -84,6 +84,19 @@ def test_a_key_of_the_old_redshift_section_is_refused_naming_its_new_place(old, 
     cfg = _with("redshift", {})  # the section alone, empty
     with pytest.raises(UserError, match=r"^config: the 'redshift' section is now 'protocols'"):
         check(cfg, SCHEMA)
+
+
+@pytest.mark.parametrize("old,new", [
+    ("valid.z_max", "the 'valid' section is now 'row_filter'"),
+    ("catalogues.provabgs_paper.valid", "'catalogues.provabgs_paper.valid' is now 'catalogues.provabgs_paper.where'"),
+    ("properties.LOG_MSTAR.valid", "'properties.LOG_MSTAR.valid' is now 'properties.LOG_MSTAR.range'"),
+])
+def test_valid_names_only_the_split_and_its_rows_and_the_old_keys_are_refused(old, new):
+    """The row filter, a catalogue's row filter and a property's range each have a name of their own; a config that
+    still calls one of them `valid` stops in one line naming the new key."""
+    with pytest.raises(UserError) as err:
+        check(_with(old, {"min": 0} if old.startswith("properties") else [] if old.startswith("cat") else 0.8), SCHEMA)
+    assert str(err.value).startswith(f"config: {new}") and "\n" not in str(err.value)
 
 
 def test_demo_config_passes_and_gets_the_schemas_defaults():

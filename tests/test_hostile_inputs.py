@@ -26,7 +26,7 @@ def test_a_dataset_path_cannot_add_a_directive_to_the_report(tmp_path):
     path = f"x``\n\n.. raw:: html\n\n   <img src=x onerror=alert(1)>\n\n.. include:: {secret}\n\n``y.h5"
 
     class Snakemake:
-        config = {"models": {"m": {}}, "dataset": {"path": path}, "valid": {"z_min": 0, "z_max": 0.8},
+        config = {"models": {"m": {}}, "dataset": {"path": path}, "row_filter": {"z_min": 0, "z_max": 0.8},
                   "protocols": {"reproduction_neighbours": 16}, "similarity": {"top_k": 3}}
 
     text = jinja2.Environment().from_string((ROOT / "workflow/report/workflow.rst").read_text()).render(snakemake=Snakemake)
@@ -64,7 +64,7 @@ def test_pages_with_hostile_names_run_no_script_in_chromium(tmp_path):
     path = "x``\n\n.. raw:: html\n\n   <img src=x onerror=\"window.pwned = 1; document.title = 'PWNED'\">\n\n``y.h5"
 
     class Snakemake:
-        config = {"models": {"m": {}}, "dataset": {"path": path}, "valid": {"z_min": 0, "z_max": 0.8},
+        config = {"models": {"m": {}}, "dataset": {"path": path}, "row_filter": {"z_min": 0, "z_max": 0.8},
                   "protocols": {"reproduction_neighbours": 16}, "similarity": {"top_k": 3}}
 
     text = jinja2.Environment().from_string((ROOT / "workflow/report/workflow.rst").read_text()).render(snakemake=Snakemake)

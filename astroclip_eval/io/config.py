@@ -129,7 +129,15 @@ MOVED = {
 }
 
 
+# Entries' keys renamed so that "valid" names only the split and its valid rows: section -> (old key, new key, why)
+RENAMED = {
+    "catalogues": ("valid", "where", "a catalogue's row filter"),
+    "properties": ("valid", "range", "the range a property's values are kept in"),
+}
+
+
 def _refuse_moved(config: dict[str, Any]) -> None:
+    """A key of a config written before a rename is refused naming its new place, never dropped or defaulted."""
     for old, new in MOVED.items():
         section, key = old.split(".")
         if isinstance(config.get(section), dict) and key in config[section]:
@@ -137,6 +145,15 @@ def _refuse_moved(config: dict[str, Any]) -> None:
                             "rename the key")
     if "redshift" in config:
         raise UserError("config: the 'redshift' section is now 'protocols' (how every label is scored); rename it")
+    if "valid" in config:
+        raise UserError("config: the 'valid' section is now 'row_filter' (which rows of each split are scored); "
+                        "rename it")
+    for section, (old, new, what) in RENAMED.items():
+        entries = config.get(section)
+        for name, entry in entries.items() if isinstance(entries, dict) else ():
+            if isinstance(entry, dict) and old in entry:
+                raise UserError(f"config: '{section}.{name}.{old}' is now '{section}.{name}.{new}' ({what}); "
+                                "rename the key")
 
 
 def check(config: dict[str, Any], schema_path: str | Path) -> None:
@@ -167,9 +184,9 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
                 f"'models.{name}.train.embedding_dim' ({trained})"
             )
     _check_no_collision(config)
-    valid = config["valid"]
-    if valid["z_min"] > valid["z_max"]:
-        raise UserError(f"config: 'valid.z_min' ({valid['z_min']}) is larger than 'valid.z_max' ({valid['z_max']})")
+    rows = config["row_filter"]
+    if rows["z_min"] > rows["z_max"]:
+        raise UserError(f"config: 'row_filter.z_min' ({rows['z_min']}) is larger than 'row_filter.z_max' ({rows['z_max']})")
     both = set(config["properties"]) & set(config["classifications"])
     if both:
         raise UserError(f"config: '{sorted(both)[0]}' is both in properties and in classifications; give them different names")

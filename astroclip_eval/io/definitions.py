@@ -37,7 +37,7 @@ class _Column(Expression):
 
 def conditions(name: str, entry: Mapping[str, Any]) -> list[Condition]:
     """A catalogue's row filter, one checked condition per item of its `valid` list."""
-    return [Condition(text, f"catalogues.{name}.valid[{i}]") for i, text in enumerate(entry.get("valid", []))]
+    return [Condition(text, f"catalogues.{name}.where[{i}]") for i, text in enumerate(entry.get("where", []))]
 
 
 def classification_columns(entry: Mapping[str, Any]) -> list[str]:
@@ -103,7 +103,7 @@ def label_columns(config: Mapping[str, Any], catalogue: str) -> list[str]:
 def declared_ranges(config: Mapping[str, Any], catalogue: str) -> dict[str, Mapping]:
     """Column -> the `valid` range of a property that is that column as it is (LOG_MSTAR: {min: 0})."""
     return {
-        entry["column"]: entry["valid"]
+        entry["column"]: entry["range"]
         for entry in config.get("properties", {}).values()
-        if entry["catalogue"] == catalogue and "column" in entry and "valid" in entry
+        if entry["catalogue"] == catalogue and "column" in entry and "range" in entry
     }

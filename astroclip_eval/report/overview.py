@@ -87,7 +87,7 @@ def _settings(config: dict[str, Any], schema: dict[str, Any]) -> list[list[str]]
     """One row per setting of the data's sections, each running task kind's and the embedding's: its key, the value
     this run used (defaults filled in), and what it means, in the schema's own words."""
     rows = []
-    for section in ("dataset", "valid", *[s for kind in enabled(config) for s in kind.settings], "embedding"):
+    for section in ("dataset", "row_filter", *[s for kind in enabled(config) for s in kind.settings], "embedding"):
         for key, value in config.get(section, {}).items():
             shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
             rows.append([f"{section}.{key}", shown, described(schema, section, key)])

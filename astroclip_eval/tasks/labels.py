@@ -5,7 +5,7 @@ Catalogues carry failed fits (PROVABGS writes -999), so a row is judged per cata
 it: a row holding one of the catalogue's `sentinels` in a column its labels or filter read, or failing one of its
 `valid` conditions, is dropped for every label from that catalogue, and each rule's drops are counted. A derived
 property is undefined wherever an operand is missing, not finite or outside the range a property declares for that
-column (`LOG_MSTAR`'s `valid: {min: 0}` holds inside `log10(AVG_SFR) - LOG_MSTAR` too), or where its value is not
+column (`LOG_MSTAR`'s `range: {min: 0}` holds inside `log10(AVG_SFR) - LOG_MSTAR` too), or where its value is not
 finite."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def property_values(
         values = np.asarray(columns[col], dtype=np.float64)
         operands[col] = np.where(_within(values, ranges.get(col, {})), values, np.nan)
     values = np.broadcast_to(expression(name, entry).evaluate(operands), (n,))
-    keep = usable & _within(values, entry.get("valid", {}))
+    keep = usable & _within(values, entry.get("range", {}))
     if not keep.any():
         raise UserError(
             f"properties.{name}: no finite value of {entry.get('column') or entry.get('expression')!r} "

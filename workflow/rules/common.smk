@@ -175,7 +175,7 @@ def script_cmd(name):
 
 
 def train_params(wildcards):
-    return json.dumps({**config["train"], **config["models"][wildcards.model]["train"], **config["valid"]})
+    return json.dumps({**config["train"], **config["models"][wildcards.model]["train"], **config["row_filter"]})
 
 
 def expected_dim_args(wildcards):

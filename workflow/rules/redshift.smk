@@ -45,7 +45,7 @@ rule redshift_notebook:
             protocols=config["protocols"],
             bootstrap=config["downstream"]["bootstrap"],
             device=config["downstream"]["device"],
-            z_max=config["valid"]["z_max"],
+            z_max=config["row_filter"]["z_max"],
         ),
         failed=f"{LOGS}/redshift_notebook/{{model}}.failed.ipynb",
     shell:

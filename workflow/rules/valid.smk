@@ -16,8 +16,8 @@ rule valid_indices:
         mem_mb=lambda wc, attempt: 2000 * attempt,  # make fullsize: peak under 900 MiB at the published size
     params:
         cmd=script_cmd("valid_indices.py"),
-        z_min=config["valid"]["z_min"],
-        z_max=config["valid"]["z_max"],
+        z_min=config["row_filter"]["z_min"],
+        z_max=config["row_filter"]["z_max"],
         split=split_name,
     shell:
         "{params.cmd} --dataset {input:q} --split {params.split} --z-min {params.z_min} "
