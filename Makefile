@@ -44,7 +44,7 @@ test: $(TEST_STAMP) system-packages
 	$(BIN)/python -m pytest -v --durations=20 -n $(CORES) --dist loadgroup
 
 test-fast: $(TEST_STAMP)
-	$(BIN)/python -m pytest -m "not slow" --durations=10
+	$(BIN)/python -m pytest -m "not slow" --durations=10 -n $(CORES)
 
 bench: venv
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)

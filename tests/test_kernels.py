@@ -8,9 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 
+@pytest.mark.slow  # a minute of the same tests again: make test runs it, make test-fast leaves it out
 def test_numeric_tests_pass_under_the_portable_torch_kernel():
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
     probe = subprocess.run(
