@@ -233,7 +233,7 @@ def estimate(label: str, modality: str, x_train: np.ndarray, y_train: np.ndarray
         raise UserError(f"posteriors.{label}: {y_valid.size} valid validation rows have the label; at least 2 are "
                         "needed to score a posterior; nothing written")
     require_variance(f"posteriors.{label}", y_valid)  # the posterior median's R^2 divides by it
-    mean, std = x_train.mean(axis=0), np.where(x_train.std(axis=0) > 0, x_train.std(axis=0), 1.0)
+    mean, std = standardiser(x_train)  # float64, as every protocol's (tasks/protocols.py says why)
     scale = (float(y_train.mean()), float(y_train.std()) or 1.0)
     flows = [fit_member(label, (x_train - mean) / std, (y_train - scale[0]) / scale[1], seed + m, settings, device)
              for m in range(settings.ensemble)]
