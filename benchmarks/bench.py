@@ -422,7 +422,7 @@ def bench_downstream(args: argparse.Namespace) -> list[tuple]:
             t0 = time.perf_counter()
             table = ours("few_shot", recipe, seed)
             few[recipe].append((time.perf_counter() - t0, float(table["r2"].mean())))
-    del protocols.RECIPES["before"]
+    del RECIPES["before"]
     (t_new, r_new), (t_old, r_old) = (np.array(few[r]).T for r in ("project", "before"))
     size = f"{args.side_valid:,} valid x {args.side_train:,} train rows"
     return [
