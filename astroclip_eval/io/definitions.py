@@ -36,7 +36,7 @@ class _Column(Expression):
 
 
 def conditions(name: str, entry: Mapping[str, Any]) -> list[Condition]:
-    """A catalogue's row filter, one checked condition per item of its `valid` list."""
+    """A catalogue's row filter, one checked condition per item of its `where` list."""
     return [Condition(text, f"catalogues.{name}.where[{i}]") for i, text in enumerate(entry.get("where", []))]
 
 
@@ -77,7 +77,7 @@ def needed_columns(config: Mapping[str, Any]) -> dict[str, list[str]]:
     for name, entry in config.get("baselines", {}).items():
         need(entry["catalogue"], f"baselines.{name}.catalogue", entry["columns"])
     for name in list(needed):
-        need(name, f"catalogues.{name}.valid", [c for cond in conditions(name, catalogues[name]) for c in cond.columns])
+        need(name, f"catalogues.{name}.where", [c for cond in conditions(name, catalogues[name]) for c in cond.columns])
     for name in list(needed):
         match = catalogues[name].get("match")
         if match:
@@ -101,7 +101,7 @@ def label_columns(config: Mapping[str, Any], catalogue: str) -> list[str]:
 
 
 def declared_ranges(config: Mapping[str, Any], catalogue: str) -> dict[str, Mapping]:
-    """Column -> the `valid` range of a property that is that column as it is (LOG_MSTAR: {min: 0})."""
+    """Column -> the `range` of a property that is that column as it is (LOG_MSTAR: {min: 0})."""
     return {
         entry["column"]: entry["range"]
         for entry in config.get("properties", {}).values()

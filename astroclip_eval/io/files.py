@@ -57,8 +57,7 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
         with zipfile.ZipFile(path) as archive:
             pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
             if len(pickles) == 1:
-                checked_pickle(archive, pickles[0], path)
-                lightning = b"pytorch_lightning" in archive.read(pickles[0])  # embeddings and indices never do
+                lightning = b"pytorch_lightning" in checked_pickle(archive, pickles[0], path)  # embeddings never do
     try:
         with torch.serialization.safe_globals(_allowed_globals() if lightning else []):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
