@@ -83,7 +83,7 @@ def write_model(path: Path, crop: int, dim: int) -> None:
     change memory or reads)."""
     torch.manual_seed(0)
     model = ReferenceAstroCLIP(embedding_dim=dim, image_crop=crop)
-    torch.save({"epoch": 0, "state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    torch.save({"epoch": 0, "state_dict": model.state_dict(), "hyper_parameters": dict(model.settings)}, path)
 
 
 def queries(n_valid: int) -> list[int]:

@@ -46,7 +46,7 @@ def test_a_checkpoint_goes_down_from_promotion_to_embeddings(tmp_path):
     run_dir.mkdir()
     monitor = {"ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min'}": {"monitor": "val/loss",
                                                                           "current_score": torch.tensor(0.5)}}
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "epoch": 3,
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.settings), "epoch": 3,
                 "callbacks": monitor, "pytorch-lightning_version": pl.__version__}, run_dir / "astroclip-epoch=3-min.ckpt")
     path = tmp_path / "survey.h5"
     write_groups(path, [20, 20], image_size=64)

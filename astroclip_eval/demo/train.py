@@ -63,6 +63,31 @@ class PairDataset(Dataset):
         return {"images": self.images[i], "spectra": self.spectra[i], "redshifts": self.redshifts[i]}
 
 
+class ReferenceTraining(ReferenceAstroCLIP, pl.LightningModule):
+    """The reference model as Lightning trains it: its CLIP loss as the training and validation steps, AdamW with a
+    cosine schedule, and its settings saved as the checkpoint's `hyper_parameters` (what `build` reads back)."""
+
+    def __init__(self, **settings: object):
+        super().__init__(**settings)
+        self.save_hyperparameters(self.settings)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        loss = self.clip_loss(batch, augment=True)
+        if loss is not None:
+            self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=batch["redshifts"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss = self.clip_loss(batch, augment=False)
+        if loss is not None:
+            self.log("val/loss", loss, on_epoch=True, batch_size=batch["redshifts"].shape[0])
+
+    def configure_optimizers(self) -> dict[str, object]:
+        opt = torch.optim.AdamW(self.parameters(), lr=self.settings["lr"], weight_decay=self.settings["weight_decay"])
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(self.settings["max_epochs"]), 1))
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+
 def _identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 
@@ -97,7 +122,7 @@ def train(dataset_path: str | os.PathLike, run_dir: str | os.PathLike, cfg: Trai
     hold, fit = np.sort(order[:n_hold]), np.sort(order[n_hold:])
     log.info("training on %d valid rows (%d invalid left out), %d held out for val/loss", fit.size, int((~keep).sum()), hold.size)
 
-    model = ReferenceAstroCLIP(
+    model = ReferenceTraining(
         embedding_dim=cfg.embedding_dim,
         image_crop=cfg.image_crop,
         lr=cfg.lr,

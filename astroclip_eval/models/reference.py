@@ -11,7 +11,6 @@ import math
 import os
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,7 +22,7 @@ from astroclip_eval.io.errors import UserError
 VIEW_MASK_FRACTION = 0.3  # of the spectrum bins hidden in the second view (training only)
 
 
-def _clip_loss(logits: torch.Tensor) -> torch.Tensor:
+def _infonce(logits: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE: row i and column i of the logits are the positive pair."""
     labels = torch.arange(logits.shape[0], device=logits.device)
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
@@ -107,8 +106,12 @@ class SpectrumEncoder(nn.Module):
         return self.head(torch.cat([h.flatten(1), log_amplitude.unsqueeze(1)], dim=1))
 
 
-class ReferenceAstroCLIP(pl.LightningModule):
-    """Image and spectrum encoders into a shared `embedding_dim` space, trained with a CLIP loss."""
+class ReferenceAstroCLIP(nn.Module):
+    """Image and spectrum encoders into a shared `embedding_dim` space, trained with a CLIP loss (`clip_loss`).
+
+    A plain torch module: the steps that embed with it need no Lightning (4.5 s of imports per job); the demo's
+    training wraps it in `astroclip_eval.demo.train.ReferenceTraining`, which writes `settings` into the
+    checkpoint as its `hyper_parameters`."""
 
     def __init__(
         self,
@@ -123,11 +126,15 @@ class ReferenceAstroCLIP(pl.LightningModule):
         spectrum_view_weight: float = 0.0,
     ):
         super().__init__()
-        self.save_hyperparameters()
+        self.settings = {
+            "embedding_dim": embedding_dim, "image_crop": image_crop, "spectrum_pool": spectrum_pool,
+            "image_widths": image_widths, "spectrum_widths": spectrum_widths, "lr": lr,
+            "weight_decay": weight_decay, "max_epochs": max_epochs, "spectrum_view_weight": spectrum_view_weight,
+        }  # a checkpoint's hyper_parameters: what `build` constructs the model from
         self.image_encoder = ImageEncoder(tuple(image_widths), embedding_dim)
         self.spectrum_encoder = SpectrumEncoder(tuple(spectrum_widths), embedding_dim, SPECTRUM_LENGTH // spectrum_pool)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-        left, weight = log_wavelength_resampler(spectrum_pool)  # derived from hparams: not saved in checkpoints
+        left, weight = log_wavelength_resampler(spectrum_pool)  # derived from the settings: not saved in checkpoints
         self.register_buffer("resample_left", left, persistent=False)
         self.register_buffer("resample_weight", weight, persistent=False)
         # Normalisation statistics, filled from training data by `fit_normalisation` and saved with the weights.
@@ -138,11 +145,11 @@ class ReferenceAstroCLIP(pl.LightningModule):
 
     @property
     def embedding_dim(self) -> int:
-        return int(self.hparams.embedding_dim)
+        return int(self.settings["embedding_dim"])
 
     @property
     def image_crop(self) -> int:
-        return int(self.hparams.image_crop)
+        return int(self.settings["image_crop"])
 
     # -- preprocessing ----------------------------------------------------------------------------------
     def crop_images(self, images: torch.Tensor) -> torch.Tensor:
@@ -157,7 +164,7 @@ class ReferenceAstroCLIP(pl.LightningModule):
     def _spectrum_features(self, spectra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if spectra.shape[1] != SPECTRUM_LENGTH:
             raise ValueError(f"spectra have {spectra.shape[1]} bins, expected {SPECTRUM_LENGTH}")
-        p = self.hparams.spectrum_pool
+        p = self.settings["spectrum_pool"]
         x = torch.nan_to_num(spectra, nan=0.0, posinf=0.0, neginf=0.0)
         x = x[:, : (x.shape[1] // p) * p].reshape(x.shape[0], -1, p).mean(dim=2)
         w = self.resample_weight
@@ -211,7 +218,7 @@ class ReferenceAstroCLIP(pl.LightningModule):
         x_spec = x_spec + 0.3 * torch.randn_like(x_spec) * x_spec.std(dim=1, keepdim=True)
         return x_img, x_spec
 
-    def _loss(self, batch: dict[str, torch.Tensor], augment: bool) -> torch.Tensor | None:
+    def clip_loss(self, batch: dict[str, torch.Tensor], augment: bool) -> torch.Tensor | None:
         """Symmetric CLIP (InfoNCE) loss over the batch's pairs (the training data hold valid rows only), plus, in
         training, `spectrum_view_weight` times the same loss between each spectrum and a second view of it."""
         if batch["redshifts"].shape[0] < 2:
@@ -223,11 +230,11 @@ class ReferenceAstroCLIP(pl.LightningModule):
             x_img, x_spec = self._augment(x_img, x_spec)
         z_img, z_spec = self.encode_images(x_img), self.encode_spectra(x_spec, log_amp)
         scale = self.logit_scale.clamp(max=math.log(100)).exp()
-        loss = _clip_loss(scale * z_img @ z_spec.T)
-        weight = float(self.hparams.spectrum_view_weight)
+        loss = _infonce(scale * z_img @ z_spec.T)
+        weight = float(self.settings["spectrum_view_weight"])
         if augment and weight > 0:
             z_view = self.encode_spectra(self._spectrum_view(clean), log_amp)
-            loss = loss + weight * _clip_loss(scale * z_spec @ z_view.T)
+            loss = loss + weight * _infonce(scale * z_spec @ z_view.T)
         return loss
 
     @staticmethod
@@ -244,22 +251,6 @@ class ReferenceAstroCLIP(pl.LightningModule):
         position = torch.arange(length, device=x.device)[None]
         keep = (position < start) | (position >= start + width)
         return (x + 0.3 * torch.randn_like(x) * x.std(dim=1, keepdim=True)) * keep
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
-        loss = self._loss(batch, augment=True)
-        if loss is not None:
-            self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=batch["redshifts"].shape[0])
-        return loss
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        loss = self._loss(batch, augment=False)
-        if loss is not None:
-            self.log("val/loss", loss, on_epoch=True, batch_size=batch["redshifts"].shape[0])
-
-    def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(self.hparams.max_epochs), 1))
-        return {"optimizer": opt, "lr_scheduler": sched}
 
 
 def expected_keys() -> set[str]:
