@@ -43,7 +43,8 @@ from astroclip_eval.tasks.redshift import evaluate
 from astroclip_eval.tasks.valid import valid_mask, valid_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULTS = section_defaults(ROOT / "workflow/schemas/config.schema.yaml", "protocols")  # as a config leaving it out
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+DEFAULTS = section_defaults(SCHEMA, "protocols")  # as a config leaving it out
 
 
 def protocols(**given) -> Protocols:
@@ -627,15 +628,15 @@ def _budgets_child(n_valid: int, n_train: int, repeats: int, device: str, out) -
     """One label's budget curves (6 fractions x 3 protocols x 2 modalities x `repeats`) on synthetic embeddings."""
     import resource
 
-    from astroclip_eval.tasks.budgets import evaluate
+    from astroclip_eval.tasks.budgets import Budget, evaluate
 
     torch.set_num_threads(os.cpu_count() or 1)
     rng = np.random.default_rng(6)
     (v_emb, v_table), (t_emb, t_table) = synthetic_split(rng, n_valid), synthetic_split(rng, n_train)
     t0 = time.perf_counter()
     evaluate("Z_MW", v_emb, v_table["Z_MW"].to_numpy(), np.arange(n_valid), t_emb, t_table["Z_MW"].to_numpy(),
-             np.arange(n_train), repeats=repeats, device=resolve_device(device, "--device"),
-             zero_shot_neighbours=DEFAULTS["zero_shot_neighbours"], few_shot_recipe=DEFAULTS["few_shot_recipe"])
+             np.arange(n_train), Budget.of({**section_defaults(SCHEMA, "budgets"), "repeats": repeats}), protocols(),
+             device=resolve_device(device, "--device"))
     out.put((time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 

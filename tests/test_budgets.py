@@ -5,11 +5,18 @@ import math
 
 import numpy as np
 import pytest
+from conftest import ROOT, protocols
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 
+from astroclip_eval.io.config import section_defaults
 from astroclip_eval.io.errors import UserError
-from astroclip_eval.tasks.budgets import ALPHAS, FOLDS, MIN_ROWS, evaluate, ridge_cv, subsets
+from astroclip_eval.tasks.budgets import ALPHAS, FOLDS, MIN_ROWS, Budget, evaluate, ridge_cv, subsets
+
+
+def budget(**given) -> Budget:
+    """The budgets section as a config giving only `given` gets it (the rest the schema's defaults)."""
+    return Budget.of({**section_defaults(ROOT / "workflow/schemas/config.schema.yaml", "budgets"), **given})
 
 
 def test_subsets_are_nested_seeded_and_differ_between_repeats():
@@ -50,9 +57,8 @@ def test_budget_curves_rise_to_the_known_answer():
 
     (v_emb, v_y), (t_emb, t_y) = split(600), split(2000)
     t_y[:100] = np.nan  # rows without the label take no part
-    table = evaluate("y", v_emb, v_y, np.arange(600), t_emb, t_y, np.arange(2000), [0.01, 0.1, 1.0], repeats=3,
-                     protocols=["zero_shot", "few_shot", "linear"], zero_shot_neighbours=16,
-                     few_shot_recipe="project")
+    table = evaluate("y", v_emb, v_y, np.arange(600), t_emb, t_y, np.arange(2000),
+                     budget(fractions=[0.01, 0.1, 1.0], repeats=3), protocols(zero_shot_neighbours=16))
     assert len(table) == 2 * 3 * 3 and set(table["n_train"]) == {19, 190, 1900}
     linear = table[(table["protocol"] == "linear") & (table["modality"] == "spectrum")].set_index("fraction")
     assert linear.loc[1.0, "r2_mean"] == pytest.approx(0.8, abs=0.02) and linear.loc[1.0, "r2_std"] == 0
@@ -71,5 +77,5 @@ def test_too_few_labelled_rows_is_one_line():
     y = np.full(30, np.nan)
     y[:5] = 1.0
     with pytest.raises(UserError, match="budgets.labels: y has 5 labelled train rows"):
-        evaluate("y", x, np.arange(30.0), np.arange(30), x, y, np.arange(30), [1.0], repeats=1, zero_shot_neighbours=64,
-                 few_shot_recipe="project")
+        evaluate("y", x, np.arange(30.0), np.arange(30), x, y, np.arange(30), budget(fractions=[1.0], repeats=1),
+                 protocols(zero_shot_neighbours=64))

@@ -6,7 +6,7 @@ modality), each protocol is fitted on seeded subsets of the labelled train rows 
 validation rows with the label:
 
 - zero_shot: the distance-weighted kNN on standardised embeddings (k capped at the subset's size);
-- few_shot: the project's MLP (its recipe, a seed per repeat);
+- few_shot: the MLP of `protocols.few_shot_recipe` (a seed per repeat);
 - linear: ridge regression on the standardised embeddings, its penalty chosen by K-fold cross-validation on the
   subset (mean held-out R^2 over contiguous folds, the first best on ties, refitted on the whole subset), as
   scikit-learn's RidgeCV(cv=KFold(K)) chooses it.
@@ -19,6 +19,8 @@ kNN and the ridge give one number there, the MLP's spread is its seeds'.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,10 +28,10 @@ import pandas as pd
 import torch
 
 from astroclip_eval.io.errors import UserError
-from astroclip_eval.io.plan import base_protocol, protocol_runs
+from astroclip_eval.io.plan import Protocols, base_protocol, protocol_runs
 from astroclip_eval.style import use_style
-from astroclip_eval.tasks.downstream import MODALITIES, labelled_rows, r2_score, require_variance
-from astroclip_eval.tasks.protocols import fit_few_shot, nearest, standardiser, weighted_mean
+from astroclip_eval.tasks.downstream import MODALITIES, Labelled, fitted, r2_score, require_variance
+from astroclip_eval.tasks.protocols import standardiser
 
 FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 PROTOCOLS = ("zero_shot", "few_shot", "linear")
@@ -83,62 +85,74 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...] = ALPHAS, f
     return float(alphas[best]), coefs[0], float(intercepts[0])
 
 
-def _predict(protocol: str, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, k: int | None, seed: int,
-             recipe: str, device: torch.device | str) -> np.ndarray:
-    """One protocol fitted on one subset (embeddings standardised with it) and applied to the validation rows."""
+@dataclass(frozen=True)
+class Budget:
+    """The config's `budgets` section as the step reads it (its `labels` choose the step's inputs, in the rule)."""
+
+    fractions: tuple[float, ...]  # increasing
+    repeats: int
+    protocols: tuple[str, ...]
+    seed: int  # of the subsets; repeat r's MLP is seeded seed + r
+
+    @classmethod
+    def of(cls, section: dict[str, Any]) -> Budget:
+        """From the validated section (or its JSON in a plan)."""
+        return cls(tuple(sorted(section["fractions"])), int(section["repeats"]), tuple(section["protocols"]),
+                   int(section["seed"]))
+
+
+def _predict(protocol: str, k: int | None, train: Labelled, valid: Labelled, protocols: Protocols, seed: int,
+             label: str, device: torch.device | str) -> np.ndarray:
+    """One protocol fitted on one subset of one modality and applied to the validation rows: zero_shot and few_shot
+    as every label is fitted (`downstream.fitted`: embeddings and targets standardised with the subset; k capped at
+    its size, the MLP seeded `seed`), linear (ridge) on the same standardised embeddings and targets."""
+    ((modality, x_train),) = train.embeddings.items()
+    if protocol != "linear":
+        settings = replace(protocols, zero_shot_neighbours=min(k or 1, train.labels.size), few_shot_seed=seed)
+        return fitted(protocol, train, valid, settings, 0, label, device=device)[(protocol, modality, modality)]
     mean, std = standardiser(x_train)
-    x_train, x_valid = (x_train - mean) / std, (x_valid - mean) / std
-    scale = (y_train.mean(), y_train.std() or 1.0)
-    targets = (y_train - scale[0]) / scale[1]
-    if protocol == "zero_shot":
-        pred = weighted_mean(*nearest(x_train, x_valid, min(k, len(targets)), device=device), targets)
-    elif protocol == "few_shot":
-        pred = fit_few_shot(x_train, targets, seed=seed, recipe=recipe, device=device)(x_valid)
-    elif protocol == "linear":
-        _, coef, intercept = ridge_cv(x_train, targets)
-        pred = x_valid @ coef + intercept
-    else:
-        raise UserError(f"budgets.protocols: unknown protocol {protocol!r} (expected one of {', '.join(PROTOCOLS)})")
-    return np.asarray(pred, np.float64).reshape(-1) * scale[1] + scale[0]
+    scale = (train.labels.mean(), train.labels.std() or 1.0)
+    _, coef, intercept = ridge_cv((x_train - mean) / std, (train.labels - scale[0]) / scale[1])
+    return (((valid.embeddings[modality] - mean) / std) @ coef + intercept) * scale[1] + scale[0]
 
 
 def evaluate(label: str, valid_emb: dict[str, np.ndarray], valid_labels: np.ndarray, valid_rows: np.ndarray,
-             train_emb: dict[str, np.ndarray], train_labels: np.ndarray, train_rows: np.ndarray,
-             fractions: tuple[float, ...] | list[float] = FRACTIONS, repeats: int = 5,
-             protocols: tuple[str, ...] | list[str] = PROTOCOLS, seed: int = 0, *,
-             zero_shot_neighbours: int | list[int], few_shot_recipe: str,
-             device: torch.device | str = "cpu") -> pd.DataFrame:
+             train_emb: dict[str, np.ndarray], train_labels: np.ndarray, train_rows: np.ndarray, budget: Budget,
+             protocols: Protocols, device: torch.device | str = "cpu") -> pd.DataFrame:
     """One label's budget table: per modality, protocol and fraction, the R^2 over the repeats (mean, spread as the
-    standard deviation, min, max) and the subset's size; zero_shot at each k of `zero_shot_neighbours` (a list: a
-    protocol column per k, 'zero_shot@16') and few_shot by `few_shot_recipe`, as the protocols section sets them."""
-    fractions = sorted(fractions)
-    valid = labelled_rows(valid_labels, valid_rows, codes=False)
-    train = labelled_rows(train_labels, train_rows, codes=False)
-    if valid.size < 2 or train.size < MIN_ROWS:
-        raise UserError(f"budgets.labels: {label} has {train.size} labelled train rows and {valid.size} validation "
-                        f"rows; at least {MIN_ROWS} and 2 are needed")
-    y_valid, y_train = valid_labels[valid].astype(np.float64), train_labels[train].astype(np.float64)
-    require_variance(f"budgets.labels: {label}", y_valid)  # R^2 divides by it
-    drawn = subsets(train.size, fractions, repeats, seed)
+    standard deviation, min, max) and the subset's size; zero_shot at each k of `protocols.zero_shot_neighbours` (a
+    list: a protocol column per k, 'zero_shot@16') and few_shot by `protocols.few_shot_recipe`."""
+    unknown = [p for p in budget.protocols if p not in PROTOCOLS]
+    if unknown:
+        raise UserError(f"budgets.protocols: unknown protocol {unknown[0]!r} (expected one of {', '.join(PROTOCOLS)})")
+    valid = Labelled.select(valid_emb, valid_labels.astype(np.float64), valid_rows, codes=False)
+    train = Labelled.select(train_emb, train_labels.astype(np.float64), train_rows, codes=False)
+    if valid.labels.size < 2 or train.labels.size < MIN_ROWS:
+        raise UserError(f"budgets.labels: {label} has {train.labels.size} labelled train rows and {valid.labels.size} "
+                        f"validation rows; at least {MIN_ROWS} and 2 are needed")
+    require_variance(f"budgets.labels: {label}", valid.labels)  # R^2 divides by it
+    drawn = subsets(train.labels.size, budget.fractions, budget.repeats, budget.seed)
+    runs = [run for p in budget.protocols for run in protocol_runs(p, protocols.neighbours(p))]
     rows = []
     for modality in MODALITIES:
-        x_valid, x_all = valid_emb[modality][valid], train_emb[modality][train]
-        runs = [run for p in protocols for run in protocol_runs(p, zero_shot_neighbours if p == "zero_shot" else None)]
+        one = Labelled({modality: valid.embeddings[modality]}, valid.labels, valid.rows)
         for protocol, kk in runs:
-            for j, fraction in enumerate(fractions):
+            for j, fraction in enumerate(budget.fractions):
                 scores, seen = [], {}
-                for repeat in range(repeats):
+                for repeat in range(budget.repeats):
                     picked = drawn[repeat][j]
                     key = picked.tobytes()  # the kNN and the ridge give the same fit on the same rows
-                    if protocol == "few_shot" or key not in seen:  # the MLP's seed differs by repeat
-                        pred = _predict(base_protocol(protocol), x_all[picked], y_train[picked], x_valid, kk,
-                                        seed + repeat, few_shot_recipe, device)
-                        seen[key] = r2_score(y_valid, pred)
+                    if base_protocol(protocol) == "few_shot" or key not in seen:  # the MLP's seed differs by repeat
+                        subset = Labelled({modality: train.embeddings[modality][picked]}, train.labels[picked],
+                                          train.rows[picked])
+                        pred = _predict(base_protocol(protocol), kk, subset, one, protocols, budget.seed + repeat,
+                                        label, device)
+                        seen[key] = r2_score(valid.labels, pred)
                     scores.append(seen[key])
                 scores = np.array(scores)
                 same = bool(np.all(scores == scores[0]))  # one fit seen by every repeat: its number, no spread
                 rows.append({"label": label, "modality": modality, "protocol": protocol, "fraction": fraction,
-                             "n_train": int(drawn[0][j].size), "repeats": repeats,
+                             "n_train": int(drawn[0][j].size), "repeats": budget.repeats,
                              "r2_mean": float(scores[0] if same else scores.mean()),
                              "r2_std": 0.0 if same else float(scores.std(ddof=1)),
                              "r2_min": float(scores.min()), "r2_max": float(scores.max())})

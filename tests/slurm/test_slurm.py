@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -192,6 +193,7 @@ def test_cancelled_embedding_job_is_retried(cluster, slurm_run):
 def test_cancelled_shard_fails_then_only_it_is_resubmitted(cluster, slurm_run):
     work, _, _, _ = slurm_run
     keep = (work / "cache/valid_indices.pt").stat().st_mtime_ns
+    shutil.rmtree(work / "results/tiny")  # as in a first run (with its results present, the lost embeddings are not remade)
     for stale in (work / "cache/tiny").glob("*_embeddings.pt"):
         stale.unlink()
     cancelled: list[int] = []
@@ -211,7 +213,7 @@ def test_cancelled_shard_fails_then_only_it_is_resubmitted(cluster, slurm_run):
     assert not (work / "cache/tiny/image_embeddings.pt").exists()
     finished = (work / f"cache/tiny/embedding_shards/{1 - lost}-of-2.pt").stat().st_mtime_ns
     before = set(jobs(cluster))
-    resumed = snakemake(cluster, work, "--until", "merge_embeddings")  # what lies downstream is the other tests' work
+    resumed = snakemake(cluster, work, "--until", "merge_embeddings")  # downstream of it is the other tests' work
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     resubmitted = [j for i, j in jobs(cluster).items() if i not in before and rule_of(j) == "embed"]
     assert [shard_of(j) for j in resubmitted] == [lost]  # the finished shard is not recomputed
