@@ -15,8 +15,8 @@ the share of that class; its balanced accuracy, one over the classes)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -140,7 +140,26 @@ def _vote(codes: np.ndarray, n_classes: int) -> np.ndarray:
     return counts.argmax(axis=1)
 
 
-Searches = dict[tuple, Any]  # neighbour searches made and networks fitted, by row sets and pair
+@dataclass
+class Searches:
+    """What the labels of one step share, each kind under a key of what it depends on: labels known on the same
+    rows share their standardisation and their neighbour searches, and properties fitted jointly their network."""
+
+    # (target modality, train rows' digest) -> the train embeddings' mean and std
+    standardisers: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # (query, target, k, query excluded, rows' digest) -> the reproduction's top_k
+    reproduction: dict[tuple[str, str, int, bool, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # (query, target, k, train rows' digest, valid rows' digest) -> zero_shot's distances and indices
+    zero_shot: dict[tuple[str, str, int, str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # (label, target, train rows' digest) -> the joint few_shot network's prediction of that label
+    few_shot: dict[tuple[str, str, str], Callable[[np.ndarray], np.ndarray]] = field(default_factory=dict)
+
+    def standardiser(self, target: str, train: Labelled) -> tuple[np.ndarray, np.ndarray]:
+        """The train rows' standardisation of a target modality, computed once per row set."""
+        key = (target, train.digest)
+        if key not in self.standardisers:
+            self.standardisers[key] = standardiser(train.embeddings[target])
+        return self.standardisers[key]
 
 
 def reproduction(
@@ -154,16 +173,16 @@ def reproduction(
     if largest > n - 1:
         raise UserError(f"{name}: protocols.reproduction_neighbours = {largest} needs at least {largest + 1} labelled "
                         f"valid rows, there are {n}")
-    searches = {} if searches is None else searches
+    searches = Searches() if searches is None else searches
     out = {}
     for run, kk in runs:
         for query, target in modality_pairs(on.embeddings):
             same = protocols.exclude_self and query == target
-            key = ("reproduction", query, target, largest, same, on.digest)
-            if key not in searches:
-                searches[key] = top_k(on.embeddings[query], on.embeddings[target], largest, exclude_diagonal=same,
-                                      device=device)
-            idx = searches[key][0][:, :kk]
+            key = (query, target, largest, same, on.digest)
+            if key not in searches.reproduction:
+                searches.reproduction[key] = top_k(on.embeddings[query], on.embeddings[target], largest,
+                                                   exclude_diagonal=same, device=device)
+            idx = searches.reproduction[key][0][:, :kk]
             out[(run, query, target)] = _vote(on.labels[idx], n_classes) if n_classes else on.labels[idx].mean(axis=1)
     return out
 
@@ -189,7 +208,7 @@ def fitted(
     them by the original's morphology recipe instead of the classes."""
     if train.labels.size < 2:
         raise UserError(f"{name}: {train.labels.size} labelled valid rows in the train split, too few to fit {protocol}")
-    searches = {} if searches is None else searches
+    searches = Searches() if searches is None else searches
     runs = protocol_runs(protocol, protocols.neighbours(protocol))
     seed, recipe = protocols.few_shot_seed, protocols.few_shot_recipe
     largest = max(kk or 0 for _, kk in runs)
@@ -201,10 +220,11 @@ def fitted(
         targets = (train.labels - scale[0]) / scale[1]
     pairs = modality_pairs(valid.embeddings)
     for target in dict.fromkeys(t for _, t in pairs):
-        mean, std = standardiser(train.embeddings[target])
-        x_train = (train.embeddings[target] - mean) / std
+        mean, std = searches.standardiser(target, train)
+        x_train = None  # standardised when a fit or a search needs it, not for a search made for another label
         if protocol == "few_shot":
-            net = searches.get(("few_shot", name, target, train.digest))  # fitted jointly with other properties
+            net = searches.few_shot.get((name, target, train.digest))  # fitted jointly with other properties
+            x_train = (train.embeddings[target] - mean) / std if net is None else None
             if net is None and fractions is not None:
                 net = fit_few_shot(x_train, fractions[train.rows], seed=seed, classes=n_classes,
                                    hidden=VOTE_FRACTIONS_HIDDEN, recipe=VOTE_FRACTIONS, device=device)
@@ -213,14 +233,15 @@ def fitted(
                                       hidden=few_shot_hidden(recipe, name, target), recipe=recipe, device=device)
                 net = single if n_classes else lambda x, f=single: f(x) * scale[1] + scale[0]
         for query in dict.fromkeys(q for q, _ in pairs):
-            x_query = (valid.embeddings[query] - mean) / std
             if protocol == "few_shot":
-                out[(protocol, query, target)] = net(x_query)
+                out[(protocol, query, target)] = net((valid.embeddings[query] - mean) / std)
                 continue
-            key = ("zero_shot", query, target, largest, train.digest, valid.digest)
-            if key not in searches:
-                searches[key] = nearest(x_train, x_query, largest, f"{name}: protocols.zero_shot_neighbours", device)
-            dist, idx = searches[key]
+            key = (query, target, largest, train.digest, valid.digest)
+            if key not in searches.zero_shot:
+                x_train = (train.embeddings[target] - mean) / std if x_train is None else x_train
+                searches.zero_shot[key] = nearest(x_train, (valid.embeddings[query] - mean) / std, largest,
+                                                  f"{name}: protocols.zero_shot_neighbours", device)
+            dist, idx = searches.zero_shot[key]
             for run, kk in runs:
                 pred = weighted_mean(dist[:, :kk], idx[:, :kk], targets)
                 out[(run, query, target)] = pred.argmax(axis=1) if n_classes else pred * scale[1] + scale[0]
@@ -249,7 +270,7 @@ def fit_joint_few_shot(
             net = fit_few_shot((train_emb[target][have] - mean) / std, (y - y_mean) / y_std,
                                seed=protocols.few_shot_seed, recipe=protocols.few_shot_recipe, device=device)
             for j, name in enumerate(members):
-                searches[("few_shot", f"properties.{name}", target, digest)] = (
+                searches.few_shot[(f"properties.{name}", target, digest)] = (
                     lambda x, f=net, j=j, a=y_mean[j], b=y_std[j]: f(x)[:, j] * b + a
                 )
 
@@ -332,7 +353,7 @@ def evaluate_all(
     (PROVABGS's properties, as a rule) share each neighbour search. The questions in `vote_fractions` have few_shot
     learn their vote fractions (the label tables' `{question}:{answer}` columns)."""
     prop_rows, class_rows, prop_pred, class_pred = [], [], {}, {}
-    searches: Searches = {}
+    searches = Searches()
     if "few_shot" in protocols.run and train_table is not None:
         fit_joint_few_shot(properties, train_emb, train_table, train_rows, protocols, searches, device)
     for name in properties:
