@@ -181,7 +181,9 @@ def test_catalogue_entries_score_properties_and_morphology(published):
                 expected = r2_score(truth[name].iloc[v], knn.predict(scaler.transform(x_valid)))
                 got = props[(props["protocol"] == f"zero_shot@{k}") & (props["property"] == name)
                             & (props["query"] == modality) & (props["target"] == modality)]
-                assert int(got["n"].iloc[0]) == v.size and got["r2"].iloc[0] == pytest.approx(expected, abs=1e-9), \
+                # 1e-7: both sides take distances as |q|^2 + |t|^2 - 2 q.t in float64, whose rounding depends on the
+                # threads' summation order; on these rows it moved an R^2 by 2e-9 between 1 and 2 threads (2026-12-07)
+                assert int(got["n"].iloc[0]) == v.size and got["r2"].iloc[0] == pytest.approx(expected, abs=1e-7), \
                     (name, modality, k)
     classes = pd.read_csv(results / "dim128/classification.csv")
     assert len(classes) == 4 * 10 * 4
