@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ROOT, write_groups
+from conftest import ROOT, protocols, write_groups
 
 from astroclip_eval.io.config import check
 from astroclip_eval.io.errors import UserError
@@ -95,8 +95,8 @@ def test_a_budget_on_a_label_with_one_value_on_the_validation_rows_is_refused():
     labels = np.full(200, 0.4)
     with pytest.raises(UserError, match=r"^budgets\.labels: redshift: the label has one value \(0\.4\)"):
         budgets.evaluate("redshift", emb, labels, np.arange(2), emb, rng.uniform(0, 1, 200), np.arange(200),
-                         fractions=[0.5, 1.0], repeats=1, protocols=["zero_shot"], zero_shot_neighbours=8,
-                         few_shot_recipe="project")
+                         budgets.Budget(fractions=(0.5, 1.0), repeats=1, protocols=("zero_shot",), seed=0),
+                         protocols(zero_shot_neighbours=8))
 
 
 @pytest.fixture
