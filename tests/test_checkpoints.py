@@ -171,3 +171,4 @@ def test_a_promotion_stopped_midway_leaves_neither_file(run_dir, tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         promote(run_dir, tmp_path / "cache/a.ckpt", tmp_path / "cache/a.json")
     assert list((tmp_path / "cache").iterdir()) == []
+

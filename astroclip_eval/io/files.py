@@ -21,21 +21,6 @@ if TYPE_CHECKING:
     import torch
 
 
-class SavedSettings(dict):
-    """A Lightning checkpoint's `hyper_parameters` (Lightning's AttributeDict, a dict whose keys read as attributes),
-    read without importing Lightning: 4.9 s of imports in every step that loads a checkpoint."""
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-
-# Types a checkpoint may hold besides tensors and builtins, under the name its pickle gives them.
-ALLOWED_GLOBALS = [(SavedSettings, "pytorch_lightning.utilities.parsing.AttributeDict")]
-
-
 class Refused(UserError):
     """A checkpoint that needs types outside the allow-list."""
 
@@ -65,13 +50,12 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
             pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
             if len(pickles) == 1:
                 checked_pickle(archive, pickles[0], path)
-    try:
-        with torch.serialization.safe_globals(ALLOWED_GLOBALS):
-            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    try:  # no type beyond torch's own allow-list: Lightning 2 saves a model's settings as a plain dict
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         raise Refused(
             f"{path}: refused to load: it holds {_disallowed(str(exc))}, which a checkpoint read without running code "
-            "cannot hold (tensors, numbers, strings, containers and Lightning's saved settings can); the built-in "
+            "cannot hold (tensors, numbers, strings and containers can); the built-in "
             "models' checkpoints load with `loader: auto`, any other format through a loader plug-in"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, RecursionError) as exc:
