@@ -154,11 +154,11 @@ class Searches:
     # (label, target, train rows' digest) -> the joint few_shot network's prediction of that label
     few_shot: dict[tuple[str, str, str], Callable[[np.ndarray], np.ndarray]] = field(default_factory=dict)
 
-    def standardiser(self, target: str, train: Labelled) -> tuple[np.ndarray, np.ndarray]:
-        """The train rows' standardisation of a target modality, computed once per row set."""
-        key = (target, train.digest)
+    def standardiser(self, target: str, digest: str, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The standardisation of a target modality's train `embeddings` (the rows `digest` names), once per row set."""
+        key = (target, digest)
         if key not in self.standardisers:
-            self.standardisers[key] = standardiser(train.embeddings[target])
+            self.standardisers[key] = standardiser(embeddings)
         return self.standardisers[key]
 
 
@@ -220,7 +220,7 @@ def fitted(
         targets = (train.labels - scale[0]) / scale[1]
     pairs = modality_pairs(valid.embeddings)
     for target in dict.fromkeys(t for _, t in pairs):
-        mean, std = searches.standardiser(target, train)
+        mean, std = searches.standardiser(target, train.digest, train.embeddings[target])
         x_train = None  # standardised when a fit or a search needs it, not for a search made for another label
         if protocol == "few_shot":
             net = searches.few_shot.get((name, target, train.digest))  # fitted jointly with other properties
@@ -266,7 +266,7 @@ def fit_joint_few_shot(
         y_mean, y_std = y.mean(axis=0), np.where(y.std(axis=0) > 0, y.std(axis=0), 1.0)
         digest = hashlib.sha1(have.tobytes()).hexdigest()
         for target in train_emb:
-            mean, std = standardiser(train_emb[target][have])
+            mean, std = searches.standardiser(target, digest, train_emb[target][have])  # fitted reuses it
             net = fit_few_shot((train_emb[target][have] - mean) / std, (y - y_mean) / y_std,
                                seed=protocols.few_shot_seed, recipe=protocols.few_shot_recipe, device=device)
             for j, name in enumerate(members):
