@@ -660,6 +660,40 @@ def bench_budgets(args: argparse.Namespace) -> list[tuple]:
     ]
 
 
+def _representation_child(n_valid: int, dims: int, device: str, out) -> None:
+    """The representation step's measures on synthetic unit embeddings of n_valid rows and `dims` dimensions (their
+    variance falling over the directions, the modalities related) with a redshift-like label, in a process of its
+    own: wall time and peak memory."""
+    import resource
+
+    from astroclip_eval.tasks.representation import measure
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    rng = np.random.default_rng(5)
+    scale = 1 / np.arange(1, dims + 1)  # a falling spectrum, as trained embeddings have
+    image = (rng.normal(size=(n_valid, dims)) * scale).astype(np.float32)
+    spectrum = (0.6 * image + 0.4 * rng.normal(size=(n_valid, dims)) * scale).astype(np.float32)
+    redshift = np.abs(image[:, 0]) + 0.1 * rng.random(n_valid)
+    t0 = time.perf_counter()
+    table, _ = measure({"image": image, "spectrum": spectrum}, np.arange(n_valid), {"redshift": redshift}, 10,
+                       "bench", device=resolve_device(device, "--device"))
+    out.put((time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, len(table)))
+
+
+def bench_representation(args: argparse.Namespace) -> list[tuple]:
+    """The representation step (every measure, one label) at the published size, 128-d and 1,024-d: time and peak
+    memory (the target is the issue's, for 128-d)."""
+    rows = []
+    for dims in args.representation_dims:
+        wall, peak, _ = in_child(_representation_child, args.representation_rows, dims, args.device)
+        rows.append((
+            f"representation: every measure, {args.representation_rows:,} valid rows x {dims}-d, 1 label",
+            f"{wall:.1f} s, peak {peak:,.0f} MiB", "-", "-",
+            "< 1 min, < 1 GiB on 2 cores" if dims == 128 else "-",
+        ))
+    return rows
+
+
 def bench_simulate(args: argparse.Namespace) -> list[tuple]:
     """The demo's simulate step with the redshift-success selection, against its 60 s budget for 8,000 galaxies."""
     from astroclip_eval.demo.simulate import SurveyConfig, simulate
@@ -745,12 +779,16 @@ def main() -> None:
     parser.add_argument("--joint-epochs", type=int, default=2, help="epochs measured of the joint posterior's flow")
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples per interval of the intervals benchmark")
     parser.add_argument("--budget-repeats", type=int, default=3, help="repeats of the label-budget benchmark")
+    parser.add_argument("--representation-rows", type=int, default=39_219,
+                        help="valid rows of the representation benchmark (the published file's)")
+    parser.add_argument("--representation-dims", type=int, nargs="+", default=[128, 1024],
+                        help="embedding dimensions of the representation benchmark")
     parser.add_argument("--side-valid", type=int, default=4_950, help="validation rows of the side-by-side (1/8 size)")
     parser.add_argument("--side-train", type=int, default=19_800, help="train rows of the side-by-side (1/8 size)")
     parser.add_argument(
         "--only", nargs="*",
         default=["embedding", "reproduction", "released", "valid", "chain", "knn", "explorer", "downstream", "properties",
-                 "second-k", "posteriors", "joint", "intervals", "budgets", "simulate",
+                 "second-k", "posteriors", "joint", "intervals", "budgets", "representation", "simulate",
                  "dry-run"],
     )
     args = parser.parse_args()
@@ -795,6 +833,8 @@ def main() -> None:
             rows += bench_intervals(args)
         if "budgets" in args.only:
             rows += bench_budgets(args)
+        if "representation" in args.only:
+            rows += bench_representation(args)
         if "simulate" in args.only:
             rows += bench_simulate(args)
         if "dry-run" in args.only:

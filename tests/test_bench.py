@@ -16,14 +16,14 @@ def test_bench_table_on_tiny_inputs():
          "--released-rows", "2", "--image-size", "152", "--simulate-galaxies", "60",
          "--properties-valid", "200", "--properties-train", "400", "--side-valid", "150", "--side-train", "300",
          "--explorer-rows", "300", "--posteriors-ensemble", "1", "--joint-epochs", "1", "--bootstrap", "100",
-         "--budget-repeats", "1"],
+         "--budget-repeats", "1", "--representation-rows", "300", "--representation-dims", "16"],
         capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     table = [line for line in run.stdout.splitlines() if line.startswith("| ")]
     measures = [line.split(" | ")[0].lstrip("| ") for line in table[2:]]
     counted = ("simulate", "properties", "posteriors", "joint posterior", "intervals", "budgets", "explorer", "zero_shot",
-               "few_shot", "second k")
+               "few_shot", "second k", "representation")
     measures = [m.split(", ")[0] if m.startswith(counted) else m for m in measures]  # counts vary
     assert measures == [
         "embedding, reference model: read floor (crop band, to device)",
@@ -48,6 +48,7 @@ def test_bench_table_on_tiny_inputs():
         "joint posterior",
         "intervals: 100 resamples of 200 rows",
         "budgets: 1 label x 6 fractions x 3 protocols x 2 modalities x 1 repeats",
+        "representation: every measure",
         "simulate 60 galaxies (64px)",
         "snakemake -n, 7 models x 64 shards",
     ]

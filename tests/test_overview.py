@@ -38,6 +38,7 @@ def test_overview_shows_the_tables_numbers_offline(tmp_path):
         "embedding": {"batch_size": 256, "shards": 2, "precision": "32", "device": "auto"},
         "properties": {},
         "classifications": {},
+        "representation": {"enabled": False},
     }
     valid = {"n_rows": 1600, "n_valid": 1556, "z_min": 0.0, "z_max": 0.8,
              "invalid_by_reason": {"zero_spectrum": 17, "nonfinite_spectrum": 0, "redshift_out_of_range": 28},

@@ -32,6 +32,7 @@ def _properties() -> pd.DataFrame:
 
 
 CONFIG = {
+    "representation": {"enabled": False},
     "protocols": {"run": ["reproduction", "zero_shot", "few_shot"], "reproduction_neighbours": 16,
                   "exclude_self": True, "zero_shot_neighbours": [16, 64], "few_shot_seed": 0, "few_shot_recipe": "project"},
     "properties": {"mass": {"references": {
@@ -120,7 +121,7 @@ def test_a_classifier_at_the_majority_baseline_is_never_shaded_as_a_lead():
          "target": "image", "value": v, "lo": lo, "hi": hi, "baseline": 0.5}
         for m, d, v, lo, hi in (("dim16", 16, 0.52, 0.49, 0.55), ("dim128", 128, 0.70, 0.66, 0.74))])
     assert at_baseline(board).tolist() == [True, False]
-    config = {"redshift": {}, "properties": {}, "classifications": {"edge-on": {}}}
+    config = {"properties": {}, "classifications": {"edge-on": {}}, "representation": {"enabled": False}}
     compared = pd.DataFrame(columns=["table", "score", "label", "query", "best", "next", "difference", "lo", "hi",
                                      "resolved"])
     section = scoreboard_section(config, board, compared, pd.DataFrame(columns=["metric"]))

@@ -7,8 +7,10 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 from conftest import ROOT, png_size, protocols, snakemake
 from markupsafe import escape
+from scipy.spatial.distance import pdist
 
 from astroclip_eval.io.data import Survey
 from astroclip_eval.io.files import cached_splits, load_embeddings, load_indices
@@ -378,7 +380,7 @@ def test_demo_results_files_validate_and_the_scoreboard_is_their_main_scores(dem
     mains = 0
     for model in cfg["models"]:
         promoted = json.loads((demo / f"cache/{model}/astroclip_model.json").read_text())
-        for kind in ("redshift", "similarity", "properties", "posteriors", "budgets"):
+        for kind in ("redshift", "similarity", "representation", "properties", "posteriors", "budgets"):
             results = json.loads((demo / f"results/{model}/results/{kind}.json").read_text())
             validate(results, ROOT / "workflow/schemas/results.schema.yaml")
             assert results["checkpoint"]["sha256"] == promoted["sha256"] and results["model"] == model
@@ -387,11 +389,56 @@ def test_demo_results_files_validate_and_the_scoreboard_is_their_main_scores(dem
             mains += len(results["main"])
     colours = board[board["model"] == "photometry"]  # the baseline's best rows, after the models'
     assert len(board) == mains + len(colours) and board["model"].tolist()[-len(colours):] == ["photometry"] * len(colours)
-    assert set(board["table"]) == {"redshift_r2", "redshift_metrics", "retrieval", "properties_r2", "classification",
-                                   "posteriors"}
+    assert set(board["table"]) == {"redshift_r2", "redshift_metrics", "retrieval", "representation", "properties_r2",
+                                   "classification", "posteriors"}
     assert set(colours["table"]) == {"redshift_r2", "redshift_metrics", "properties_r2", "classification"}
     assert len(colours) == 2 + 8 + 3 and set(colours["query"]) == {"features"} and (colours["embedding_dim"] == 3).all()
-    assert ((board["lo"] <= board["value"]) & (board["value"] <= board["hi"])).all()
+    whole = board["lo"] == ""  # a measure of the whole set of rows has no interval: RankMe, and nothing else
+    assert set(board.loc[whole, "score"]) == {"rankme"} and whole.sum() == 2 * len(cfg["models"])
+    bounded = board[~whole].astype({"lo": float, "hi": float})
+    assert ((bounded["lo"] <= bounded["value"]) & (bounded["value"] <= bounded["hi"])).all()
+
+
+def test_demo_embedding_space_equals_a_direct_numpy_computation(demo):
+    """Each model's representation.csv against NumPy and SciPy on the demo's cached embeddings (valid rows): RankMe
+    from the SVD, the directions, every pair's uniformity, alignment, the gap, the neighbour measures from a full
+    similarity matrix; the scoreboard shows its RankMe and mutual kNN."""
+    cfg = _demo_config(demo)
+    board = pd.read_csv(demo / "results/summary/scoreboard.csv", keep_default_na=False)
+    with Survey(demo / cfg["dataset"]["path"]) as survey:
+        redshift = survey.read("valid", "redshifts").astype(np.float64)
+    for model in cfg["models"]:
+        embeddings, valid = cached_splits(demo / "cache", model)["valid"]
+        table = pd.read_csv(demo / f"results/{model}/representation.csv", keep_default_na=False)  # label "" stays ""
+        value = table.set_index(["modality", "metric", "label"])["value"]
+        z = {m: embeddings[m][valid] / np.linalg.norm(embeddings[m][valid].astype(np.float64), axis=1, keepdims=True)
+             for m in ("image", "spectrum")}
+        near = {}
+        for m, x in z.items():
+            s = np.linalg.svd(x, compute_uv=False)
+            p = s / s.sum() + 1e-7
+            assert value[(m, "rankme", "")] == pytest.approx(np.exp(-np.sum(p * np.log(p))), rel=1e-6)
+            share = np.cumsum(s**2) / np.sum(s**2)
+            assert value[(m, "directions_99", "")] == np.argmax(share >= 0.99) + 1
+            assert value[(m, "uniformity", "")] == pytest.approx(np.log(np.mean(np.exp(-2 * pdist(x, "sqeuclidean")))),
+                                                                abs=1e-6)
+            cosine = x @ x.T
+            np.fill_diagonal(cosine, -np.inf)
+            near[m] = np.argsort(-cosine, axis=1, kind="stable")[:, :10]
+            counts = np.bincount(near[m].ravel(), minlength=len(x))
+            assert value[(m, "hubness10", "")] == pytest.approx(scipy.stats.skew(counts), rel=1e-9)
+            expected = np.mean(redshift[valid][near[m]].std(axis=1)) / redshift[valid].std()
+            assert value[(m, "property_consistency", "redshift")] == pytest.approx(expected, rel=1e-9)
+        assert value[("both", "alignment", "")] == pytest.approx(np.mean(np.sum((z["image"] - z["spectrum"]) ** 2, 1)))
+        assert value[("both", "modality_gap", "")] == pytest.approx(
+            np.linalg.norm(z["image"].mean(0) - z["spectrum"].mean(0)))
+        shared = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(near["image"], near["spectrum"])])
+        assert value[("both", "mutual_knn10", "")] == pytest.approx(shared)
+        assert (table["n"] == len(valid)).all() and value[("image", "rankme", "")] < cfg["models"][model]["train"][
+            "embedding_dim"]
+        mine = board[(board["model"] == model) & (board["table"] == "representation")].set_index(["score", "query"])
+        assert mine.loc[("rankme", "image"), "value"] == pytest.approx(value[("image", "rankme", "")])
+        assert mine.loc[("mutual_knn", "both"), "value"] == pytest.approx(value[("both", "mutual_knn10", "")])
 
 
 def test_demo_budgets_meet_the_redshift_table_at_the_whole_split(demo):

@@ -203,15 +203,23 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
         raise UserError(f"config: {error}") from None
 
 
+def _label_lists(config: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
+    """Every `labels` list of a section (posteriors, budgets, representation) or of a section's entry
+    (posteriors.joint), with its key: a new task section's list is checked without naming it here."""
+    for name, section in config.items():
+        if not isinstance(section, dict):
+            continue
+        if isinstance(section.get("labels"), list):
+            yield f"{name}.labels", section["labels"]
+        for key, entry in section.items():
+            if isinstance(entry, dict) and isinstance(entry.get("labels"), list):
+                yield f"{name}.{key}.labels", entry["labels"]
+
+
 def _check_label_lists(config: dict[str, Any]) -> None:
-    """The label lists of the posteriors and budgets sections name the redshift or configured properties."""
-    lists = {
-        "posteriors.labels": config.get("posteriors", {}).get("labels", []),
-        "posteriors.joint.labels": config.get("posteriors", {}).get("joint", {}).get("labels", []),
-        "budgets.labels": config.get("budgets", {}).get("labels", []),
-    }
+    """The label lists of the task sections name the redshift or configured properties."""
     known = ["redshift", *config["properties"]]
-    for key, names in lists.items():
+    for key, names in _label_lists(config):
         unknown = [name for name in names if name not in known]
         if unknown:
             raise UserError(f"config: '{key}' names {unknown[0]!r}, which is neither redshift nor a key of properties "

@@ -133,8 +133,22 @@ def embedded_png(path: str | Path) -> str:
 
 
 def _interval(value: float, lo: float, hi: float) -> str:
-    """A score with its 95% interval, as every table of the page shows it: "0.863 [0.851, 0.874]"."""
-    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+    """A score with its 95% interval, as every table of the page shows it: "0.863 [0.851, 0.874]"; a score of the
+    whole set of rows, which has none, alone."""
+    return f"{value:.3f}" if pd.isna(lo) else f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+class _Shown(string.Formatter):
+    """A shown column's format over a row: a missing number (NaN) reads "n/a"."""
+
+    def format_field(self, value: Any, spec: str) -> str:
+        return "n/a" if isinstance(value, float) and pd.isna(value) else super().format_field(value, spec)
+
+
+def _shown(fmt: str, row: dict[str, Any]) -> str:
+    """One cell of a shown column; a bounded score without an interval (a measure of the whole set of rows) shows
+    the score alone."""
+    return _Shown().format(fmt, **row).replace(" [n/a, n/a]", "")
 
 
 def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None = None) -> dict[str, Any]:
@@ -147,7 +161,7 @@ def table_section(table: Table, frame: pd.DataFrame, figure: str | Path | None =
     if frame.empty or not table.listed:
         rows = []
     elif not table.spread:
-        rows = [[f.format(**row) for f in formats] for row in frame.to_dict("records")]
+        rows = [[_shown(f, row) for f in formats] for row in frame.to_dict("records")]
     else:
         keys = _fields(formats)
         indexed = frame.set_index([*keys, "query", "target"])
@@ -216,7 +230,7 @@ def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd
     boards = []
     for table in (t for kind in enabled(config) for t in kind.tables if t.main):
         for main in table.main:
-            rows = board[(board["table"] == table.name) & (board["score"] == main.score)]
+            rows = board[(board["table"] == table.name) & (board["score"] == main.key)]
             if rows.empty:
                 continue
             columns = list(dict.fromkeys(zip(rows["label"], rows["query"])))
@@ -235,7 +249,7 @@ def scoreboard_section(config: dict[str, Any], board: pd.DataFrame, compared: pd
                 body += _baseline_rows(config, table.name, main, baselines, against, columns)
             if table.references and table.references[2] == main.score:
                 body += _reference_rows(references[references["metric"] == main.score], columns)
-            mine = compared[(compared["table"] == table.name) & (compared["score"] == main.score)]
+            mine = compared[(compared["table"] == table.name) & (compared["score"] == main.key)]
             if len(mine):
                 lead = [{"text": "best - next", "title": "the paired bootstrap on the same galaxies"}, {"text": ""}]
                 for label, query in columns:
@@ -274,7 +288,7 @@ def _baseline_rows(config: dict[str, Any], table: str, main: Main, baselines: pd
     """Per baseline: its best score of each label under both modalities' columns (in italics), then per model a row
     of that model's paired difference to it, each at its best protocol, on the galaxies both scored."""
     out = []
-    for name, group in baselines[(baselines["table"] == table) & (baselines["score"] == main.score)].groupby(
+    for name, group in baselines[(baselines["table"] == table) & (baselines["score"] == main.key)].groupby(
             "model", sort=False):
         best = {row.label: (row, learnt) for row, learnt in zip(group.itertuples(), ~at_baseline(group))}
         row = [{"text": baseline_label(name, config["baselines"][name])}, {"text": str(int(group["embedding_dim"].iloc[0]))}]
@@ -285,7 +299,7 @@ def _baseline_rows(config: dict[str, Any], table: str, main: Main, baselines: pd
             row.append({"text": text, "style": "font-style: italic",
                         "title": f"{found.protocol}, {found.query} -> {found.target}"} if found else {"text": ""})
         out.append(row)
-        mine = against[(against["table"] == table) & (against["score"] == main.score) & (against["baseline"] == name)]
+        mine = against[(against["table"] == table) & (against["score"] == main.key) & (against["baseline"] == name)]
         for model, diffs in mine.groupby("model", sort=False):
             cells = [{"text": f"{model} - {name}", "title": "the model's best protocol against the baseline's best, "
                       "paired bootstrap on the galaxies both scored"}, {"text": ""}]

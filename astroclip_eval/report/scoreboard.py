@@ -42,8 +42,14 @@ def best_rows(main: Main, frame: pd.DataFrame) -> pd.DataFrame:
     """One model's rows for a main score: per label and query modality, the best row over the rest (protocol,
     target) by the score's sense."""
     groups = [c for c in (main.label, main.query) if c]
+    frame = frame[main.rows(frame)] if main.rows else frame
     ranked = frame.assign(_order=-main.goodness(frame[main.score]).to_numpy()).sort_values("_order", kind="stable")
     return ranked.drop_duplicates(groups).drop(columns="_order").sort_index()
+
+
+def _number(value: Any) -> float | None:
+    """A value for a results file: a float, or None (null) where there is none (NaN: a score without an interval)."""
+    return None if value is None or pd.isna(value) else float(value)
 
 
 def main_scores(table: Table, frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -52,11 +58,11 @@ def main_scores(table: Table, frame: pd.DataFrame) -> list[dict[str, Any]]:
     for main in table.main:
         for row in best_rows(main, frame).to_dict("records"):
             scores.append({
-                "table": table.name, "score": main.score, "title": main.title,
+                "table": table.name, "score": main.key, "title": main.title,
                 "label": str(row[main.label]) if main.label else "", "query": row[main.query],
                 "protocol": row.get("protocol", ""), "target": row.get("target", ""),
                 "value": float(row[main.score]),
-                "lo": float(row.get(f"{main.score}_lo", math.nan)), "hi": float(row.get(f"{main.score}_hi", math.nan)),
+                "lo": _number(row.get(f"{main.score}_lo")), "hi": _number(row.get(f"{main.score}_hi")),
                 "baseline": float(row[main.baseline]) if main.baseline else None,
             })
     return scores
@@ -79,8 +85,9 @@ def record(model: str, kind: Kind, frames: dict[str, pd.DataFrame], checkpoint: 
         "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seconds": seconds,
         "main": [s for t in kind.tables for s in main_scores(t, frames[t.name])],
-        "tables": {name: {"columns": list(frame.columns), "rows": frame.to_numpy(dtype=object).tolist()}
-                   for name, frame in frames.items()},  # columns in their order (the file's keys are sorted)
+        "tables": {name: {"columns": list(frame.columns),
+                          "rows": frame.astype(object).where(frame.notna(), None).to_numpy().tolist()}
+                   for name, frame in frames.items()},  # columns in their order (the file's keys are sorted); NaN null
     }
 
 
@@ -126,7 +133,9 @@ def validate(results: Mapping[str, Any], schema_path: str | Path) -> None:
 def table_frame(results: Mapping[str, Any], name: str) -> pd.DataFrame:
     """One of a results file's tables, its columns in their order."""
     table = results["tables"][name]
-    return pd.DataFrame(table["rows"], columns=table["columns"])
+    frame = pd.DataFrame(table["rows"], columns=table["columns"])
+    empty = [c for c in frame.columns if frame[c].isna().all()]  # a column of nulls reads as NaN, as its CSV did
+    return frame.astype({c: float for c in empty})
 
 
 def board(records: list[Mapping[str, Any]], dims: Mapping[str, int]) -> pd.DataFrame:
@@ -174,12 +183,12 @@ def against_baselines(table: Table, scores: pd.DataFrame, baselines: pd.DataFram
     predictions of this table."""
     out = []
     for main in table.main:
-        mine = scores[(scores["table"] == table.name) & (scores["score"] == main.score)]
-        theirs = baselines[(baselines["table"] == table.name) & (baselines["score"] == main.score)]
+        mine = scores[(scores["table"] == table.name) & (scores["score"] == main.key)]
+        theirs = baselines[(baselines["table"] == table.name) & (baselines["score"] == main.key)]
         for _, base in theirs.iterrows():
             for _, row in mine[mine["label"] == base["label"]].iterrows():
                 found = compare(main, row, base, predictions, draws) or {}
-                out.append({"table": table.name, "score": main.score, "label": row["label"], "model": row["model"],
+                out.append({"table": table.name, "score": main.key, "label": row["label"], "model": row["model"],
                             "query": row["query"], "protocol": row["protocol"], "target": row["target"],
                             "value": row["value"], "baseline": base["model"], "baseline_protocol": base["protocol"],
                             "baseline_value": base["value"], **found})
@@ -191,13 +200,13 @@ def comparisons(table: Table, frame: pd.DataFrame, predictions: Mapping[str, pd.
     """Per main score, label and query modality with at least two models: the best model against the next."""
     out = []
     for main in table.main:
-        rows = frame[(frame["table"] == table.name) & (frame["score"] == main.score)]
+        rows = frame[(frame["table"] == table.name) & (frame["score"] == main.key)]
         for (label, query), group in rows.groupby(["label", "query"], sort=False):
             if len(group) < 2:
                 continue
             order = -main.goodness(group["value"])
             best, runner_up = (group.loc[i] for i in order.sort_values(kind="stable").index[:2])
             found = compare(main, best, runner_up, predictions, draws) if predictions else None
-            out.append({"table": table.name, "score": main.score, "label": label, "query": query,
+            out.append({"table": table.name, "score": main.key, "label": label, "query": query,
                         "best": best["model"], "next": runner_up["model"], **(found or {})})
     return out

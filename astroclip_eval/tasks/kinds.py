@@ -29,6 +29,13 @@ class Main:
     lower: bool = False
     ideal: float | None = None
     baseline: str = ""
+    rows: Callable[[Any], Any] | None = None  # the table's rows it is read from (a long table's metric), all when None
+    name: str = ""  # its name on the scoreboard and in the results file, when `score` names a column several share
+
+    @property
+    def key(self) -> str:
+        """The score's name on the scoreboard: `name`, or the column it is read from."""
+        return self.name or self.score
 
     def goodness(self, values: Any) -> Any:
         """The scores turned so that higher is better: negated when lower is better, the distance from `ideal`
@@ -141,6 +148,49 @@ KINDS: tuple[Kind, ...] = (
                  bounded("top-10", "top10"),
                  bounded("median rank", "median_rank", "g")),
                 main=(Main("top10", "retrieval top-10"),),
+            ),
+        ),
+    ),
+    Kind(
+        "representation", "representation", lambda config: config["representation"]["enabled"], notebook=False,
+        settings=("representation",),
+        tables=(
+            Table(
+                "table", "representation", "The embedding space", "representation",
+                "What the valid rows' unit-length embeddings themselves say, label-free but for the last. "
+                "<em>rankme</em>: the effective number of directions in use (exp of the entropy of the normalised "
+                "singular values; at most the dimension; higher: more of the space used). <em>directions_90</em>, "
+                "<em>directions_99</em>: the fewest directions holding 90% and 99% of the squared singular values. "
+                "<em>uniformity</em>: log of the mean of exp(-2 |z_i - z_j|^2) over all pairs (lower: spread more "
+                "evenly over the sphere). <em>alignment</em>: the mean |z_image - z_spectrum|^2 of a galaxy's two "
+                "embeddings (lower: its pair closer). <em>modality_gap</em>: the distance between the two "
+                "modalities' mean embeddings (no better direction: a gap is compatible with good retrieval). "
+                "<em>mutual_knn</em>: the share of a galaxy's k nearest image neighbours also among its k nearest "
+                "spectrum neighbours (higher: the modalities agree on who is alike). <em>hubness</em>: the skewness "
+                "of how often each galaxy is among the others' k nearest (lower: fewer hubs). "
+                "<em>property_consistency</em>: a label's spread over a galaxy's k nearest neighbours over its spread "
+                "over all galaxies (lower: neighbours share it; 1 is no better than random neighbours). In brackets: "
+                "the 95% bootstrap interval over the galaxies, for the means over galaxies.",
+                "summary_representation.rst",
+                (*MODEL, ("modality", "{modality}"), ("metric", "{metric}"), ("label", "{label}"), ("n", "{n:,}"),
+                 bounded("value", "value", ".4g")),
+                figure="astroclip_eval.tasks.representation:space_vs_dim",
+                figure_caption="summary_representation_figure.rst",
+                main=(Main("value", "RankMe (directions in use)", query="modality", name="rankme",
+                           rows=lambda frame: frame["metric"] == "rankme"),
+                      Main("value", "mutual kNN (image and spectrum neighbours shared)", query="modality",
+                           name="mutual_knn", rows=lambda frame: frame["metric"].str.startswith("mutual_knn"))),
+            ),
+            Table(
+                "spectrum", "representation_spectrum", "Singular-value spectra", "representation-spectrum",
+                "Each model's singular values per modality, largest first, normalised to the largest (log scale): a "
+                "spectrum that falls fast uses few of its directions. The rows are in "
+                "summary/representation_spectrum.csv.",
+                "summary_representation_spectrum.rst",
+                (*MODEL, ("modality", "{modality}"), ("direction", "{direction}"),
+                 ("singular value", "{singular_value:.4g}")),
+                figure="astroclip_eval.tasks.representation:spectrum_figure",
+                figure_caption="summary_representation_spectrum_figure.rst", figure_file="{name}.png", listed=False,
             ),
         ),
     ),
