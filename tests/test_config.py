@@ -39,6 +39,8 @@ CASES = [
     (_with("embedding.device", "gpu"), "embedding.device", "does not match"),
     (_with("similarity.rows", "some"), "similarity.rows", "is not one of"),
     (_with("budgets.labels", ["redshift", "mass"]), "budgets.labels", "'mass', which is neither redshift nor a key of"),
+    (_with("representation.labels", ["mass"]), "representation.labels", "'mass', which is neither redshift nor a key"),
+    (_with("representation.neighbours", 0), "representation.neighbours", "minimum"),
     (_with("posteriors.joint.labels", ["LOG_MSTAR", "z"]), "posteriors.joint.labels", "'z', which is neither"),
     (_with("cache_dir", ""), "cache_dir", "does not match"),  # would write into the filesystem root
     (_with("results_dir", " "), "results_dir", "does not match"),
