@@ -86,6 +86,15 @@ def png_size(path: Path) -> tuple[int, int]:
         return image.size
 
 
+def read_scoreboard(path: Path):
+    """A summary/scoreboard.csv with its labels as written (a class or label named NA stays NA) and its numbers as
+    numbers: an empty interval (a measure of the whole set of rows, RankMe) or baseline is NaN."""
+    import pandas as pd
+
+    board = pd.read_csv(path, keep_default_na=False)
+    return board.assign(**{c: pd.to_numeric(board[c], errors="coerce") for c in ("value", "lo", "hi", "baseline")})
+
+
 def copy_run(source: Path, dest: Path, *parts: str) -> Path:
     """A new work directory holding the tiny config and copies of `parts` of a finished one (e.g. "data", "out"),
     modification times kept, so Snakemake sees them as made and plans only what lies downstream."""

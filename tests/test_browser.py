@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, read_scoreboard
 from PIL import Image
 from system import Unavailable, require_tools
 
@@ -79,9 +79,10 @@ def seen(demo, demo_report, chromium, demo_rows) -> dict:
 def test_every_figure_in_the_report_loads(seen, demo):
     shown = seen["report"]["images"]
     pngs = {str(p.relative_to(demo)) for p in (demo / "results").rglob("*.png") if "logs" not in p.parts}
-    # per model: redshift, 8 similarity, retrieval, properties, confusion matrices, 3 posteriors, budgets; four
-    # summary figures (the references at a glance, redshift and property R^2 against dimension, budgets)
-    assert set(shown) == pngs and len(pngs) == 2 * 16 + 4
+    # per model: redshift, 8 similarity, retrieval, properties, confusion matrices, 3 posteriors, budgets, the
+    # singular values; six summary figures (the references at a glance, redshift and property R^2 against dimension,
+    # budgets, the embedding space against dimension, every model's singular values)
+    assert set(shown) == pngs and len(pngs) == 2 * 17 + 6
     for path, state in shown.items():
         assert state["complete"] and state["widths"] and min(state["widths"]) > 0, path
     pages = seen["report"]["pages"]
@@ -129,7 +130,7 @@ def test_the_overview_opens_with_the_scoreboard(seen, demo):
     paired interval; each cell is the scoreboard.csv or against_baselines.csv value."""
     (overview,) = [p for path, p in seen["report"]["pages"].items() if path.endswith("overview.html")]
     assert overview["sections"][0] == "scoreboard"
-    board = pd.read_csv(demo / "results/summary/scoreboard.csv", keep_default_na=False)
+    board = read_scoreboard(demo / "results/summary/scoreboard.csv")
     tables = overview["board"]
     assert len(tables) >= len(board.drop_duplicates(["table", "score"]))  # wide ones in groups of columns
     redshift = tables[0]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
-from conftest import ROOT, png_size, protocols, snakemake
+from conftest import ROOT, png_size, protocols, read_scoreboard, snakemake
 from markupsafe import escape
 from scipy.spatial.distance import pdist
 
@@ -376,7 +376,7 @@ def test_demo_results_files_validate_and_the_scoreboard_is_their_main_scores(dem
     from astroclip_eval.report.scoreboard import validate
 
     cfg = _demo_config(demo)
-    board = pd.read_csv(demo / "results/summary/scoreboard.csv", keep_default_na=False)
+    board = read_scoreboard(demo / "results/summary/scoreboard.csv")
     mains = 0
     for model in cfg["models"]:
         promoted = json.loads((demo / f"cache/{model}/astroclip_model.json").read_text())
@@ -393,9 +393,9 @@ def test_demo_results_files_validate_and_the_scoreboard_is_their_main_scores(dem
                                    "classification", "posteriors"}
     assert set(colours["table"]) == {"redshift_r2", "redshift_metrics", "properties_r2", "classification"}
     assert len(colours) == 2 + 8 + 3 and set(colours["query"]) == {"features"} and (colours["embedding_dim"] == 3).all()
-    whole = board["lo"] == ""  # a measure of the whole set of rows has no interval: RankMe, and nothing else
+    whole = board["lo"].isna()  # a measure of the whole set of rows has no interval: RankMe, and nothing else
     assert set(board.loc[whole, "score"]) == {"rankme"} and whole.sum() == 2 * len(cfg["models"])
-    bounded = board[~whole].astype({"lo": float, "hi": float})
+    bounded = board[~whole]
     assert ((bounded["lo"] <= bounded["value"]) & (bounded["value"] <= bounded["hi"])).all()
 
 
@@ -404,7 +404,7 @@ def test_demo_embedding_space_equals_a_direct_numpy_computation(demo):
     from the SVD, the directions, every pair's uniformity, alignment, the gap, the neighbour measures from a full
     similarity matrix; the scoreboard shows its RankMe and mutual kNN."""
     cfg = _demo_config(demo)
-    board = pd.read_csv(demo / "results/summary/scoreboard.csv", keep_default_na=False)
+    board = read_scoreboard(demo / "results/summary/scoreboard.csv")
     with Survey(demo / cfg["dataset"]["path"]) as survey:
         redshift = survey.read("valid", "redshifts").astype(np.float64)
     for model in cfg["models"]:
@@ -481,7 +481,7 @@ def test_demo_joint_posterior_over_the_paper_labels(demo):
 def test_demo_references_are_read_like_for_like(demo):
     """Every shipped published figure beside its like-for-like score (zero_shot at k = 16), every verdict as the
     interval says; the disk-edge-on question, where nothing is learnt, at its baseline on the board and the page."""
-    board = pd.read_csv(demo / "results/summary/scoreboard.csv", keep_default_na=False)
+    board = read_scoreboard(demo / "results/summary/scoreboard.csv")
     refs = pd.read_csv(demo / "results/summary/references.csv", keep_default_na=False)
     assert set(refs["kind"]) == {"published", "bound", "baseline"} and len(refs) == 2 * (8 + 4 + 2)
     published = refs[refs["kind"] == "published"]
@@ -498,7 +498,7 @@ def test_demo_references_are_read_like_for_like(demo):
         assert float(r.majority) == classes.loc[(r.model, r.label, protocol, *pair.split(" -> ")), "majority"]
     assert refs[refs["metric"] == "r2"]["majority"].eq("").all()  # none for a property
     edge = board[(board["table"] == "classification") & (board["label"] == "disk-edge-on") & (board["model"] != "photometry")]
-    baseline = pd.to_numeric(board["baseline"], errors="coerce")  # empty where a score has none
+    baseline = board["baseline"]  # NaN where a score has none
     assert len(edge) == 4 and (edge["score"] == "balanced_accuracy").all() and (baseline[edge.index] == 0.5).all()
     at_baseline = board[baseline.notna() & (board["lo"] <= baseline)]
     overview = (demo / "results/summary/overview.html").read_text()
