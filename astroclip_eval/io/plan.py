@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+MODALITIES = ("spectrum", "image")  # the two embeddings of a galaxy, in the order every table lists them
 # Similarity search modes: name -> (query modality, target modality)
 SIMILARITY_MODES = {
     "sp-sp": ("spectrum", "spectrum"),

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from astroclip_eval.io.errors import UserError
-from astroclip_eval.io.plan import Protocols, protocol_runs
+from astroclip_eval.io.plan import MODALITIES, Protocols, protocol_runs
 from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.neighbours import require_finite, top_k
 from astroclip_eval.tasks.protocols import (
@@ -36,7 +36,6 @@ from astroclip_eval.tasks.protocols import (
     weighted_mean,
 )
 
-MODALITIES = ("spectrum", "image")
 PAIRS = [(q, t) for q in MODALITIES for t in MODALITIES]
 FEATURES = "features"  # the one modality of a baseline: a feature set read from a catalogue (tasks/baselines.py)
 PROPERTY_COLUMNS = ["protocol", "property", "query", "target", "n", "r2", "r2_lo", "r2_hi"]

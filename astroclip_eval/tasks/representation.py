@@ -32,11 +32,13 @@ import torch
 from matplotlib.ticker import ScalarFormatter
 
 from astroclip_eval.io.errors import UserError
+from astroclip_eval.io.plan import MODALITIES
 from astroclip_eval.style import use_style
 from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.neighbours import block_rows, require_finite, top_k
 
-MODALITIES = ("image", "spectrum")
+LINES = {"image": "-", "spectrum": "--"}  # a modality's line in the figures
+MARKERS = {"image": "o", "spectrum": "s"}
 RANKME_EPS = 1e-7  # added to each normalised singular value (Garrido et al. 2023)
 UNIFORMITY_T = 2.0  # Wang & Isola's t
 SHARES = (0.90, 0.99)
@@ -180,10 +182,10 @@ def spectrum_figure(spectra: pd.DataFrame, title: str = "") -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
     models = list(dict.fromkeys(spectra["model"])) if "model" in spectra else [None]
     for c, model in enumerate(models):
-        for modality, style in zip(MODALITIES, ("-", "--")):
+        for modality, style in LINES.items():
             rows = spectra[(spectra["modality"] == modality) & ((spectra["model"] == model) if model else True)]
             s = rows["singular_value"].to_numpy()
-            ax.plot(rows["direction"], s / s.max(), style, color=f"C{c if model else MODALITIES.index(modality)}",
+            ax.plot(rows["direction"], s / s.max(), style, color=f"C{c if model else list(LINES).index(modality)}",
                     label=f"{model}, {modality}" if model else modality)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -203,7 +205,7 @@ def space_vs_dim(table: pd.DataFrame) -> plt.Figure:
     dims = np.sort(table["embedding_dim"].unique())
     for ax, metric, name in ((axes[0], "rankme", "RankMe (effective rank)"),
                              (axes[1], "directions_99", "directions holding 99%")):
-        for modality, marker in zip(MODALITIES, ("o", "s")):
+        for modality, marker in MARKERS.items():
             rows = table[(table["metric"] == metric) & (table["modality"] == modality)].sort_values("embedding_dim")
             ax.plot(rows["embedding_dim"], rows["value"], f"{marker}-", label=modality)
         ax.plot(dims, dims, ":", color="tab:grey", label="the dimension")
@@ -218,7 +220,7 @@ def space_vs_dim(table: pd.DataFrame) -> plt.Figure:
     plane = axes[2]
     align = table[table["metric"] == "alignment"].set_index("model")["value"]
     for c, model in enumerate(dict.fromkeys(table["model"])):
-        for modality, marker in zip(MODALITIES, ("o", "s")):
+        for modality, marker in MARKERS.items():
             u = table[(table["model"] == model) & (table["metric"] == "uniformity") & (table["modality"] == modality)]
             if model in align and len(u):
                 plane.plot(align[model], u["value"].iloc[0], marker, color=f"C{c}", label=f"{model}, {modality}")
