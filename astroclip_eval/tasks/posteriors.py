@@ -29,7 +29,7 @@ from astroclip_eval.io.errors import UserError
 from astroclip_eval.style import use_style
 from astroclip_eval.tasks import bootstrap
 from astroclip_eval.tasks.downstream import MODALITIES, r2_score, require_variance
-from astroclip_eval.tasks.protocols import standardiser
+from astroclip_eval.tasks.protocols import standardiser, train_held_out
 
 SCORE_COLUMNS = ["label", "modality", "n", "nll", "nll_members_mean", "nll_members_std", "pit_ks", "coverage68",
                  "coverage68_lo", "coverage68_hi", "coverage95", "coverage95_lo", "coverage95_hi", "crps", "width68",
@@ -100,28 +100,10 @@ def fit_member(name: str, x: np.ndarray, z: np.ndarray, seed: int, settings: Flo
         flow = _flow(x.shape[1], settings, zt.shape[1]).to(device)
     opt = torch.optim.Adam(flow.parameters(), lr=settings.lr)
     annealed = torch.optim.lr_scheduler.CosineAnnealingLR(opt, settings.epochs) if settings.cosine else None
-    best, best_state, waited = math.inf, None, 0
-    for epoch in range(settings.epochs):
-        flow.train()
-        for batch in fit_rows[torch.randperm(len(fit_rows), generator=generator).to(device)].split(settings.batch):
-            loss = -flow(xt[batch]).log_prob(zt[batch]).mean()
-            if not torch.isfinite(loss):
-                raise UserError(f"posteriors.{name}: a flow of the ensemble diverged (loss {loss.item()} at epoch "
-                                f"{epoch + 1}); nothing written")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if annealed is not None:
-            annealed.step()
-        flow.eval()
-        with torch.no_grad():
-            held_loss = float(-flow(xt[held_rows]).log_prob(zt[held_rows]).mean())
-        if held_loss < best:
-            best, best_state, waited = held_loss, {k: v.clone() for k, v in flow.state_dict().items()}, 0
-        elif (waited := waited + 1) >= settings.patience:
-            break
-    flow.load_state_dict(best_state)
-    return flow.eval()
+    train_held_out(flow, lambda rows: -flow(xt[rows]).log_prob(zt[rows]).mean(), fit_rows, held_rows, opt,
+                   lambda: torch.randperm(len(fit_rows), generator=generator), settings.epochs, settings.batch,
+                   settings.patience, annealed, f"posteriors.{name}: a flow of the ensemble")
+    return flow
 
 
 @dataclass

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -91,6 +92,42 @@ VOTE_FRACTIONS = Recipe(torch.nn.ReLU, dropout=0.2, lr=1e-3, weight_decay=0.0, b
 VOTE_FRACTIONS_HIDDEN = (256, 256, 256)
 
 
+def train_held_out(
+    module: torch.nn.Module, loss: Callable[[torch.Tensor], torch.Tensor], fit_rows: torch.Tensor,
+    held_rows: torch.Tensor | None, optimizer: torch.optim.Optimizer, draw: Callable[[], torch.Tensor], epochs: int,
+    batch: int, patience: int, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None, name: str | None = None,
+) -> None:
+    """The one training loop of the networks fitted on the train split (the few-shot MLPs, the posteriors' flows):
+    per epoch, `draw()` orders (or resamples) positions in `fit_rows`, taken `batch` at a time; `loss(rows)` is the
+    mean loss of those rows. With `held_rows`, after each epoch their loss is measured, the module stops once it has
+    not improved for `patience` epochs, and it keeps its best epoch's state; without, it trains every epoch. With a
+    `name` (its config key and what it is), a loss that is not finite stops it in one line naming it."""
+    best, best_state, waited = math.inf, None, 0
+    for epoch in range(epochs):
+        module.train()
+        for rows in fit_rows[draw().to(fit_rows.device)].split(batch):
+            value = loss(rows)
+            if name is not None and not torch.isfinite(value):
+                raise UserError(f"{name} diverged (loss {value.item()} at epoch {epoch + 1}); nothing written")
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        if held_rows is None:
+            continue
+        module.eval()
+        with torch.no_grad():
+            held = float(loss(held_rows))
+        if held < best:
+            best, best_state, waited = held, {k: v.clone() for k, v in module.state_dict().items()}, 0
+        elif (waited := waited + 1) >= patience:
+            break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+
+
 def few_shot_hidden(recipe: str, label: str, target: str) -> tuple[int, ...]:
     """Hidden layer widths: two of 64, except the paper's one layer of 32 for redshift from image embeddings."""
     return (32,) if recipe == "paper" and label == "redshift" and target == "image" else (64, 64)
@@ -134,37 +171,19 @@ def fit_few_shot(train: np.ndarray, z_train: np.ndarray, seed: int = 0, hidden: 
     fit_rows = order[held:]  # batches are taken by row number: no second copy of the training rows
     weights = y[fit_rows].max(dim=1).values.double() if how.weighted else None
     x, y = x.to(device), y.to(device)
-    x_held, y_held = x[order[:held].to(device)], y[order[:held].to(device)]
     opt = torch.optim.Adam(net.parameters(), lr=how.lr, weight_decay=how.weight_decay)
     loss_of = torch.nn.functional.cross_entropy if classes else torch.nn.functional.mse_loss
-    best, best_state, waited = np.inf, None, 0
+
+    def draw() -> torch.Tensor:
+        if how.weighted:  # drawn with replacement, weighted by their largest fraction (the original's sampler)
+            return torch.multinomial(weights, fit_rows.shape[0], replacement=True, generator=generator)
+        return torch.randperm(fit_rows.shape[0], generator=generator)
+
     with torch.random.fork_rng(devices=[], enabled=how.dropout > 0):  # the caller's global generator is left as it was
         if how.dropout:
             torch.manual_seed(seed)  # dropout's masks
-        for _ in range(how.epochs):
-            net.train()
-            if how.weighted:  # drawn with replacement, weighted by their largest fraction (the original's sampler)
-                drawn = torch.multinomial(weights, fit_rows.shape[0], replacement=True, generator=generator)
-            else:
-                drawn = torch.randperm(fit_rows.shape[0], generator=generator)
-            for batch in fit_rows[drawn].split(how.batch):
-                batch = batch.to(device)
-                opt.zero_grad()
-                loss_of(net(x[batch]), y[batch]).backward()
-                opt.step()
-            if held:
-                net.eval()
-                with torch.no_grad():
-                    loss = float(loss_of(net(x_held), y_held))
-                if loss < best:
-                    best, best_state, waited = loss, [p.detach().clone() for p in net.parameters()], 0
-                elif (waited := waited + 1) >= how.patience:
-                    break
-    if best_state is not None:
-        with torch.no_grad():
-            for parameter, kept in zip(net.parameters(), best_state):
-                parameter.copy_(kept)
-    net.eval()
+        train_held_out(net, lambda rows: loss_of(net(x[rows]), y[rows]), fit_rows.to(device),
+                       order[:held].to(device) if held else None, opt, draw, how.epochs, how.batch, how.patience)
 
     def predict(query: np.ndarray) -> np.ndarray:
         with torch.no_grad():
