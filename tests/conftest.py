@@ -112,9 +112,8 @@ def tiny_config(every_kind: bool = True) -> dict:
 
 
 def copy_run(source: Path, dest: Path, *parts: str) -> Path:
-    """A new work directory holding the tiny config without the catalogue kinds and copies of `parts` of a finished
-    run (e.g. "data", "out"), modification times kept, so Snakemake sees them as made and plans only what lies
-    downstream."""
+    """A new work directory holding `tiny_config(every_kind=False)` and copies of `parts` of a finished run (e.g.
+    "data", "out"), modification times kept, so Snakemake sees them as made and plans only what lies downstream."""
     (dest / "config").mkdir(parents=True)
     (dest / "config/config.yaml").write_text(yaml.safe_dump(tiny_config(every_kind=False)))
     for part in parts:

@@ -4,7 +4,7 @@ run's minutes: the scores against independent computations, the rows each kind s
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_config
+from conftest import protocols, tiny_config
 from sklearn.metrics import r2_score
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
@@ -26,7 +26,7 @@ def test_every_kind_runs_on_the_tiny_config(tiny):
     config = tiny_config()
     results = tiny / "results/tiny"
     (emb, rows, labels), (train, train_rows, train_labels) = _split(tiny), _split(tiny, "train_")
-    k = 64  # the schema's zero_shot_neighbours
+    k = protocols().zero_shot_neighbours  # the schema's: the tiny config leaves it
 
     props = pd.read_csv(results / "properties_r2.csv").set_index(["protocol", "property", "query", "target"])
     assert set(props.index.get_level_values("property")) == set(config["properties"])
